@@ -1,0 +1,1 @@
+"""Mesh REST API: a thin flask-smorest layer over the services."""

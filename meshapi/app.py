@@ -1,0 +1,55 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import structlog
+from celery import Celery
+from flask import Flask, send_from_directory
+
+from meshapi import errors
+from meshapi.ids import IdConverter, id_schema
+from meshapi.routes import agents, health, memory, networks, tasks
+from meshcore import bootstrap
+from meshcore.logs import configure_logging
+from meshcore.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DOCS_ASSETS = "/api/mesh/docs/assets/"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, celery_app: Celery | None = None) -> Flask:
+    """Build the API; `settings` default to the environment's."""
+    from meshworkers.app import create_celery  # the queues and routing the workers consume
+
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Mesh",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/mesh",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_SPEC_OPTIONS={"info": {"description": "An AI mesh network as a service."}},
+    )
+    app.url_map.converters["id"] = IdConverter
+    api = errors.MeshApi(app)
+    api.register_converter(IdConverter, id_schema)
+    for module in (networks, agents, tasks, memory, health):
+        api.register_blueprint(module.blp)
+    errors.register(app)
+    assets = files("flask_swagger_ui") / "dist"
+    app.add_url_rule(
+        f"{DOCS_ASSETS}<path:name>",
+        "docs_assets",
+        lambda name: send_from_directory(str(assets), name),
+    )
+    app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
+    return app

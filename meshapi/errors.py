@@ -1,0 +1,84 @@
+"""The one place that knows HTTP status codes: every error leaves as the same JSON shape."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import structlog
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from meshapi.schemas.common import ErrorSchema
+from meshcore.domain.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidPlan,
+    MeshError,
+    ModelUnavailable,
+    NotFound,
+)
+
+log = structlog.get_logger(__name__)
+
+STATUS: dict[type[MeshError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidPlan: 422,
+    InvalidInput: 422,
+    ModelUnavailable: 503,
+}
+
+
+class MeshApi(Api):
+    """flask-smorest's Api, whose HTTP errors always carry a message."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict, int, dict]:
+        payload, code, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            payload["message"] = _summary(payload.get("errors")) or error.description
+        return payload, code, headers
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(MeshError)
+    def _mesh_error(exc: MeshError) -> tuple[dict, int]:
+        code = next((c for cls, c in STATUS.items() if isinstance(exc, cls)), 400)
+        payload: dict[str, object] = {
+            "code": code,
+            "status": HTTPStatus(code).phrase,
+            "message": str(exc),
+        }
+        field = getattr(exc, "field", None)
+        if field:
+            payload["errors"] = {"json": {field: [str(exc)]}}
+        return payload, code
+
+
+def _summary(errors: object) -> str:
+    """'json.name: Missing data for required field.' from webargs' nested error dict."""
+    if not isinstance(errors, dict):
+        return ""
+    parts = []
+    for location, fields in errors.items():
+        for field, problems in _flatten(fields):
+            parts.append(
+                f"{location}.{field}: {' '.join(problems)}"
+                if field
+                else f"{location}: {' '.join(problems)}"
+            )
+    return "; ".join(parts)
+
+
+def _flatten(node: object, prefix: str = "") -> list[tuple[str, list[str]]]:
+    if isinstance(node, list):
+        return [(prefix, [str(p) for p in node])]
+    if isinstance(node, dict):
+        found = []
+        for key, value in node.items():
+            name = key if key != "_schema" else ""
+            found += _flatten(value, f"{prefix}.{name}".strip(".") if name else prefix)
+        return found
+    return [(prefix, [str(node)])]

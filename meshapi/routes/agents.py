@@ -1,0 +1,46 @@
+"""/api/mesh/networks/{id}/agents"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from meshapi.context import services
+from meshapi.routes.networks import agent_spec
+from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.networks import AgentCreateSchema, AgentSchema
+
+blp = Blueprint(
+    "agents",
+    __name__,
+    url_prefix="/api/mesh/networks/<id(network):network_id>/agents",
+    description="The agents of a network",
+)
+
+
+@blp.route("")
+class Agents(MethodView):
+    @blp.arguments(AgentCreateSchema)
+    @blp.response(201, AgentSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema)
+    def post(self, body: dict, network_id: UUID) -> object:
+        """Add an agent to a network."""
+        return services().networks.add_agent(network_id, agent_spec(body))
+
+    @blp.response(200, AgentSchema(many=True))
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, network_id: UUID) -> object:
+        """The network's agents with their status and metrics."""
+        return services().networks.list_agents(network_id)
+
+
+@blp.route("/<id(agent):agent_id>")
+class AgentById(MethodView):
+    @blp.response(204)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def delete(self, network_id: UUID, agent_id: UUID) -> None:
+        """Remove an agent from a network."""
+        services().networks.remove_agent(network_id, agent_id)

@@ -1,0 +1,44 @@
+"""/api/mesh/networks/{id}/memory"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from meshapi.context import services
+from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.memory import MemoryCreateSchema, MemoryItemSchema, MemoryQueryArgsSchema
+from meshcore.domain.memory import MemoryQuery, MemoryType
+
+blp = Blueprint(
+    "memory",
+    __name__,
+    url_prefix="/api/mesh/networks/<id(network):network_id>/memory",
+    description="The network's shared memory",
+)
+
+
+@blp.route("")
+class Memory(MethodView):
+    @blp.arguments(MemoryCreateSchema)
+    @blp.response(201, MemoryItemSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema)
+    def post(self, body: dict, network_id: UUID) -> object:
+        """Add an item to the shared memory."""
+        return services().memory.add(network_id, **body)
+
+    @blp.arguments(MemoryQueryArgsSchema, location="query")
+    @blp.response(200, MemoryItemSchema(many=True))
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, args: dict, network_id: UUID) -> object:
+        """Items newest first, filtered by type, confidence and task."""
+        query = MemoryQuery(
+            types=tuple(args.get("type") or MemoryType),
+            min_confidence=args["min_confidence"],
+            limit=args["limit"],
+            task_id=args.get("task_id"),
+        )
+        return services().memory.query(network_id, query)

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: they validate what comes in and shape what goes out."""

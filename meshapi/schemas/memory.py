@@ -1,0 +1,38 @@
+"""Shared memory items, in and out."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from meshapi.schemas.common import text
+from meshcore.domain.memory import MAX_CONTENT, MemoryType
+
+
+class MemoryCreateSchema(ma.Schema):
+    type = ma.fields.Enum(MemoryType, by_value=True, required=True)
+    content = text(MAX_CONTENT, required=True)
+    confidence = ma.fields.Float(validate=validate.Range(0, 1), load_default=1.0)
+    metadata = ma.fields.Dict(
+        keys=ma.fields.String(validate=validate.Length(1, 200)), load_default=dict
+    )
+
+
+class MemoryQueryArgsSchema(ma.Schema):
+    type = ma.fields.List(
+        ma.fields.Enum(MemoryType, by_value=True),
+        metadata={"description": "Repeat to ask for several types"},
+    )
+    min_confidence = ma.fields.Float(validate=validate.Range(0, 1), load_default=0.0)
+    limit = ma.fields.Integer(validate=validate.Range(1, 500), load_default=50)
+    task_id = ma.fields.UUID()
+
+
+class MemoryItemSchema(ma.Schema):
+    id = ma.fields.UUID()
+    network_id = ma.fields.UUID()
+    type = ma.fields.Enum(MemoryType, by_value=True)
+    content = ma.fields.String()
+    confidence = ma.fields.Float()
+    metadata = ma.fields.Dict()
+    created_at = ma.fields.DateTime()

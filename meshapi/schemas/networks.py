@@ -1,0 +1,83 @@
+"""Networks and agents, in and out."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from meshapi.schemas.common import text
+from meshcore.domain.network import AgentType
+
+MODEL_NAME = validate.Length(min=1, max=200)
+
+
+class ModelConfigSchema(ma.Schema):
+    chain = ma.fields.List(
+        ma.fields.String(validate=MODEL_NAME),
+        validate=validate.Length(1, 10),
+        allow_none=True,
+        metadata={"description": "litellm model names, in order"},
+    )
+    temperature = ma.fields.Float(validate=validate.Range(0, 2), load_default=0.3)
+    max_tokens = ma.fields.Integer(validate=validate.Range(1, 200_000), load_default=1024)
+
+
+class AgentCreateSchema(ma.Schema):
+    type = ma.fields.Enum(AgentType, by_value=True, required=True)
+    name = text(200)
+    model = ma.fields.Nested(ModelConfigSchema)
+    capabilities = ma.fields.List(text(64), validate=validate.Length(max=32))
+
+
+class AgentMetricsSchema(ma.Schema):
+    calls = ma.fields.Integer()
+    failures = ma.fields.Integer()
+    mean_latency_ms = ma.fields.Float()
+    input_tokens = ma.fields.Integer()
+    output_tokens = ma.fields.Integer()
+    cost_usd = ma.fields.Float()
+    in_flight = ma.fields.Integer()
+
+
+class AgentSchema(ma.Schema):
+    id = ma.fields.UUID()
+    network_id = ma.fields.UUID()
+    name = ma.fields.String()
+    type = ma.fields.Enum(AgentType, by_value=True)
+    queue = ma.fields.String(metadata={"description": "The Celery queue of this agent's steps"})
+    model = ma.fields.Nested(ModelConfigSchema)
+    capabilities = ma.fields.List(ma.fields.String())
+    status = ma.fields.String(metadata={"description": "idle, busy or disabled"})
+    metrics = ma.fields.Nested(AgentMetricsSchema)
+    created_at = ma.fields.DateTime()
+
+
+class NetworkConfigSchema(ma.Schema):
+    max_iterations = ma.fields.Integer(validate=validate.Range(1, 10))
+    timeout_seconds = ma.fields.Integer(validate=validate.Range(1, 86_400))
+    quality_threshold = ma.fields.Float(validate=validate.Range(0, 1))
+    model_chain = ma.fields.List(
+        ma.fields.String(validate=MODEL_NAME), validate=validate.Length(1, 10), allow_none=True
+    )
+
+
+class NetworkCreateSchema(ma.Schema):
+    name = text(200, required=True)
+    description = ma.fields.String(validate=validate.Length(max=2000), load_default="")
+    config = ma.fields.Nested(NetworkConfigSchema, load_default=dict)
+    agents = ma.fields.List(
+        ma.fields.Nested(AgentCreateSchema),
+        validate=validate.Length(1, 32),
+        metadata={"description": "Omit for the default team of all seven agent types"},
+    )
+
+
+class NetworkSchema(ma.Schema):
+    id = ma.fields.UUID()
+    tenant_id = ma.fields.String()
+    name = ma.fields.String()
+    description = ma.fields.String()
+    config = ma.fields.Nested(NetworkConfigSchema)
+    agents = ma.fields.List(ma.fields.Nested(AgentSchema))
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()

@@ -1,0 +1,1 @@
+"""The `mesh` command: serve, worker, db upgrade, submit."""

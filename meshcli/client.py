@@ -1,0 +1,93 @@
+"""A small client of the REST API for `mesh submit` (standard library only, so it starts fast)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+CLI_NETWORK = "mesh-cli"
+FINAL = {"completed", "failed", "cancelled", "timed_out"}
+
+
+class ApiError(Exception):
+    """The API answered with an error, or could not be reached."""
+
+
+class MeshClient:
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url.rstrip("/") + "/api/mesh"
+
+    def request(self, method: str, path: str, body: dict | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self._base + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(f"{exc.code}: {exc.read().decode(errors='replace')}") from exc
+        except urllib.error.URLError as exc:
+            raise ApiError(f"cannot reach {self._base}: {exc.reason}") from exc
+        return json.loads(raw) if raw else None
+
+    def default_network(self) -> str:
+        """The id of the network named mesh-cli, created with the default team if missing."""
+        page = 1
+        while True:
+            networks = self.request("GET", f"/networks?page={page}&page_size=100")
+            for network in networks:
+                if network["name"] == CLI_NETWORK:
+                    return network["id"]
+            if len(networks) < 100:
+                break
+            page += 1
+        return self.request("POST", "/networks", {"name": CLI_NETWORK})["id"]
+
+    def submit(self, network_id: str, description: str, priority: str) -> dict:
+        body = {"description": description, "priority": priority}
+        return self.request("POST", f"/networks/{network_id}/tasks", body)
+
+    def task(self, network_id: str, task_id: str) -> dict:
+        return self.request("GET", f"/networks/{network_id}/tasks/{task_id}")
+
+
+def follow(
+    client: MeshClient,
+    network_id: str,
+    task_id: str,
+    *,
+    timeout: float,
+    echo: Callable[[str], None],
+) -> dict:
+    """Poll a task until it ends, echoing each history line as it appears."""
+    deadline, shown = time.monotonic() + timeout, 0
+    while True:
+        task = client.task(network_id, task_id)
+        for entry in task["history"][shown:]:
+            echo(_line(entry))
+        shown = len(task["history"])
+        if task["status"] in FINAL:
+            return task
+        if time.monotonic() > deadline:
+            raise ApiError(f"task {task_id} still {task['status']} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _line(entry: dict) -> str:
+    at = entry["at"][11:23]
+    if entry["kind"] == "step":
+        d = entry["detail"]
+        return (
+            f"{at}  step   {d['subtask']:<16} {entry['agent']:<16} {entry['queue']:<24} "
+            f"{d['status']} ({d['latency_ms']:.0f} ms)"
+        )
+    reason = entry["detail"].get("reason")
+    return f"{at}  status {entry['status']}" + (f" ({reason})" if reason else "")

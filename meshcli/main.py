@@ -1,0 +1,114 @@
+"""`mesh`: the command line entry point. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from meshcore.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """Mesh: an AI mesh network as a service."""
+
+
+@main.group()
+def db() -> None:
+    """The record's schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations to MESH_DATABASE_URL (or the embedded SQLite file)."""
+    from meshcore.adapters.sql.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url(), revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.command()
+@click.option("--queues", default=None, help="Comma-separated queues; default: all of them.")
+@click.option(
+    "--pool",
+    default="threads",
+    show_default=True,
+    type=click.Choice(["threads", "prefork", "solo", "gevent"]),
+)
+@click.option("--concurrency", type=int, default=None, help="Default: MESH_WORKER_CONCURRENCY.")
+@click.option("--hostname", default=None, help="Celery node name, e.g. agents@%h.")
+def worker(queues: str | None, pool: str, concurrency: int | None, hostname: str | None) -> None:
+    """Run a Celery worker on Mesh's queues."""
+    from meshcore.logs import configure_logging
+    from meshworkers.app import QUEUES, create_celery
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    argv = [
+        "worker",
+        "--queues",
+        queues or ",".join(QUEUES),
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if hostname:
+        argv += ["--hostname", hostname]
+    create_celery(settings).worker_main(argv)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Default: MESH_PORT (8000).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def serve(port: int | None, host: str) -> None:
+    """Start the API and the workers; with no server URLs set, on embedded SQLite and Redis."""
+    from meshcli.serve import run
+
+    settings = Settings()
+    sys.exit(run(settings, host=host, port=port or settings.port))
+
+
+@main.command()
+@click.argument("description")
+@click.option("--url", default=None, help="The API; default http://127.0.0.1:MESH_PORT.")
+@click.option("--network", "network_id", default=None, help="Default: a network named mesh-cli.")
+@click.option("--priority", default="normal", type=click.Choice(["low", "normal", "high"]))
+@click.option("--wait/--no-wait", default=False, help="Poll until the task ends; print the result.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def submit(
+    description: str,
+    url: str | None,
+    network_id: str | None,
+    priority: str,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Submit a task over the REST API; with --wait show its progress and print the result."""
+    from meshcli.client import ApiError, MeshClient, follow
+
+    client = MeshClient(url or f"http://127.0.0.1:{Settings().port}")
+    try:
+        network_id = network_id or client.default_network()
+        task = client.submit(network_id, description, priority)
+        click.echo(f"task {task['id']} {task['status']}")
+        if wait:
+            task = follow(client, network_id, task["id"], timeout=timeout, echo=click.echo)
+            click.echo("")
+            click.echo((task.get("result") or {}).get("answer", "") or task.get("error") or "")
+            if task["status"] != "completed":
+                sys.exit(1)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

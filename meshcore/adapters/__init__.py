@@ -1,0 +1,1 @@
+"""Adapters: the only code that knows Redis, SQLAlchemy, litellm and Celery."""

@@ -1,0 +1,124 @@
+"""The shared memory view in Redis: an item per key, indexed by type and by task.
+
+Keys carry the tenant and the network, so a purge is one pattern and isolation is in the name:
+    mesh:{tenant}:mem:{network}:item:{id}        the item, as JSON
+    mesh:{tenant}:mem:{network}:type:{type}      sorted set of ids, scored by creation time
+    mesh:{tenant}:mem:{network}:task:{task}      sorted set of ids a task's steps wrote
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import redis
+
+from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+
+_PAGE = 100
+
+
+class RedisMemoryStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def put(self, item: MemoryItem) -> None:
+        prefix = _prefix(item.tenant_id, item.network_id)
+        score = item.created_at.timestamp()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(f"{prefix}:item:{item.id}", _dump(item))
+        pipe.zadd(f"{prefix}:type:{item.type.value}", {str(item.id): score})
+        if item.task_id:
+            pipe.zadd(f"{prefix}:task:{item.task_id}", {str(item.id): score})
+        pipe.execute()
+
+    def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        """Newest first, at or above the confidence floor, at most `limit` items."""
+        prefix = _prefix(tenant_id, network_id)
+        if query.task_id is not None:
+            indexes = [f"{prefix}:task:{query.task_id}"]
+        else:
+            indexes = [f"{prefix}:type:{t.value}" for t in query.types]
+        found: list[MemoryItem] = []
+        start = 0
+        while len(found) < query.limit:
+            # A page from each index, merged by time: the newest items come first overall.
+            pipe = self._redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.zrevrange(index, start, start + _PAGE - 1, withscores=True)
+            pages = pipe.execute()
+            if not any(pages):
+                break
+            ids = [m for m, _ in sorted((e for p in pages for e in p), key=lambda e: -e[1])]
+            for item in self._load(prefix, ids):
+                if item.type in query.types and item.confidence >= query.min_confidence:
+                    found.append(item)
+            start += _PAGE
+        found.sort(key=lambda i: i.created_at, reverse=True)
+        return found[: query.limit]
+
+    def for_subtasks(
+        self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
+    ) -> list[MemoryItem]:
+        """What the given subtasks of a task wrote, oldest first."""
+        if not keys:
+            return []
+        prefix = _prefix(tenant_id, network_id)
+        ids = self._redis.zrange(f"{prefix}:task:{task_id}", 0, -1)
+        return [i for i in self._load(prefix, ids) if i.subtask in keys]
+
+    def purge_network(self, tenant_id: str, network_id: UUID) -> None:
+        keys = list(self._redis.scan_iter(match=f"{_prefix(tenant_id, network_id)}:*", count=500))
+        for start in range(0, len(keys), 500):
+            self._redis.unlink(*keys[start : start + 500])
+
+    def is_reachable(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def _load(self, prefix: str, ids: Sequence[bytes | str]) -> list[MemoryItem]:
+        if not ids:
+            return []
+        raw = self._redis.mget([f"{prefix}:item:{_text(i)}" for i in ids])
+        return [_load(r) for r in raw if r is not None]
+
+
+def _prefix(tenant_id: str, network_id: UUID) -> str:
+    return f"mesh:{tenant_id}:mem:{network_id}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _dump(item: MemoryItem) -> str:
+    return json.dumps(
+        {
+            "id": str(item.id),
+            "tenant_id": item.tenant_id,
+            "network_id": str(item.network_id),
+            "type": item.type.value,
+            "content": item.content,
+            "confidence": item.confidence,
+            "created_at": item.created_at.isoformat(),
+            "metadata": item.metadata,
+        }
+    )
+
+
+def _load(raw: bytes | str) -> MemoryItem:
+    data = json.loads(raw)
+    return MemoryItem(
+        id=UUID(data["id"]),
+        tenant_id=data["tenant_id"],
+        network_id=UUID(data["network_id"]),
+        type=MemoryType(data["type"]),
+        content=data["content"],
+        confidence=data["confidence"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        metadata=data["metadata"],
+    )

@@ -1,0 +1,1 @@
+"""The record: SQLAlchemy Core tables, repositories and the unit of work."""

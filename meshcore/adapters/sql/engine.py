@@ -1,0 +1,39 @@
+"""Engines for Postgres (psycopg 3) and SQLite, each tuned for many worker threads."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for `url`; a plain postgresql:// URL is driven by psycopg 3."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=40,
+        )
+        sa.event.listen(engine, "connect", _tune_sqlite)
+        sa.event.listen(engine, "begin", _begin_immediate)
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    # WAL lets the API read while a worker writes; foreign keys make deletes cascade.
+    # pysqlite's own transaction handling is off so that _begin_immediate decides.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _begin_immediate(connection: sa.Connection) -> None:
+    # SQLite ignores SELECT ... FOR UPDATE; taking the write lock at BEGIN gives the same
+    # serialisation and avoids the upgrade deadlock of two readers turning writers.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

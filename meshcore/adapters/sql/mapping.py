@@ -1,0 +1,282 @@
+"""Rows to domain objects and back; the repositories share these."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from meshcore.domain.memory import MemoryItem, MemoryType
+from meshcore.domain.network import (
+    Agent,
+    AgentMetrics,
+    AgentType,
+    ModelConfig,
+    Network,
+    NetworkConfig,
+)
+from meshcore.domain.plan import PlannedSubtask, parse_plan, plan_to_json
+from meshcore.domain.task import (
+    HistoryEntry,
+    Priority,
+    StepRecord,
+    StepStatus,
+    Task,
+    TaskStatus,
+    Usage,
+)
+
+Row = Mapping[str, Any]
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def config_to_json(config: NetworkConfig) -> dict[str, object]:
+    return {
+        "max_iterations": config.max_iterations,
+        "timeout_seconds": config.timeout_seconds,
+        "quality_threshold": config.quality_threshold,
+        "model_chain": list(config.model_chain) if config.model_chain else None,
+    }
+
+
+def config_from_json(data: Mapping[str, Any]) -> NetworkConfig:
+    chain = data.get("model_chain")
+    return NetworkConfig(
+        max_iterations=data["max_iterations"],
+        timeout_seconds=data["timeout_seconds"],
+        quality_threshold=data["quality_threshold"],
+        model_chain=tuple(chain) if chain else None,
+    )
+
+
+def network_row(network: Network) -> dict[str, object]:
+    return {
+        "id": network.id,
+        "tenant_id": network.tenant_id,
+        "name": network.name,
+        "description": network.description,
+        "config": config_to_json(network.config),
+        "created_at": network.created_at,
+        "updated_at": network.updated_at,
+    }
+
+
+def network_from_row(row: Row, agents: list[Agent]) -> Network:
+    return Network(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        description=row["description"],
+        config=config_from_json(row["config"]),
+        created_at=aware(row["created_at"]),
+        updated_at=aware(row["updated_at"]),
+        agents=agents,
+    )
+
+
+def agent_row(agent: Agent) -> dict[str, object]:
+    m = agent.metrics
+    return {
+        "id": agent.id,
+        "tenant_id": agent.tenant_id,
+        "network_id": agent.network_id,
+        "name": agent.name,
+        "type": agent.type.value,
+        "model": {
+            "chain": list(agent.model.chain) if agent.model.chain else None,
+            "temperature": agent.model.temperature,
+            "max_tokens": agent.model.max_tokens,
+        },
+        "capabilities": list(agent.capabilities),
+        "is_disabled": agent.is_disabled,
+        "calls": m.calls,
+        "failures": m.failures,
+        "latency_ms_total": m.latency_ms_total,
+        "input_tokens": m.input_tokens,
+        "output_tokens": m.output_tokens,
+        "cost_usd": m.cost_usd,
+        "in_flight": m.in_flight,
+        "created_at": agent.created_at,
+    }
+
+
+def agent_from_row(row: Row) -> Agent:
+    model = row["model"]
+    return Agent(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        network_id=row["network_id"],
+        name=row["name"],
+        type=AgentType(row["type"]),
+        created_at=aware(row["created_at"]),
+        model=ModelConfig(
+            chain=tuple(model["chain"]) if model.get("chain") else None,
+            temperature=model["temperature"],
+            max_tokens=model["max_tokens"],
+        ),
+        capabilities=tuple(row["capabilities"]),
+        is_disabled=row["is_disabled"],
+        metrics=AgentMetrics(
+            calls=row["calls"],
+            failures=row["failures"],
+            latency_ms_total=row["latency_ms_total"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cost_usd=row["cost_usd"],
+            in_flight=max(0, row["in_flight"]),
+        ),
+    )
+
+
+def task_row(task: Task) -> dict[str, object]:
+    return {
+        "id": task.id,
+        "tenant_id": task.tenant_id,
+        "network_id": task.network_id,
+        "description": task.description,
+        "context": task.context,
+        "priority": task.priority.value,
+        "plan": plan_to_json(task.plan) if task.plan is not None else None,
+        "created_at": task.created_at,
+        "deadline_at": task.deadline_at,
+        **task_state(task),
+    }
+
+
+def task_state(task: Task) -> dict[str, object]:
+    """The columns that change as a task runs."""
+    return {
+        "status": task.status.value,
+        "iteration": task.iteration,
+        "result": task.result,
+        "error": task.error,
+        "input_tokens": task.usage.input_tokens,
+        "output_tokens": task.usage.output_tokens,
+        "cost_usd": task.usage.cost_usd,
+        "updated_at": task.updated_at,
+    }
+
+
+def task_from_row(row: Row) -> Task:
+    return Task(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        network_id=row["network_id"],
+        description=row["description"],
+        context=row["context"],
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        created_at=aware(row["created_at"]),
+        updated_at=aware(row["updated_at"]),
+        deadline_at=aware(row["deadline_at"]),
+        plan=parse_plan(row["plan"]) if row["plan"] is not None else None,
+        iteration=row["iteration"],
+        result=row["result"],
+        error=row["error"],
+        usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
+    )
+
+
+def event_row(tenant_id: str, task_id: UUID, entry: HistoryEntry) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "task_id": task_id,
+        "at": entry.at,
+        "kind": entry.kind,
+        "status": entry.status.value,
+        "agent": entry.agent,
+        "queue": entry.queue,
+        "detail": entry.detail,
+    }
+
+
+def event_from_row(row: Row) -> HistoryEntry:
+    return HistoryEntry(
+        at=aware(row["at"]),
+        kind=row["kind"],
+        status=TaskStatus(row["status"]),
+        agent=row["agent"],
+        queue=row["queue"],
+        detail=row["detail"],
+    )
+
+
+def step_row(tenant_id: str, step: StepRecord) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "task_id": step.task_id,
+        "iteration": step.iteration,
+        "key": step.key,
+        "agent_type": step.agent_type.value,
+        "queue": step.queue,
+        "status": step.status.value,
+        "output": step.output,
+        "model": step.model,
+        "input_tokens": step.usage.input_tokens,
+        "output_tokens": step.usage.output_tokens,
+        "cost_usd": step.usage.cost_usd,
+        "latency_ms": step.latency_ms,
+        "memory_read": list(step.memory_read),
+        "error": step.error,
+        "worker": step.worker,
+        "recorded_at": step.recorded_at,
+    }
+
+
+def step_from_row(row: Row) -> StepRecord:
+    return StepRecord(
+        task_id=row["task_id"],
+        iteration=row["iteration"],
+        key=row["key"],
+        agent_type=AgentType(row["agent_type"]),
+        queue=row["queue"],
+        status=StepStatus(row["status"]),
+        output=row["output"],
+        recorded_at=aware(row["recorded_at"]),
+        model=row["model"],
+        usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
+        latency_ms=row["latency_ms"],
+        memory_read=tuple(row["memory_read"]),
+        error=row["error"],
+        worker=row["worker"],
+    )
+
+
+def planned_from_row(row: Row) -> PlannedSubtask:
+    return PlannedSubtask(
+        key=row["key"],
+        agent_type=AgentType(row["agent_type"]),
+        description=row["description"],
+        depends_on=tuple(row["depends_on"]),
+    )
+
+
+def memory_row(item: MemoryItem) -> dict[str, object]:
+    return {
+        "id": item.id,
+        "tenant_id": item.tenant_id,
+        "network_id": item.network_id,
+        "type": item.type.value,
+        "content": item.content,
+        "confidence": item.confidence,
+        "metadata": item.metadata,
+        "created_at": item.created_at,
+    }
+
+
+def memory_from_row(row: Row) -> MemoryItem:
+    return MemoryItem(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        network_id=row["network_id"],
+        type=MemoryType(row["type"]),
+        content=row["content"],
+        confidence=row["confidence"],
+        created_at=aware(row["created_at"]),
+        metadata=row["metadata"],
+    )

@@ -1,0 +1,34 @@
+"""Alembic environment: the URL comes from the caller's configuration, never from a file."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from meshcore.adapters.sql.engine import create_engine
+from meshcore.adapters.sql.tables import metadata
+
+config = context.config
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _migrate(connection)
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        _migrate(connection)
+    engine.dispose()
+
+
+def _migrate(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

@@ -1,0 +1,306 @@
+"""Repositories over SQLAlchemy Core. Every query is filtered by the tenant; none commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from meshcore.adapters.sql import mapping as m
+from meshcore.adapters.sql.tables import (
+    agents,
+    memory_items,
+    networks,
+    steps,
+    subtasks,
+    task_events,
+    tasks,
+)
+from meshcore.domain.errors import NotFound
+from meshcore.domain.memory import MemoryItem, MemoryQuery
+from meshcore.domain.network import Agent, Network
+from meshcore.domain.plan import Plan
+from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus, Usage
+from meshcore.ports import Page
+
+
+class _Repository:
+    def __init__(self, connection: sa.Connection, tenant_id: str) -> None:
+        self._db, self._tenant_id = connection, tenant_id
+
+    def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> int:
+        """Insert rows whose primary key is not taken yet; answers how many went in."""
+        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
+        return self._db.execute(statement).rowcount
+
+
+class SqlNetworkRepository(_Repository):
+    def add(self, network: Network) -> None:
+        self._db.execute(networks.insert().values(m.network_row(network)))
+        if network.agents:
+            self._db.execute(agents.insert(), [m.agent_row(a) for a in network.agents])
+
+    def get(self, network_id: UUID) -> Network:
+        row = (
+            self._db.execute(
+                networks.select().where(
+                    networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound("network", network_id)
+        return m.network_from_row(
+            row, SqlAgentRepository(self._db, self._tenant_id).list(network_id)
+        )
+
+    def list(self, page: Page) -> tuple[list[Network], int]:
+        mine = networks.c.tenant_id == self._tenant_id
+        total = self._db.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        rows = (
+            self._db.execute(
+                networks.select()
+                .where(mine)
+                .order_by(networks.c.created_at.desc(), networks.c.id)
+                .offset(page.offset)
+                .limit(page.limit)
+            )
+            .mappings()
+            .all()
+        )
+        ids = [r["id"] for r in rows]
+        by_network: dict[UUID, list[Agent]] = {i: [] for i in ids}
+        if ids:
+            for row in self._db.execute(
+                agents.select()
+                .where(agents.c.network_id.in_(ids))
+                .order_by(agents.c.created_at, agents.c.id)
+            ).mappings():
+                by_network[row["network_id"]].append(m.agent_from_row(row))
+        return [m.network_from_row(r, by_network[r["id"]]) for r in rows], total
+
+    def delete(self, network_id: UUID) -> None:
+        # Children go by ON DELETE CASCADE, in the same transaction.
+        deleted = self._db.execute(
+            networks.delete().where(
+                networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
+            )
+        ).rowcount
+        if not deleted:
+            raise NotFound("network", network_id)
+
+
+class SqlAgentRepository(_Repository):
+    def _mine(self, network_id: UUID) -> sa.ColumnElement[bool]:
+        return sa.and_(agents.c.tenant_id == self._tenant_id, agents.c.network_id == network_id)
+
+    def add(self, agent: Agent) -> None:
+        self._db.execute(agents.insert().values(m.agent_row(agent)))
+
+    def get(self, network_id: UUID, agent_id: UUID) -> Agent:
+        row = (
+            self._db.execute(agents.select().where(self._mine(network_id), agents.c.id == agent_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound("agent", agent_id)
+        return m.agent_from_row(row)
+
+    def list(self, network_id: UUID) -> list[Agent]:
+        rows = self._db.execute(
+            agents.select().where(self._mine(network_id)).order_by(agents.c.created_at, agents.c.id)
+        ).mappings()
+        return [m.agent_from_row(r) for r in rows]
+
+    def delete(self, network_id: UUID, agent_id: UUID) -> None:
+        deleted = self._db.execute(
+            agents.delete().where(self._mine(network_id), agents.c.id == agent_id)
+        ).rowcount
+        if not deleted:
+            raise NotFound("agent", agent_id)
+
+    def record_call(
+        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
+    ) -> None:
+        # Increments in SQL, so concurrent steps of one agent never lose a count.
+        self._db.execute(
+            agents.update()
+            .where(agents.c.id == agent_id, agents.c.tenant_id == self._tenant_id)
+            .values(
+                calls=agents.c.calls + 1,
+                failures=agents.c.failures + int(is_failure),
+                latency_ms_total=agents.c.latency_ms_total + latency_ms,
+                input_tokens=agents.c.input_tokens + usage.input_tokens,
+                output_tokens=agents.c.output_tokens + usage.output_tokens,
+                cost_usd=agents.c.cost_usd + usage.cost_usd,
+            )
+        )
+
+    def add_in_flight(self, agent_id: UUID, delta: int) -> None:
+        self._db.execute(
+            agents.update()
+            .where(agents.c.id == agent_id, agents.c.tenant_id == self._tenant_id)
+            .values(in_flight=agents.c.in_flight + delta)
+        )
+
+
+class SqlTaskRepository(_Repository):
+    def add(self, task: Task) -> None:
+        self._db.execute(tasks.insert().values(m.task_row(task)))
+        self._append_history(task)
+
+    def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task:
+        query = tasks.select().where(tasks.c.id == task_id, tasks.c.tenant_id == self._tenant_id)
+        if network_id is not None:
+            query = query.where(tasks.c.network_id == network_id)
+        if lock:
+            query = query.with_for_update()
+        row = self._db.execute(query).mappings().first()
+        if row is None:
+            raise NotFound("task", task_id)
+        return m.task_from_row(row)
+
+    def list(
+        self, network_id: UUID, page: Page, status: TaskStatus | None = None
+    ) -> tuple[list[Task], int]:
+        where = [tasks.c.tenant_id == self._tenant_id, tasks.c.network_id == network_id]
+        if status is not None:
+            where.append(tasks.c.status == status.value)
+        total = self._db.execute(sa.select(sa.func.count()).select_from(tasks).where(*where))
+        rows = self._db.execute(
+            tasks.select()
+            .where(*where)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id)
+            .offset(page.offset)
+            .limit(page.limit)
+        ).mappings()
+        return [m.task_from_row(r) for r in rows], total.scalar_one()
+
+    def save(self, task: Task) -> None:
+        self._db.execute(
+            tasks.update()
+            .where(tasks.c.id == task.id, tasks.c.tenant_id == self._tenant_id)
+            .values(m.task_state(task))
+        )
+        self._append_history(task)
+
+    def history(self, task_id: UUID) -> list[HistoryEntry]:
+        rows = self._db.execute(
+            task_events.select()
+            .where(task_events.c.task_id == task_id, task_events.c.tenant_id == self._tenant_id)
+            .order_by(task_events.c.id)
+        ).mappings()
+        return [m.event_from_row(r) for r in rows]
+
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
+        rows = [
+            {
+                "task_id": task_id,
+                "iteration": iteration,
+                "key": s.key,
+                "tenant_id": self._tenant_id,
+                "position": position,
+                "wave": plan.wave_of(s.key),
+                "agent_type": s.agent_type.value,
+                "description": s.description,
+                "depends_on": list(s.depends_on),
+            }
+            for position, s in enumerate(plan.subtasks)
+        ]
+        self._insert_absent(subtasks, rows)
+
+    def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
+        joined = subtasks.outerjoin(
+            steps,
+            sa.and_(
+                steps.c.task_id == subtasks.c.task_id,
+                steps.c.iteration == subtasks.c.iteration,
+                steps.c.key == subtasks.c.key,
+            ),
+        )
+        step_columns = [c.label(f"step_{c.name}") for c in steps.c]
+        rows = self._db.execute(
+            sa.select(subtasks, *step_columns)
+            .select_from(joined)
+            .where(
+                subtasks.c.task_id == task_id,
+                subtasks.c.iteration == iteration,
+                subtasks.c.tenant_id == self._tenant_id,
+            )
+            .order_by(subtasks.c.position)
+        ).mappings()
+        result = []
+        for row in rows:
+            step = None
+            if row["step_status"] is not None:
+                step = m.step_from_row({c.name: row[f"step_{c.name}"] for c in steps.c})
+            result.append(Subtask(task_id, iteration, row["wave"], m.planned_from_row(row), step))
+        return result
+
+    def _append_history(self, task: Task) -> None:
+        if task.new_history:
+            self._db.execute(
+                task_events.insert(),
+                [m.event_row(self._tenant_id, task.id, e) for e in task.new_history],
+            )
+            task.new_history.clear()
+
+
+class SqlStepRepository(_Repository):
+    def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
+        is_new = self._insert_absent(steps, [m.step_row(self._tenant_id, step)]) == 1
+        stored = self.get(step.task_id, step.iteration, step.key)
+        assert stored is not None  # it was just inserted, or was already there
+        return stored, is_new
+
+    def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
+        row = (
+            self._db.execute(
+                steps.select().where(
+                    steps.c.task_id == task_id,
+                    steps.c.iteration == iteration,
+                    steps.c.key == key,
+                    steps.c.tenant_id == self._tenant_id,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return m.step_from_row(row) if row else None
+
+    def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]:
+        rows = self._db.execute(
+            steps.select()
+            .where(
+                steps.c.task_id == task_id,
+                steps.c.iteration == iteration,
+                steps.c.tenant_id == self._tenant_id,
+            )
+            .order_by(steps.c.recorded_at, steps.c.key)
+        ).mappings()
+        return [m.step_from_row(r) for r in rows]
+
+
+class SqlMemoryRepository(_Repository):
+    def add(self, item: MemoryItem) -> None:
+        self._db.execute(memory_items.insert().values(m.memory_row(item)))
+
+    def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        rows = self._db.execute(
+            memory_items.select()
+            .where(
+                memory_items.c.tenant_id == self._tenant_id,
+                memory_items.c.network_id == network_id,
+                memory_items.c.type.in_([t.value for t in query.types]),
+                memory_items.c.confidence >= query.min_confidence,
+            )
+            .order_by(memory_items.c.created_at.desc())
+            .limit(query.limit)
+        ).mappings()
+        return [m.memory_from_row(r) for r in rows]

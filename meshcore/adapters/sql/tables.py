@@ -1,0 +1,153 @@
+"""The schema of the record. Alembic migrations create it; this is what the code reads."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+# JSONB on Postgres, JSON text on SQLite.
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _tenant() -> sa.Column:
+    return sa.Column("tenant_id", sa.String(64), nullable=False)
+
+
+networks = sa.Table(
+    "networks",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_networks_tenant_created", "tenant_id", "created_at"),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column(
+        "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("model", Json, nullable=False),
+    sa.Column("capabilities", Json, nullable=False),
+    sa.Column("is_disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("calls", sa.Integer, nullable=False, default=0),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("latency_ms_total", sa.Float, nullable=False, default=0.0),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("in_flight", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_agents_network", "tenant_id", "network_id"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column(
+        "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("context", Json, nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("plan", Json, nullable=True),
+    sa.Column("iteration", sa.Integer, nullable=False, default=0),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("deadline_at", Timestamp, nullable=False),
+    sa.Index("ix_tasks_network_created", "tenant_id", "network_id", "created_at"),
+    sa.Index("ix_tasks_status", "tenant_id", "status"),
+)
+
+subtasks = sa.Table(
+    "subtasks",
+    metadata,
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("iteration", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    _tenant(),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("agent_type", sa.String(32), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("depends_on", Json, nullable=False),
+)
+
+# The step log: one row per (task, iteration, key); the primary key makes the first write win.
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("iteration", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    _tenant(),
+    sa.Column("agent_type", sa.String(32), nullable=False),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("latency_ms", sa.Float, nullable=False, default=0.0),
+    sa.Column("memory_read", Json, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+)
+
+task_events = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    _tenant(),
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("agent", sa.String(32), nullable=True),
+    sa.Column("queue", sa.String(64), nullable=True),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index("ix_task_events_task", "task_id", "id"),
+)
+
+memory_items = sa.Table(
+    "memory_items",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column(
+        "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_memory_network_created", "tenant_id", "network_id", "created_at"),
+)

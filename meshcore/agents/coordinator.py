@@ -1,0 +1,78 @@
+"""The coordinator: breaks a task into a plan over the team, then synthesises the results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from meshcore.agents.profile import ANSWER_FORMAT, AgentProfile, json_part
+from meshcore.domain.errors import InvalidPlan
+from meshcore.domain.memory import MemoryType
+from meshcore.domain.network import SPECIALISTS, AgentType
+from meshcore.domain.plan import PlannedSubtask, parse_plan
+from meshcore.domain.task import StepRecord
+from meshcore.ports import Message
+
+PROFILE = AgentProfile(
+    type=AgentType.COORDINATOR,
+    role=(
+        "You are the coordinator of a team of specialist agents. You break a task into "
+        "subtasks for the specialists, with dependencies where one needs another's work, "
+        "and you merge their results into one answer."
+    ),
+    capabilities=("planning", "delegation", "synthesis"),
+    reads=(MemoryType.FACT, MemoryType.DECISION, MemoryType.FEEDBACK),
+    writes=MemoryType.DECISION,
+    answer_format="plan_json",
+    confidence=0.8,
+)
+
+_PLAN_SHAPE = (
+    'Reply with JSON only: {"subtasks": [{"key": "research", "agent": "research", '
+    '"description": "...", "depends_on": []}, ...]}. Keys are lowercase words; '
+    "depends_on lists keys of subtasks whose output this one needs."
+)
+
+
+def plan_messages(
+    *,
+    task: str,
+    context: dict[str, object],
+    agents: Iterable[AgentType],
+    iteration: int,
+    feedback: str | None,
+) -> list[Message]:
+    """The prompt that asks for a plan; a revision carries the critic's feedback."""
+    available = sorted(a.value for a in agents if a in SPECIALISTS)
+    lines = [
+        f"Task: {task}",
+        f"Available agents: {', '.join(available)}",
+        f"Iteration: {iteration}",
+    ]
+    if context:
+        lines.append("Context: " + json.dumps(context, sort_keys=True, default=str))
+    if feedback:
+        lines.append(f"Critic feedback to address in this revision: {feedback}")
+    lines.append(_PLAN_SHAPE)
+    return [Message("system", PROFILE.system_prompt()), Message("user", "\n".join(lines))]
+
+
+def read_plan(text: str) -> list[PlannedSubtask]:
+    """Parse a model's plan answer, or raise InvalidPlan saying what is wrong with it."""
+    try:
+        data = json.loads(json_part(text))
+    except json.JSONDecodeError as exc:
+        raise InvalidPlan(f"the coordinator's plan is not JSON: {exc.msg}") from exc
+    return parse_plan(data)
+
+
+def synthesis_messages(
+    *, task: str, steps: Sequence[StepRecord], feedback: str | None
+) -> list[Message]:
+    """The prompt that merges the specialists' outputs into one answer."""
+    lines = [f"Task: {task}", "Merge these specialist results into one answer:"]
+    lines += [f"- [{s.agent_type}:{s.key}] {s.output}" for s in steps]
+    if feedback:
+        lines.append(f"Address the critic's feedback: {feedback}")
+    system = f"{PROFILE.role}\n{ANSWER_FORMAT.format('synthesis')}"
+    return [Message("system", system), Message("user", "\n".join(lines))]

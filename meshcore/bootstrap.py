@@ -1,0 +1,124 @@
+"""The composition root: builds the services from settings, and knows the concrete adapters."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+from celery import Celery
+
+from meshcore.adapters.celery_dispatch import CeleryDispatcher
+from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.sql.engine import create_engine
+from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
+from meshcore.domain.clock import SystemClock
+from meshcore.domain.network import NetworkConfig
+from meshcore.ports import ModelClient
+from meshcore.services.agent_steps import StepRunner
+from meshcore.services.coordination import Coordination
+from meshcore.services.memory import MemoryService
+from meshcore.services.networks import NetworkService
+from meshcore.services.tasks import TaskService
+from meshcore.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """The application as one tenant sees it."""
+
+    tenant_id: str
+    networks: NetworkService
+    tasks: TaskService
+    memory: MemoryService
+    mesh: Mesh
+
+    @cached_property
+    def coordination(self) -> Coordination:
+        # Built on first use: only workers coordinate, and only they import litellm.
+        return self.mesh.coordination(self.tenant_id)
+
+
+class Mesh:
+    """Everything a process needs, built once per process (after any fork)."""
+
+    def __init__(self, settings: Settings, celery_app: Celery) -> None:
+        if settings.redis_url is None:
+            raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
+        self.settings = settings
+        self.engine = create_engine(settings.resolved_database_url())
+        self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        self.uow = SqlUnitOfWorkFactory(self.engine)
+        self.memory_store = RedisMemoryStore(self.redis)
+        self.dispatcher = CeleryDispatcher(celery_app)
+        self.clock = SystemClock()
+        self._tenants: dict[str, Services] = {}
+        self._lock = threading.Lock()
+
+    def tenant(self, tenant_id: str) -> Services:
+        with self._lock:
+            if tenant_id not in self._tenants:
+                self._tenants[tenant_id] = Services(
+                    tenant_id=tenant_id,
+                    networks=NetworkService(
+                        tenant_id=tenant_id,
+                        uow=self.uow,
+                        memory=self.memory_store,
+                        clock=self.clock,
+                    ),
+                    tasks=TaskService(
+                        tenant_id=tenant_id,
+                        uow=self.uow,
+                        dispatcher=self.dispatcher,
+                        clock=self.clock,
+                    ),
+                    memory=MemoryService(
+                        tenant_id=tenant_id, uow=self.uow, store=self.memory_store, clock=self.clock
+                    ),
+                    mesh=self,
+                )
+            return self._tenants[tenant_id]
+
+    def coordination(self, tenant_id: str) -> Coordination:
+        steps = StepRunner(
+            tenant_id=tenant_id,
+            uow=self.uow,
+            memory=self.memory_store,
+            models=self.models,
+            clock=self.clock,
+            memory_limit=self.settings.memory_read_limit,
+            memory_min_confidence=self.settings.memory_min_confidence,
+        )
+        return Coordination(
+            tenant_id=tenant_id,
+            uow=self.uow,
+            steps=steps,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def models(self) -> ModelClient:
+        from meshcore.adapters.litellm_models import LiteLLMModelClient  # seconds to import
+
+        return LiteLLMModelClient(self.settings)
+
+    def default_network_config(self) -> NetworkConfig:
+        s = self.settings
+        return NetworkConfig(
+            max_iterations=s.max_iterations,
+            timeout_seconds=s.timeout_seconds,
+            quality_threshold=s.quality_threshold,
+        )
+
+    def readiness(self) -> dict[str, bool]:
+        return {"database": self.uow.is_reachable(), "redis": self.memory_store.is_reachable()}
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()
+
+
+def build(settings: Settings, celery_app: Celery) -> Mesh:
+    return Mesh(settings, celery_app)

@@ -1,0 +1,1 @@
+"""The Mesh domain: plain dataclasses and the rules over them. Standard library only."""

@@ -1,0 +1,50 @@
+"""Errors Mesh raises on purpose, in domain terms; `meshapi.errors` maps them to HTTP.
+
+MeshError
+  ├ NotFound              a network, agent, task or memory item id that does not exist
+  ├ Conflict              the current state forbids the action
+  │  └ InvalidTransition  a task status change the state machine does not allow
+  ├ InvalidPlan           a cycle, a self-dependency, an unknown key or an agent the network lacks
+  ├ InvalidInput          a value the domain rejects (out of range, empty, too long)
+  └ ModelUnavailable      no model in the chain could answer
+"""
+
+from __future__ import annotations
+
+
+class MeshError(Exception):
+    """Base of every error Mesh raises on purpose."""
+
+
+class NotFound(MeshError):
+    def __init__(self, kind: str, id: object) -> None:
+        super().__init__(f"{kind} {id} not found")
+        self.kind, self.id = kind, id
+
+
+class Conflict(MeshError):
+    """The resource exists but its state forbids the action."""
+
+
+class InvalidTransition(Conflict):
+    def __init__(self, current: object, target: object) -> None:
+        super().__init__(f"a task cannot go from {current} to {target}")
+        self.current, self.target = current, target
+
+
+class InvalidPlan(MeshError):
+    """A plan the network cannot run; `field` names the offending part."""
+
+    def __init__(self, message: str, field: str = "plan") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidInput(MeshError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ModelUnavailable(MeshError):
+    """Every model in the chain failed or was skipped."""

@@ -1,0 +1,73 @@
+"""Shared memory: typed items with a confidence, written and read by agents."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from meshcore.domain.errors import InvalidInput
+
+MAX_CONTENT = 20_000
+
+
+class MemoryType(enum.StrEnum):
+    FACT = "fact"
+    CONTEXT = "context"
+    DECISION = "decision"
+    FEEDBACK = "feedback"
+
+
+@dataclass(frozen=True)
+class MemoryItem:
+    id: UUID
+    tenant_id: str
+    network_id: UUID
+    type: MemoryType
+    content: str
+    confidence: float
+    created_at: datetime
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        tenant_id: str,
+        network_id: UUID,
+        type: MemoryType,
+        content: str,
+        confidence: float,
+        now: datetime,
+        metadata: dict[str, object] | None = None,
+    ) -> MemoryItem:
+        if not content.strip():
+            raise InvalidInput("content", "must not be empty")
+        if len(content) > MAX_CONTENT:
+            raise InvalidInput("content", f"must be at most {MAX_CONTENT} characters")
+        if not 0.0 <= confidence <= 1.0:
+            raise InvalidInput("confidence", "must be between 0 and 1")
+        return cls(
+            uuid4(), tenant_id, network_id, type, content, confidence, now, dict(metadata or {})
+        )
+
+    @property
+    def task_id(self) -> str | None:
+        value = self.metadata.get("task_id")
+        return str(value) if value else None
+
+    @property
+    def subtask(self) -> str | None:
+        value = self.metadata.get("subtask")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class MemoryQuery:
+    """What an agent or a client asks of the shared memory: newest first, bounded."""
+
+    types: tuple[MemoryType, ...] = tuple(MemoryType)
+    min_confidence: float = 0.0
+    limit: int = 20
+    task_id: UUID | None = None

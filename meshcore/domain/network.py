@@ -1,0 +1,161 @@
+"""Networks and their agents."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from meshcore.domain.errors import InvalidInput
+
+DEFAULT_TENANT = "default"
+
+
+class AgentType(enum.StrEnum):
+    COORDINATOR = "coordinator"
+    CONTENT = "content"
+    DESIGN = "design"
+    ANALYTICS = "analytics"
+    PERSONALIZATION = "personalization"
+    RESEARCH = "research"
+    CRITIC = "critic"
+
+
+# The coordinator plans and synthesises, the critic reviews; only these take subtasks.
+SPECIALISTS = frozenset(AgentType) - {AgentType.COORDINATOR, AgentType.CRITIC}
+DEFAULT_TEAM: tuple[AgentType, ...] = tuple(AgentType)
+
+
+class AgentStatus(enum.StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    DISABLED = "disabled"
+
+
+def queue_for(agent_type: AgentType) -> str:
+    """The Celery queue that carries this agent type's steps."""
+    if agent_type is AgentType.COORDINATOR:
+        return "coordinator"
+    return f"agent.{agent_type.value}"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    chain: tuple[str, ...] | None = None  # None: the network's chain, else the settings' default
+    temperature: float = 0.3
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class AgentMetrics:
+    calls: int = 0
+    failures: int = 0
+    latency_ms_total: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    in_flight: int = 0
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return self.latency_ms_total / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: UUID
+    tenant_id: str
+    network_id: UUID
+    name: str
+    type: AgentType
+    created_at: datetime
+    model: ModelConfig = ModelConfig()
+    capabilities: tuple[str, ...] = ()
+    is_disabled: bool = False
+    metrics: AgentMetrics = AgentMetrics()
+
+    @property
+    def status(self) -> AgentStatus:
+        if self.is_disabled:
+            return AgentStatus.DISABLED
+        return AgentStatus.BUSY if self.metrics.in_flight > 0 else AgentStatus.IDLE
+
+    @property
+    def queue(self) -> str:
+        return queue_for(self.type)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    max_iterations: int = 3
+    timeout_seconds: int = 300
+    quality_threshold: float = 0.8
+    model_chain: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_iterations <= 10:
+            raise InvalidInput("config.max_iterations", "must be between 1 and 10")
+        if not 1 <= self.timeout_seconds <= 86_400:
+            raise InvalidInput("config.timeout_seconds", "must be between 1 and 86400")
+        if not 0.0 <= self.quality_threshold <= 1.0:
+            raise InvalidInput("config.quality_threshold", "must be between 0 and 1")
+
+
+@dataclass
+class Network:
+    """The aggregate a tenant creates: a team of agents with one configuration."""
+
+    id: UUID
+    tenant_id: str
+    name: str
+    description: str
+    config: NetworkConfig
+    created_at: datetime
+    updated_at: datetime
+    agents: list[Agent] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        tenant_id: str,
+        name: str,
+        description: str,
+        config: NetworkConfig,
+        now: datetime,
+    ) -> Network:
+        return cls(uuid4(), tenant_id, name, description, config, now, now)
+
+    def new_agent(
+        self,
+        *,
+        name: str,
+        type: AgentType,
+        now: datetime,
+        model: ModelConfig | None = None,
+        capabilities: tuple[str, ...] = (),
+    ) -> Agent:
+        agent = Agent(
+            id=uuid4(),
+            tenant_id=self.tenant_id,
+            network_id=self.id,
+            name=name,
+            type=type,
+            created_at=now,
+            model=model or ModelConfig(),
+            capabilities=capabilities,
+        )
+        self.agents.append(agent)
+        return agent
+
+    def agent_types(self) -> frozenset[AgentType]:
+        """Types of the agents able to take work (disabled ones excluded)."""
+        return frozenset(a.type for a in self.agents if not a.is_disabled)
+
+    def agent_of(self, agent_type: AgentType) -> Agent | None:
+        """The first enabled agent of a type: it takes that type's steps."""
+        return next((a for a in self.agents if a.type is agent_type and not a.is_disabled), None)
+
+    def with_config(self, config: NetworkConfig) -> Network:
+        return replace(self, config=config)

@@ -1,0 +1,171 @@
+"""The ports: what the application needs from the world, as Protocols adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from meshcore.domain.memory import MemoryItem, MemoryQuery
+from meshcore.domain.network import Agent, Network
+from meshcore.domain.plan import Plan, PlannedSubtask
+from meshcore.domain.task import (
+    HistoryEntry,
+    Priority,
+    StepRecord,
+    Subtask,
+    Task,
+    TaskStatus,
+    Usage,
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A slice of a list: `offset` items skipped, at most `limit` returned."""
+
+    offset: int = 0
+    limit: int = 20
+
+
+class NetworkRepository(Protocol):
+    def add(self, network: Network) -> None: ...
+    def get(self, network_id: UUID) -> Network: ...
+    def list(self, page: Page) -> tuple[list[Network], int]: ...
+    def delete(self, network_id: UUID) -> None: ...
+
+
+class AgentRepository(Protocol):
+    def add(self, agent: Agent) -> None: ...
+    def get(self, network_id: UUID, agent_id: UUID) -> Agent: ...
+    def list(self, network_id: UUID) -> list[Agent]: ...
+    def delete(self, network_id: UUID, agent_id: UUID) -> None: ...
+    def record_call(
+        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
+    ) -> None: ...
+    def add_in_flight(self, agent_id: UUID, delta: int) -> None: ...
+
+
+class TaskRepository(Protocol):
+    def add(self, task: Task) -> None: ...
+    def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task: ...
+    def list(
+        self, network_id: UUID, page: Page, status: TaskStatus | None = None
+    ) -> tuple[list[Task], int]: ...
+    def save(self, task: Task) -> None: ...
+    def history(self, task_id: UUID) -> list[HistoryEntry]: ...
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None: ...
+    def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]: ...
+
+
+class StepRepository(Protocol):
+    def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
+        """Insert unless a step with the same key exists; return the stored one and if it is new."""
+        ...
+
+    def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None: ...
+    def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]: ...
+
+
+class MemoryRepository(Protocol):
+    def add(self, item: MemoryItem) -> None: ...
+    def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the record; leaving the block without `commit()` rolls back."""
+
+    networks: NetworkRepository
+    agents: AgentRepository
+    tasks: TaskRepository
+    steps: StepRepository
+    memory: MemoryRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, tenant_id: str) -> UnitOfWork: ...
+
+
+class MemoryStore(Protocol):
+    """The fast shared view of memory (Redis); the record of it is MemoryRepository."""
+
+    def put(self, item: MemoryItem) -> None: ...
+    def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
+    def for_subtasks(
+        self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
+    ) -> list[MemoryItem]: ...
+    def purge_network(self, tenant_id: str, network_id: UUID) -> None: ...
+    def is_reachable(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    usage: Usage
+    latency_ms: float
+
+
+class ModelClient(Protocol):
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        chain: Sequence[str] | None,
+        temperature: float,
+        max_tokens: int,
+        timeout_s: float,
+    ) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the broker delivered a step: recorded with it, so the log shows where it ran."""
+
+    queue: str | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What a queued message carries about a task: ids, never objects."""
+
+    tenant_id: str
+    task_id: UUID
+    priority: Priority
+
+
+class Dispatcher(Protocol):
+    def coordinate(self, ref: TaskRef) -> None: ...
+    def run_wave(
+        self, ref: TaskRef, iteration: int, wave: int, subtasks: Sequence[PlannedSubtask]
+    ) -> None: ...
+    def review(self, ref: TaskRef, iteration: int) -> None: ...
+    def expire(self, ref: TaskRef, at: datetime) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Readiness(Protocol):
+    def is_reachable(self) -> bool: ...

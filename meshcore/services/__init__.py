@@ -1,0 +1,1 @@
+"""The application: use cases over the ports, one module per area."""

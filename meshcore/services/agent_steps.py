@@ -1,0 +1,220 @@
+"""Running one step of one agent: build its prompt, call its model chain, record the result.
+
+A step is keyed by (task, iteration, key). The step log in Postgres keeps the first result
+recorded under a key; a redelivered step finds it and never calls the model again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import structlog
+
+from meshcore.agents import profile_for
+from meshcore.domain.errors import ModelUnavailable
+from meshcore.domain.memory import MemoryItem, MemoryQuery
+from meshcore.domain.network import Agent, AgentType, Network, queue_for
+from meshcore.domain.task import StepRecord, StepStatus, Task
+from meshcore.ports import (
+    Clock,
+    Delivery,
+    MemoryStore,
+    Message,
+    ModelClient,
+    UnitOfWorkFactory,
+)
+
+log = structlog.get_logger(__name__)
+
+NOWHERE = Delivery()
+
+
+class StepRunner:
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        uow: UnitOfWorkFactory,
+        memory: MemoryStore,
+        models: ModelClient,
+        clock: Clock,
+        memory_limit: int = 20,
+        memory_min_confidence: float = 0.5,
+    ) -> None:
+        self._tenant_id, self._uow, self._memory = tenant_id, uow, memory
+        self._models, self._clock = models, clock
+        self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
+
+    def run_subtask(
+        self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
+    ) -> StepRecord | None:
+        """Run a specialist's subtask once; a replay returns the recorded step."""
+        with self._uow(self._tenant_id) as uow:
+            recorded = uow.steps.get(task_id, iteration, key)
+            if recorded is not None:
+                log.info("step.replayed", task_id=str(task_id), iteration=iteration, subtask=key)
+                return recorded
+            task = uow.tasks.get(task_id)
+            if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
+                return None
+            network = uow.networks.get(task.network_id)
+            subtask = next(s for s in uow.tasks.subtasks(task_id, iteration) if s.key == key)
+        planned = subtask.planned
+        profile = profile_for(planned.agent_type)
+        dependencies = self._memory.for_subtasks(
+            self._tenant_id, network.id, task_id, planned.depends_on
+        )
+        dependencies = [m for m in dependencies if m.metadata.get("iteration") == iteration]
+        seen = {m.id for m in dependencies}
+        memory = [
+            m
+            for m in self._memory.query(
+                self._tenant_id,
+                network.id,
+                MemoryQuery(profile.reads, self._min_confidence, self._memory_limit),
+            )
+            if m.id not in seen
+        ]
+        messages = profile.step_messages(
+            task=task.description,
+            context=task.context,
+            subtask=planned.description,
+            dependencies=dependencies,
+            memory=memory,
+        )
+        step = self.call(
+            task,
+            network,
+            planned.agent_type,
+            iteration,
+            key,
+            messages,
+            memory_read=tuple(str(m.id) for m in [*dependencies, *memory]),
+            delivery=delivery,
+        )
+        item = self.memory_item(task, network, step, confidence=profile.confidence)
+        return self.record(step, item)
+
+    def call(
+        self,
+        task: Task,
+        network: Network,
+        agent_type: AgentType,
+        iteration: int,
+        key: str,
+        messages: Sequence[Message],
+        *,
+        memory_read: tuple[str, ...] = (),
+        delivery: Delivery = NOWHERE,
+    ) -> StepRecord:
+        """Call the agent's model chain; a chain that cannot answer yields a failed step."""
+        agent = network.agent_of(agent_type)
+        base = dict(
+            task_id=task.id,
+            iteration=iteration,
+            key=key,
+            agent_type=agent_type,
+            queue=delivery.queue or queue_for(agent_type),
+            worker=delivery.worker,
+            memory_read=memory_read,
+        )
+        if agent is None:
+            return StepRecord(
+                **base,
+                status=StepStatus.FAILED,
+                output="",
+                recorded_at=self._clock.now(),
+                error=f"the network has no enabled {agent_type} agent",
+            )
+        self._add_in_flight(agent, 1)
+        try:
+            completion = self._models.complete(
+                messages,
+                chain=agent.model.chain or network.config.model_chain,
+                temperature=agent.model.temperature,
+                max_tokens=agent.model.max_tokens,
+                timeout_s=max(1.0, task.seconds_left(self._clock.now())),
+            )
+        except ModelUnavailable as exc:
+            log.warning("step.model_unavailable", task_id=str(task.id), subtask=key, error=str(exc))
+            return StepRecord(
+                **base,
+                status=StepStatus.FAILED,
+                output="",
+                recorded_at=self._clock.now(),
+                error=str(exc),
+            )
+        finally:
+            self._add_in_flight(agent, -1)
+        return StepRecord(
+            **base,
+            status=StepStatus.COMPLETED,
+            output=completion.text,
+            recorded_at=self._clock.now(),
+            model=completion.model,
+            usage=completion.usage,
+            latency_ms=completion.latency_ms,
+        )
+
+    def record(self, step: StepRecord, item: MemoryItem | None = None) -> StepRecord:
+        """Record a step (first write wins); the winner's usage, history and memory go with it."""
+        with self._uow(self._tenant_id) as uow:
+            stored, is_new = uow.steps.record(step)
+            if is_new:
+                task = uow.tasks.get(step.task_id, lock=True)
+                network = uow.networks.get(task.network_id)
+                agent = network.agent_of(step.agent_type)
+                if agent is not None and step.model is not None:
+                    uow.agents.record_call(
+                        agent.id,
+                        latency_ms=step.latency_ms,
+                        usage=step.usage,
+                        is_failure=step.status is StepStatus.FAILED,
+                    )
+                task.usage = task.usage + step.usage
+                task.record_step(step, now=self._clock.now())
+                uow.tasks.save(task)
+                if item is not None:
+                    uow.memory.add(item)
+            uow.commit()
+        if is_new and item is not None:
+            self._memory.put(item)
+        log.info(
+            "step.recorded" if is_new else "step.duplicate_discarded",
+            task_id=str(step.task_id),
+            iteration=step.iteration,
+            subtask=step.key,
+            agent=step.agent_type.value,
+            queue=step.queue,
+            status=stored.status.value,
+        )
+        return stored
+
+    def memory_item(
+        self, task: Task, network: Network, step: StepRecord, *, confidence: float
+    ) -> MemoryItem | None:
+        """What a completed step writes to shared memory, typed by its agent's profile."""
+        if step.status is not StepStatus.COMPLETED:
+            return None
+        agent = network.agent_of(step.agent_type)
+        return MemoryItem.create(
+            tenant_id=self._tenant_id,
+            network_id=network.id,
+            type=profile_for(step.agent_type).writes,
+            content=step.output[:20_000],
+            confidence=confidence,
+            now=self._clock.now(),
+            metadata={
+                "source_agent": step.agent_type.value,
+                "agent_id": str(agent.id) if agent else None,
+                "task_id": str(task.id),
+                "subtask": step.key,
+                "iteration": step.iteration,
+            },
+        )
+
+    def _add_in_flight(self, agent: Agent, delta: int) -> None:
+        with self._uow(self._tenant_id) as uow:
+            uow.agents.add_in_flight(agent.id, delta)
+            uow.commit()

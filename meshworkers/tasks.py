@@ -1,0 +1,61 @@
+"""Celery tasks: unpack ids, call one service method. Every one is safe to deliver twice."""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID
+
+from celery import Celery, Task, shared_task
+
+from meshcore import bootstrap
+from meshcore.bootstrap import Mesh, Services
+from meshcore.ports import Delivery
+
+_meshes: dict[int, Mesh] = {}
+_lock = threading.Lock()
+
+
+def services(app: Celery, tenant_id: str) -> Services:
+    """This process's services, built on first use so that each forked child builds its own."""
+    with _lock:
+        if id(app) not in _meshes:
+            _meshes[id(app)] = bootstrap.build(app.conf.mesh_settings, app)
+        mesh = _meshes[id(app)]
+    return mesh.tenant(tenant_id)
+
+
+def delivery_of(task: Task) -> Delivery:
+    info = task.request.delivery_info or {}
+    return Delivery(queue=info.get("routing_key"), worker=task.request.hostname)
+
+
+_DELIVERY = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="mesh.coordinate", **_DELIVERY)
+def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
+    services(self.app, tenant_id).coordination.coordinate(UUID(task_id))
+
+
+@shared_task(name="mesh.run_agent", **_DELIVERY)
+def run_agent(
+    self: Task, tenant_id: str, task_id: str, iteration: int, key: str, agent_type: str
+) -> str:
+    return services(self.app, tenant_id).coordination.run_step(
+        UUID(task_id), iteration, key, delivery_of(self)
+    )
+
+
+@shared_task(name="mesh.collect", **_DELIVERY)
+def collect(self: Task, tenant_id: str, task_id: str, iteration: int, wave: int) -> None:
+    services(self.app, tenant_id).coordination.collect(UUID(task_id), iteration, wave)
+
+
+@shared_task(name="mesh.review", **_DELIVERY)
+def review(self: Task, tenant_id: str, task_id: str, iteration: int) -> None:
+    services(self.app, tenant_id).coordination.review(UUID(task_id), iteration, delivery_of(self))
+
+
+@shared_task(name="mesh.expire", **_DELIVERY)
+def expire(self: Task, tenant_id: str, task_id: str) -> None:
+    services(self.app, tenant_id).coordination.expire(UUID(task_id))

@@ -1,0 +1,27 @@
+"""Shared fixtures. The servers' URLs come from MESH_TEST_* with this machine's defaults."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+TEST_DATABASE_URL = os.environ.get(
+    "MESH_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+# A database number of its own, so tests never touch what else lives on the shared Redis.
+TEST_REDIS_URL = os.environ.get("MESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The test Postgres with the migrations applied, once per session."""
+    from meshcore.adapters.sql.migrate import upgrade
+
+    upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return TEST_REDIS_URL
