@@ -6,6 +6,7 @@ import threading
 from uuid import UUID
 
 from celery import Celery, Task, shared_task
+from sqlalchemy.exc import OperationalError
 
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh, Services
@@ -29,7 +30,17 @@ def delivery_of(task: Task) -> Delivery:
     return Delivery(queue=info.get("routing_key"), worker=task.request.hostname)
 
 
-_DELIVERY = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+# A lost database connection or a deadlock is transient: the step runs again later. Model
+# errors never reach here (the gateway handles them), so Celery retries no model call.
+_DELIVERY = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 0.5,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @shared_task(name="mesh.coordinate", **_DELIVERY)

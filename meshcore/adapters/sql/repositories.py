@@ -34,7 +34,9 @@ class _Repository:
         """Insert rows whose primary key is not taken yet; answers how many went in."""
         dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
-        return self._db.execute(statement).rowcount
+        # RETURNING counts what went in; psycopg reports no rowcount for this statement.
+        key = next(iter(table.primary_key.columns))
+        return len(self._db.execute(statement.returning(key)).all())
 
 
 class SqlNetworkRepository(_Repository):
@@ -160,7 +162,9 @@ class SqlTaskRepository(_Repository):
         if network_id is not None:
             query = query.where(tasks.c.network_id == network_id)
         if lock:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: it serialises writers of the task yet does not wait on the
+            # KEY SHARE locks that inserting steps and events (foreign keys) take.
+            query = query.with_for_update(key_share=True)
         row = self._db.execute(query).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
