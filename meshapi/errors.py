@@ -7,7 +7,7 @@ from http import HTTPStatus
 import structlog
 from flask import Flask
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from meshapi.schemas.common import ErrorSchema
 from meshcore.domain.errors import (
@@ -39,6 +39,8 @@ class MeshApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _summary(payload.get("errors")) or error.description
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers = {**headers, "Allow": ", ".join(sorted(error.valid_methods))}
         return payload, code, headers
 
 
@@ -78,7 +80,7 @@ def _flatten(node: object, prefix: str = "") -> list[tuple[str, list[str]]]:
     if isinstance(node, dict):
         found = []
         for key, value in node.items():
-            name = key if key != "_schema" else ""
+            name = "" if key == "_schema" else str(key)
             found += _flatten(value, f"{prefix}.{name}".strip(".") if name else prefix)
         return found
     return [(prefix, [str(node)])]

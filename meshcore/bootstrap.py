@@ -9,6 +9,7 @@ from functools import cached_property
 import redis
 from celery import Celery
 
+from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.celery_dispatch import CeleryDispatcher
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sql.engine import create_engine
@@ -100,9 +101,25 @@ class Mesh:
 
     @cached_property
     def models(self) -> ModelClient:
-        from meshcore.adapters.litellm_models import LiteLLMModelClient  # seconds to import
+        # Imported here: litellm takes seconds to import and only workers call models.
+        from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
 
-        return LiteLLMModelClient(self.settings)
+        board = BreakerBoard(self.redis, self.breaker_policy(), is_breaker_failure)
+        return ModelGateway(self.settings, board)
+
+    def breaker_policy(self) -> BreakerPolicy:
+        s = self.settings
+        return BreakerPolicy(
+            failure_threshold=s.breaker_failure_threshold,
+            window_seconds=s.breaker_window_seconds,
+            recovery_seconds=s.breaker_recovery_seconds,
+            probe_lease_seconds=s.model_timeout_seconds + 30,
+        )
+
+    @cached_property
+    def breakers(self) -> BreakerBoard:
+        """The fleet's breakers as the API reads them (the gateway counts into the same keys)."""
+        return BreakerBoard(self.redis, self.breaker_policy())
 
     def default_network_config(self) -> NetworkConfig:
         s = self.settings

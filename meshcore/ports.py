@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -73,6 +73,7 @@ class StepRepository(Protocol):
 class MemoryRepository(Protocol):
     def add(self, item: MemoryItem) -> None: ...
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
+    def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -134,7 +135,12 @@ class ModelClient(Protocol):
         temperature: float,
         max_tokens: int,
         timeout_s: float,
-    ) -> Completion: ...
+        validate: Callable[[str], object] | None = None,
+    ) -> Completion:
+        """The first good answer along the chain. `validate` raises ValueError on an answer
+        that is not what was asked for: the model gets one corrected retry, then the next
+        model is tried. Raises ModelUnavailable when no model answers."""
+        ...
 
 
 @dataclass(frozen=True)

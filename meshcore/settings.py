@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     allow_offline_model: bool | None = None  # None: only when no provider has credentials
     offline_latency_ms: int = Field(0, ge=0, le=600_000)
 
+    # Where a provider's API lives, for local OpenAI-compatible servers (Ollama, vLLM, LM
+    # Studio) or proxies: {"openai": "http://127.0.0.1:11434/v1"}. A provider with a base URL
+    # needs no key.
+    provider_api_bases: dict[str, str] = {}
+    model_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    model_attempts: int = Field(3, ge=1, le=10)
+    retry_base_seconds: float = Field(0.5, ge=0, le=60)
+    retry_max_seconds: float = Field(20.0, ge=0, le=600)
+    breaker_failure_threshold: int = Field(5, ge=1, le=1000)
+    breaker_window_seconds: float = Field(60.0, gt=0, le=86_400)
+    breaker_recovery_seconds: float = Field(30.0, gt=0, le=86_400)
+
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 

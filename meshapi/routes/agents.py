@@ -5,8 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
 
+from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.routes.networks import agent_spec
 from meshapi.schemas.common import ErrorSchema
@@ -32,9 +33,13 @@ class Agents(MethodView):
 
     @blp.response(200, AgentSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema)
-    def get(self, network_id: UUID) -> object:
-        """The network's agents with their status and metrics."""
-        return services().networks.list_agents(network_id)
+    @blp.paginate()
+    def get(self, network_id: UUID, pagination_parameters: PaginationParameters) -> object:
+        """The network's agents, in the order they were added, with status and metrics."""
+        agents = services().networks.list_agents(network_id)
+        pagination_parameters.item_count = len(agents)
+        first = pagination_parameters.first_item
+        return agents[first : first + pagination_parameters.page_size]
 
 
 @blp.route("/<id(agent):agent_id>")

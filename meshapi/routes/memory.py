@@ -5,8 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
 
+from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.memory import MemoryCreateSchema, MemoryItemSchema, MemoryQueryArgsSchema
@@ -33,12 +34,18 @@ class Memory(MethodView):
     @blp.arguments(MemoryQueryArgsSchema, location="query")
     @blp.response(200, MemoryItemSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema)
-    def get(self, args: dict, network_id: UUID) -> object:
-        """Items newest first, filtered by type, confidence and task."""
+    @blp.paginate()
+    def get(
+        self, args: dict, network_id: UUID, pagination_parameters: PaginationParameters
+    ) -> object:
+        """Items newest first, filtered by type, confidence and task, paginated."""
         query = MemoryQuery(
             types=tuple(args.get("type") or MemoryType),
             min_confidence=args["min_confidence"],
-            limit=args["limit"],
+            limit=pagination_parameters.page_size,
+            offset=pagination_parameters.first_item,
             task_id=args.get("task_id"),
         )
-        return services().memory.query(network_id, query)
+        memory = services().memory
+        pagination_parameters.item_count = memory.count(network_id, query)
+        return memory.query(network_id, query)

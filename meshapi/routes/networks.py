@@ -6,9 +6,9 @@ from dataclasses import replace
 from uuid import UUID
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.networks import NetworkCreateSchema, NetworkSchema

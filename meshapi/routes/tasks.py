@@ -6,9 +6,9 @@ from uuid import UUID
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import text
+from meshapi.schemas.common import json_object, text
 from meshcore.domain.memory import MAX_CONTENT, MemoryType
 
 
@@ -13,9 +13,7 @@ class MemoryCreateSchema(ma.Schema):
     type = ma.fields.Enum(MemoryType, by_value=True, required=True)
     content = text(MAX_CONTENT, required=True)
     confidence = ma.fields.Float(validate=validate.Range(0, 1), load_default=1.0)
-    metadata = ma.fields.Dict(
-        keys=ma.fields.String(validate=validate.Length(1, 200)), load_default=dict
-    )
+    metadata = json_object(load_default=dict)
 
 
 class MemoryQueryArgsSchema(ma.Schema):
@@ -24,7 +22,6 @@ class MemoryQueryArgsSchema(ma.Schema):
         metadata={"description": "Repeat to ask for several types"},
     )
     min_confidence = ma.fields.Float(validate=validate.Range(0, 1), load_default=0.0)
-    limit = ma.fields.Integer(validate=validate.Range(1, 500), load_default=50)
     task_id = ma.fields.UUID()
 
 

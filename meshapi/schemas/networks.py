@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import text
+from meshapi.schemas.common import no_nul, text
 from meshcore.domain.network import AgentType
 
 MODEL_NAME = validate.Length(min=1, max=200)
@@ -19,7 +19,9 @@ class ModelConfigSchema(ma.Schema):
         metadata={"description": "litellm model names, in order"},
     )
     temperature = ma.fields.Float(validate=validate.Range(0, 2), load_default=0.3)
-    max_tokens = ma.fields.Integer(validate=validate.Range(1, 200_000), load_default=1024)
+    max_tokens = ma.fields.Integer(
+        strict=True, validate=validate.Range(1, 200_000), load_default=1024
+    )
 
 
 class AgentCreateSchema(ma.Schema):
@@ -53,8 +55,8 @@ class AgentSchema(ma.Schema):
 
 
 class NetworkConfigSchema(ma.Schema):
-    max_iterations = ma.fields.Integer(validate=validate.Range(1, 10))
-    timeout_seconds = ma.fields.Integer(validate=validate.Range(1, 86_400))
+    max_iterations = ma.fields.Integer(strict=True, validate=validate.Range(1, 10))
+    timeout_seconds = ma.fields.Integer(strict=True, validate=validate.Range(1, 86_400))
     quality_threshold = ma.fields.Float(validate=validate.Range(0, 1))
     model_chain = ma.fields.List(
         ma.fields.String(validate=MODEL_NAME), validate=validate.Length(1, 10), allow_none=True
@@ -63,7 +65,7 @@ class NetworkConfigSchema(ma.Schema):
 
 class NetworkCreateSchema(ma.Schema):
     name = text(200, required=True)
-    description = ma.fields.String(validate=validate.Length(max=2000), load_default="")
+    description = ma.fields.String(validate=[validate.Length(max=2000), no_nul], load_default="")
     config = ma.fields.Nested(NetworkConfigSchema, load_default=dict)
     agents = ma.fields.List(
         ma.fields.Nested(AgentCreateSchema),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import UsageSchema, text
+from meshapi.schemas.common import UsageSchema, json_object, text
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import KEY_PATTERN, MAX_SUBTASKS
 from meshcore.domain.task import MAX_DESCRIPTION, Priority, TaskStatus
@@ -29,9 +29,7 @@ class PlannedSubtaskSchema(ma.Schema):
 
 class TaskCreateSchema(ma.Schema):
     description = text(MAX_DESCRIPTION, required=True)
-    context = ma.fields.Dict(
-        keys=ma.fields.String(validate=validate.Length(1, 200)), load_default=dict
-    )
+    context = json_object(load_default=dict)
     priority = ma.fields.Enum(Priority, by_value=True, load_default=Priority.NORMAL)
     auto_process = ma.fields.Boolean(
         load_default=True,

@@ -1,24 +1,34 @@
-"""The model client over litellm: the chain of models, the offline model, usage accounting.
+"""The model gateway: every model call of every agent goes through here.
 
+For each model of the chain, in order:
+  skip it     when its provider has no credentials (logged once), or its breaker is open;
+  call it     through litellm with litellm's and the OpenAI SDK's own retries off;
+  retry it    on transient errors only (timeouts, connection errors, 429, 5xx), with
+              exponential backoff and jitter, honouring Retry-After, bounded in attempts
+              and by the caller's deadline: this is the one retry layer;
+  move on     on anything else (400, 401, 404, content policy), on an open breaker, or on
+              an answer that stays malformed after one corrected retry.
 Only processes that call models import this module: importing litellm costs seconds of CPU.
 """
 
 from __future__ import annotations
 
-import os
-
-# litellm fetches its cost map from the internet at import unless told otherwise; the
-# packaged map is enough and a worker must never reach out at start. It must precede the import.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import litellm
 import openai
 import structlog
-from litellm.llms.custom_llm import CustomLLMError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
+from meshcore.adapters.breaker import BreakerBoard, CircuitBreakerError
+from meshcore.adapters.litellm_env import litellm
 from meshcore.adapters.offline_model import PROVIDER, OfflineModel
 from meshcore.domain.errors import ModelUnavailable
 from meshcore.domain.task import Usage
@@ -28,19 +38,57 @@ from meshcore.settings import OFFLINE_MODEL, Settings
 log = structlog.get_logger(__name__)
 
 # Errors a provider call can end in; anything else is a bug and propagates.
-MODEL_ERRORS = (openai.OpenAIError, CustomLLMError)
+MODEL_ERRORS = (openai.OpenAIError, litellm.llms.custom_llm.CustomLLMError)
+# Providers that run locally and take no key.
+KEYLESS = frozenset({"ollama", "ollama_chat", "hosted_vllm", "lm_studio", PROVIDER})
+_KEY_SETTINGS = {
+    "anthropic": "anthropic_api_key",
+    "openai": "openai_api_key",
+    "gemini": "gemini_api_key",
+}
 
 
-class LiteLLMModelClient:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._keys = {
-            "anthropic": settings.anthropic_api_key,
-            "openai": settings.openai_api_key,
-            "gemini": settings.gemini_api_key,
-        }
+class InvalidAnswer(Exception):
+    """A model's answer that does not parse or validate as the caller asked."""
+
+
+def status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth the same model again after a pause: timeouts, connection errors, 429 and 5xx."""
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    status = status_of(exc)
+    return status is not None and (status in (408, 409, 425, 429) or status >= 500)
+
+
+def is_breaker_failure(exc_type: type[BaseException], exc: BaseException) -> bool:
+    """Counts against a provider's health: transient errors, and 401/403/404 (it is unusable).
+
+    A 400 or a content-policy refusal says the request was wrong, not that the provider is.
+    """
+    if not isinstance(exc, MODEL_ERRORS):
+        return False
+    return is_transient(exc) or status_of(exc) in (401, 403, 404)
+
+
+class ModelGateway:
+    def __init__(
+        self,
+        settings: Settings,
+        breakers: BreakerBoard,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings, self._breakers, self._sleep = settings, breakers, sleep
+        self._keys = {p: getattr(settings, name) for p, name in _KEY_SETTINGS.items()}
         self._skipped: set[str] = set()
-        has_credentials = any(key is not None for key in self._keys.values())
+        self._unpriced: set[str] = set()
+        has_credentials = any(k is not None for k in self._keys.values()) or bool(
+            settings.provider_api_bases
+        )
         allow = settings.allow_offline_model
         self._allow_offline = (not has_credentials) if allow is None else allow
         register_offline_model(settings.offline_latency_ms)
@@ -53,56 +101,183 @@ class LiteLLMModelClient:
         temperature: float,
         max_tokens: int,
         timeout_s: float,
+        validate: Callable[[str], object] | None = None,
     ) -> Completion:
-        """The first answer along the chain; ModelUnavailable if no model gives one."""
+        """The first good answer along the chain, or ModelUnavailable saying why none came."""
+        deadline = time.monotonic() + timeout_s
         failures = []
-        for model in self._models(chain or self._settings.model_chain):
-            started = time.perf_counter()
+        for model in self.usable(chain or self._settings.model_chain):
+            if time.monotonic() >= deadline:
+                failures.append("deadline reached")
+                break
             try:
-                response = litellm.completion(
-                    model=model,
-                    messages=[{"role": m.role, "content": m.content} for m in messages],
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    timeout=timeout_s,
-                    num_retries=0,  # one retry layer only, the gateway's (design.md)
-                    api_key=self._api_key(model),
-                )
+                completion = self._attempt(model, messages, temperature, max_tokens, deadline)
+                if validate is not None:
+                    completion = self._validated(
+                        model, messages, completion, validate, temperature, max_tokens, deadline
+                    )
+            except CircuitBreakerError:
+                log.info("model.breaker_open", model=model)
+                failures.append(f"{model}: circuit open")
+            except InvalidAnswer as exc:
+                log.warning("model.invalid_answer", model=model, error=str(exc))
+                failures.append(f"{model}: invalid answer ({exc})")
             except MODEL_ERRORS as exc:
-                log.warning("model.failed", model=model, error=type(exc).__name__)
+                log.warning(
+                    "model.failed", model=model, error=type(exc).__name__, status=status_of(exc)
+                )
                 failures.append(f"{model}: {type(exc).__name__}")
-                continue
-            latency_ms = (time.perf_counter() - started) * 1000
-            usage = response.usage
-            return Completion(
-                text=response.choices[0].message.content or "",
-                model=model,
-                usage=Usage(
-                    input_tokens=usage.prompt_tokens,
-                    output_tokens=usage.completion_tokens,
-                    cost_usd=float(response._hidden_params.get("response_cost") or 0.0),
-                ),
-                latency_ms=latency_ms,
-            )
+            else:
+                if failures:
+                    log.info("model.fallback", model=model, skipped=len(failures))
+                return completion
         raise ModelUnavailable("no model could answer: " + ("; ".join(failures) or "none usable"))
 
-    def _models(self, chain: Sequence[str]) -> list[str]:
+    def usable(self, chain: Sequence[str]) -> list[str]:
+        """The chain without the models whose provider has no credentials, plus offline."""
         usable = []
         for model in chain:
-            provider = model.split("/", 1)[0]
-            if provider in self._keys and self._keys[provider] is None:
-                if model not in self._skipped:
-                    self._skipped.add(model)
-                    log.info("model.skipped", model=model, reason="no credentials")
-                continue
-            usable.append(model)
+            if self._has_credentials(model):
+                usable.append(model)
+            elif model not in self._skipped:
+                self._skipped.add(model)
+                log.info("model.skipped", model=model, reason="no credentials")
         if self._allow_offline and OFFLINE_MODEL not in usable:
             usable.append(OFFLINE_MODEL)
         return usable
 
-    def _api_key(self, model: str) -> str | None:
-        key = self._keys.get(model.split("/", 1)[0])
-        return key.get_secret_value() if key is not None else None
+    def _attempt(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        temperature: float,
+        max_tokens: int,
+        deadline: float,
+    ) -> Completion:
+        s = self._settings
+        breaker = self._breakers.breaker(model)
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(s.model_attempts)
+            | stop_before_delay(max(0.0, deadline - time.monotonic())),
+            wait=_retry_after_or(
+                wait_random_exponential(s.retry_base_seconds, max=s.retry_max_seconds)
+            ),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=lambda state: log.info(
+                "model.retrying",
+                model=model,
+                attempt=state.attempt_number,
+                error=type(state.outcome.exception()).__name__,
+            ),
+        )
+        return retrying(
+            breaker.call, self._call, model, messages, temperature, max_tokens, deadline
+        )
+
+    def _call(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        temperature: float,
+        max_tokens: int,
+        deadline: float,
+    ) -> Completion:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise openai.APITimeoutError(request=None)  # type: ignore[arg-type]
+        provider = model.split("/", 1)[0]
+        started = time.perf_counter()
+        response = litellm.completion(
+            model=model,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=min(self._settings.model_timeout_seconds, remaining),
+            num_retries=0,  # one retry layer only: ours
+            max_retries=0,  # and none inside the provider's SDK either
+            api_key=self._api_key(provider),
+            api_base=self._settings.provider_api_bases.get(provider),
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        usage = response.usage
+        return Completion(
+            text=response.choices[0].message.content or "",
+            model=model,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens, self._cost(model, response)),
+            latency_ms=latency_ms,
+        )
+
+    def _validated(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        completion: Completion,
+        validate: Callable[[str], object],
+        temperature: float,
+        max_tokens: int,
+        deadline: float,
+    ) -> Completion:
+        """Check the answer; a bad one gets one retry that shows the model its error."""
+        try:
+            validate(completion.text)
+            return completion
+        except ValueError as exc:
+            problem = str(exc)
+        retry = [
+            *messages,
+            Message("assistant", completion.text),
+            Message(
+                "user",
+                f"That answer could not be used: {problem}. Reply again with only the JSON "
+                "asked for.",
+            ),
+        ]
+        second = self._attempt(model, retry, temperature, max_tokens, deadline)
+        try:
+            validate(second.text)
+        except ValueError as exc:
+            raise InvalidAnswer(str(exc)) from exc
+        total = completion.usage + second.usage
+        return Completion(second.text, model, total, completion.latency_ms + second.latency_ms)
+
+    def _has_credentials(self, model: str) -> bool:
+        provider = model.split("/", 1)[0]
+        if provider in KEYLESS or provider in self._settings.provider_api_bases:
+            return True
+        return self._keys.get(provider) is not None if provider in self._keys else True
+
+    def _api_key(self, provider: str) -> str | None:
+        key = self._keys.get(provider)
+        if key is not None:
+            return key.get_secret_value()
+        # A local OpenAI-compatible server takes any key, but the SDK insists on one.
+        return "not-needed" if provider in self._settings.provider_api_bases else None
+
+    def _cost(self, model: str, response: litellm.ModelResponse) -> float:
+        cost = response._hidden_params.get("response_cost")
+        if cost is None and model not in self._unpriced:
+            self._unpriced.add(model)
+            log.info("model.unpriced", model=model, reason="not in litellm's cost map")
+        return float(cost or 0.0)
+
+
+def _retry_after_or(
+    fallback: Callable[[RetryCallState], float],
+) -> Callable[[RetryCallState], float]:
+    """Wait what the provider's Retry-After asks, else the exponential backoff."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        response = getattr(exc, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        try:
+            return min(float(header), 60.0) if header else fallback(state)
+        except ValueError:
+            return fallback(state)
+
+    return wait
 
 
 def register_offline_model(latency_ms: int) -> None:

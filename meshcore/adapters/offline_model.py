@@ -13,8 +13,11 @@ import re
 import time
 from typing import Any
 
-from litellm import CustomLLM
-from litellm.types.utils import ModelResponse, Usage
+from meshcore.adapters.litellm_env import litellm
+
+CustomLLM = litellm.CustomLLM
+ModelResponse = litellm.ModelResponse
+Usage = litellm.Usage
 
 LABEL = "[offline model, not an AI]"
 PROVIDER = "mesh-offline"
@@ -117,7 +120,8 @@ def _synthesis(user: str) -> str:
 def _verdict(user: str) -> str:
     iteration = int(_first(_ITERATION, user, "1"))
     # Between 0.55 and 0.75 on a first draft, better by 0.1 with each revision.
-    score = round(min(0.95, 0.55 + (_digest(user) % 21) / 100 + 0.1 * (iteration - 1)), 2)
+    answer_only = _ITERATION.sub("", user)  # the same answer scores the same base
+    score = round(min(0.95, 0.55 + (_digest(answer_only) % 21) / 100 + 0.1 * (iteration - 1)), 2)
     feedback = "Tighten the subject line and make the call to action more specific."
     return json.dumps({"score": score, "feedback": feedback, "note": LABEL})
 

@@ -8,8 +8,10 @@ Keys carry the tenant and the network, so a purge is one pattern and isolation i
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -35,29 +37,48 @@ class RedisMemoryStore:
         pipe.execute()
 
     def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
-        """Newest first, at or above the confidence floor, at most `limit` items."""
+        """Newest first, at or above the confidence floor, `limit` items after `offset`."""
         prefix = _prefix(tenant_id, network_id)
         if query.task_id is not None:
             indexes = [f"{prefix}:task:{query.task_id}"]
         else:
             indexes = [f"{prefix}:type:{t.value}" for t in query.types]
+        wanted = query.offset + query.limit
         found: list[MemoryItem] = []
-        start = 0
-        while len(found) < query.limit:
-            # A page from each index, merged by time: the newest items come first overall.
-            pipe = self._redis.pipeline(transaction=False)
-            for index in indexes:
-                pipe.zrevrange(index, start, start + _PAGE - 1, withscores=True)
-            pages = pipe.execute()
-            if not any(pages):
-                break
-            ids = [m for m, _ in sorted((e for p in pages for e in p), key=lambda e: -e[1])]
-            for item in self._load(prefix, ids):
-                if item.type in query.types and item.confidence >= query.min_confidence:
-                    found.append(item)
-            start += _PAGE
-        found.sort(key=lambda i: i.created_at, reverse=True)
-        return found[: query.limit]
+        for item in self._newest_first(prefix, indexes):
+            if item.type in query.types and item.confidence >= query.min_confidence:
+                found.append(item)
+                if len(found) == wanted:
+                    break
+        return found[query.offset :]
+
+    def _newest_first(self, prefix: str, indexes: list[str]) -> Iterator[MemoryItem]:
+        """Merge the indexes by creation time, reading each a page at a time as needed."""
+        pages: dict[int, deque[tuple[float, MemoryItem]]] = {}
+        starts = dict.fromkeys(range(len(indexes)), 0)
+        heap: list[tuple[float, int]] = []
+
+        def refill(i: int) -> None:
+            entries = self._redis.zrevrange(
+                indexes[i], starts[i], starts[i] + _PAGE - 1, withscores=True
+            )
+            starts[i] += _PAGE
+            items = self._load(prefix, [member for member, _ in entries])
+            by_id = {str(item.id): item for item in items}
+            pages[i] = deque((score, by_id[_text(m)]) for m, score in entries if _text(m) in by_id)
+            if pages[i]:
+                heapq.heappush(heap, (-pages[i][0][0], i))
+
+        for i in range(len(indexes)):
+            refill(i)
+        while heap:
+            _, i = heapq.heappop(heap)
+            _, item = pages[i].popleft()
+            yield item
+            if pages[i]:
+                heapq.heappush(heap, (-pages[i][0][0], i))
+            elif starts[i] > 0:
+                refill(i)
 
     def for_subtasks(
         self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]

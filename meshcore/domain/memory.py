@@ -71,3 +71,4 @@ class MemoryQuery:
     min_confidence: float = 0.0
     limit: int = 20
     task_id: UUID | None = None
+    offset: int = 0

@@ -42,7 +42,7 @@ def parse_plan(raw: object) -> list[PlannedSubtask]:
         raise InvalidPlan("a plan is a list of subtasks")
     subtasks = []
     for i, item in enumerate(items):
-        where = f"plan[{i}]"
+        where = f"plan.{i}"
         if not isinstance(item, Mapping):
             raise InvalidPlan("a subtask is an object", field=where)
         key, agent, description = item.get("key"), item.get("agent"), item.get("description")

@@ -12,7 +12,7 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import profile_for
-from meshcore.domain.errors import ModelUnavailable
+from meshcore.domain.errors import ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, AgentType, Network, queue_for
 from meshcore.domain.task import StepRecord, StepStatus, Task
@@ -59,7 +59,11 @@ class StepRunner:
             if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
                 return None
             network = uow.networks.get(task.network_id)
-            subtask = next(s for s in uow.tasks.subtasks(task_id, iteration) if s.key == key)
+            subtask = next(
+                (s for s in uow.tasks.subtasks(task_id, iteration) if s.key == key), None
+            )
+            if subtask is None:
+                raise NotFound("subtask", f"{task_id}/{iteration}/{key}")
         planned = subtask.planned
         profile = profile_for(planned.agent_type)
         dependencies = self._memory.for_subtasks(
@@ -165,7 +169,10 @@ class StepRunner:
                 task = uow.tasks.get(step.task_id, lock=True)
                 network = uow.networks.get(task.network_id)
                 agent = network.agent_of(step.agent_type)
-                if agent is not None and step.model is not None:
+                # A step made a model call if it names a model or failed in the chain; a
+                # client's plan recorded as a step made none.
+                made_call = step.model is not None or step.status is StepStatus.FAILED
+                if agent is not None and made_call:
                     uow.agents.record_call(
                         agent.id,
                         latency_ms=step.latency_ms,

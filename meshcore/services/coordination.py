@@ -219,6 +219,12 @@ class Coordination:
                 self._has_timed_out(uow, task)
 
     def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> None:
+        with self._uow(self._tenant_id) as uow:
+            recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
+        if recorded is not None and recorded.status is StepStatus.COMPLETED:
+            # The plan was recorded by an earlier delivery that died before storing subtasks.
+            self._store_plan(task.id, iteration, _recorded_plan(recorded, network))
+            return
         if task.plan is not None:
             planned = task.plan
             step = StepRecord(
@@ -249,8 +255,7 @@ class Coordination:
         validate_plan(planned, network.agent_types())
         recorded = self._steps.record(step)
         # Two racing planners may disagree; the recorded plan wins and both follow it.
-        plan = validate_plan(parse_plan(json.loads(recorded.output)), network.agent_types())
-        self._store_plan(task.id, iteration, plan)
+        self._store_plan(task.id, iteration, _recorded_plan(recorded, network))
 
     def _store_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
         with self._uow(self._tenant_id) as uow:
@@ -342,6 +347,10 @@ class Coordination:
 def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:
     count = max((s.wave for s in subtasks), default=-1) + 1
     return [[s for s in subtasks if s.wave == w] for w in range(count)]
+
+
+def _recorded_plan(step: StepRecord, network: Network) -> Plan:
+    return validate_plan(parse_plan(json.loads(step.output)), network.agent_types())
 
 
 def _feedback(uow: UnitOfWork, task_id: UUID, iteration: int) -> str | None:

@@ -44,9 +44,16 @@ class MemoryService:
         return item
 
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        """Items from the shared view, newest first."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.get(network_id)
         return self._store.query(self._tenant_id, network_id, query)
+
+    def count(self, network_id: UUID, query: MemoryQuery) -> int:
+        """How many items match, from the record (the view keeps no counts by filter)."""
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)
+            return uow.memory.count(network_id, query)
 
 
 def remember(uow: UnitOfWork, store: MemoryStore, *items: MemoryItem) -> None:

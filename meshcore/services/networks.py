@@ -90,6 +90,7 @@ class NetworkService:
 
     def remove_agent(self, network_id: UUID, agent_id: UUID) -> None:
         with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)  # a missing network is reported as such
             uow.agents.delete(network_id, agent_id)
             uow.commit()
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))

@@ -74,6 +74,7 @@ class TaskService:
     def get(self, network_id: UUID, task_id: UUID) -> Task:
         """A task with its history and the subtasks of its current iteration."""
         with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)  # a missing network is reported as such
             task = uow.tasks.get(task_id, network_id=network_id)
             task.history = uow.tasks.history(task_id)
             task.subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []

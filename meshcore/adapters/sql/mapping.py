@@ -79,9 +79,10 @@ def network_from_row(row: Row, agents: list[Agent]) -> Network:
     )
 
 
-def agent_row(agent: Agent) -> dict[str, object]:
+def agent_row(agent: Agent, position: int) -> dict[str, object]:
     m = agent.metrics
     return {
+        "position": position,
         "id": agent.id,
         "tenant_id": agent.tenant_id,
         "network_id": agent.network_id,
@@ -261,6 +262,7 @@ def memory_row(item: MemoryItem) -> dict[str, object]:
         "id": item.id,
         "tenant_id": item.tenant_id,
         "network_id": item.network_id,
+        "task_id": UUID(item.task_id) if item.task_id else None,
         "type": item.type.value,
         "content": item.content,
         "confidence": item.confidence,

@@ -43,7 +43,9 @@ class SqlNetworkRepository(_Repository):
     def add(self, network: Network) -> None:
         self._db.execute(networks.insert().values(m.network_row(network)))
         if network.agents:
-            self._db.execute(agents.insert(), [m.agent_row(a) for a in network.agents])
+            self._db.execute(
+                agents.insert(), [m.agent_row(a, i) for i, a in enumerate(network.agents)]
+            )
 
     def get(self, network_id: UUID) -> Network:
         row = (
@@ -81,7 +83,7 @@ class SqlNetworkRepository(_Repository):
             for row in self._db.execute(
                 agents.select()
                 .where(agents.c.network_id.in_(ids))
-                .order_by(agents.c.created_at, agents.c.id)
+                .order_by(agents.c.position, agents.c.id)
             ).mappings():
                 by_network[row["network_id"]].append(m.agent_from_row(row))
         return [m.network_from_row(r, by_network[r["id"]]) for r in rows], total
@@ -102,7 +104,11 @@ class SqlAgentRepository(_Repository):
         return sa.and_(agents.c.tenant_id == self._tenant_id, agents.c.network_id == network_id)
 
     def add(self, agent: Agent) -> None:
-        self._db.execute(agents.insert().values(m.agent_row(agent)))
+        # Agents read back in the order they were added: `agent_of` takes the first of a type.
+        last = self._db.execute(
+            sa.select(sa.func.max(agents.c.position)).where(self._mine(agent.network_id))
+        ).scalar()
+        self._db.execute(agents.insert().values(m.agent_row(agent, (last or 0) + 1)))
 
     def get(self, network_id: UUID, agent_id: UUID) -> Agent:
         row = (
@@ -116,7 +122,7 @@ class SqlAgentRepository(_Repository):
 
     def list(self, network_id: UUID) -> list[Agent]:
         rows = self._db.execute(
-            agents.select().where(self._mine(network_id)).order_by(agents.c.created_at, agents.c.id)
+            agents.select().where(self._mine(network_id)).order_by(agents.c.position, agents.c.id)
         ).mappings()
         return [m.agent_from_row(r) for r in rows]
 
@@ -298,13 +304,27 @@ class SqlMemoryRepository(_Repository):
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         rows = self._db.execute(
             memory_items.select()
-            .where(
-                memory_items.c.tenant_id == self._tenant_id,
-                memory_items.c.network_id == network_id,
-                memory_items.c.type.in_([t.value for t in query.types]),
-                memory_items.c.confidence >= query.min_confidence,
-            )
-            .order_by(memory_items.c.created_at.desc())
+            .where(*self._matching(network_id, query))
+            .order_by(memory_items.c.created_at.desc(), memory_items.c.id)
+            .offset(query.offset)
             .limit(query.limit)
         ).mappings()
         return [m.memory_from_row(r) for r in rows]
+
+    def count(self, network_id: UUID, query: MemoryQuery) -> int:
+        return self._db.execute(
+            sa.select(sa.func.count())
+            .select_from(memory_items)
+            .where(*self._matching(network_id, query))
+        ).scalar_one()
+
+    def _matching(self, network_id: UUID, query: MemoryQuery) -> list[sa.ColumnElement[bool]]:
+        where = [
+            memory_items.c.tenant_id == self._tenant_id,
+            memory_items.c.network_id == network_id,
+            memory_items.c.type.in_([t.value for t in query.types]),
+            memory_items.c.confidence >= query.min_confidence,
+        ]
+        if query.task_id is not None:
+            where.append(memory_items.c.task_id == query.task_id)
+        return where

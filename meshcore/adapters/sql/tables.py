@@ -38,6 +38,7 @@ agents = sa.Table(
         "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
     ),
     sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False, default=0),
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("model", Json, nullable=False),
     sa.Column("capabilities", Json, nullable=False),
@@ -144,10 +145,12 @@ memory_items = sa.Table(
     sa.Column(
         "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
     ),
+    sa.Column("task_id", sa.Uuid, nullable=True),
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index("ix_memory_network_created", "tenant_id", "network_id", "created_at"),
+    sa.Index("ix_memory_task", "task_id"),
 )

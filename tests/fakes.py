@@ -1,0 +1,611 @@
+"""In-memory stand-ins for the ports in `meshcore.ports`, and a whole mesh built from them.
+
+FakeDatabase         the committed record, shared by every unit of work made from it
+FakeUnitOfWork       a transaction over a copy of the record: only commit() writes it back
+FakeUnitOfWorkFactory  the factory the services take: one FakeUnitOfWork per call, per tenant
+FakeDispatcher       records each message; drain() delivers them to a Coordination, in order
+FakeClock            holds time still until a test advances it
+FakeModelClient      scripted answers where a test gives them, the offline model's otherwise
+FakeMesh             the services of one tenant wired to all of the above and to fakeredis
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self, TypeVar
+from uuid import UUID
+
+import fakeredis
+
+# The offline model imports litellm through meshcore.adapters.litellm_env, which keeps it off
+# the network.
+from meshcore.adapters.offline_model import LABEL
+from meshcore.adapters.offline_model import answer as offline_answer
+from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.domain.errors import MeshError, NotFound
+from meshcore.domain.memory import MemoryItem, MemoryQuery
+from meshcore.domain.network import (
+    Agent,
+    AgentMetrics,
+    Network,
+    NetworkConfig,
+    queue_for,
+)
+from meshcore.domain.plan import Plan, PlannedSubtask
+from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus, Usage
+from meshcore.ports import Completion, Delivery, Message, Page, TaskRef
+from meshcore.services.agent_steps import StepRunner
+from meshcore.services.coordination import Coordination
+from meshcore.services.memory import MemoryService
+from meshcore.services.networks import NetworkService
+from meshcore.services.tasks import TaskService
+
+START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+OFFLINE_LABEL = LABEL  # what every offline answer says of itself
+FAKE_MODEL = "fake/offline"
+
+StepKey = tuple[UUID, int, str]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class SubtaskRow:
+    tenant_id: str
+    position: int
+    wave: int
+    planned: PlannedSubtask
+
+
+@dataclass
+class Tables:
+    """The rows of the record, keyed as the SQL tables are. A row is replaced, never changed in
+    place, so a transaction's copy of the tables can share rows with the committed ones."""
+
+    networks: dict[UUID, Network] = field(default_factory=dict)
+    agents: dict[UUID, Agent] = field(default_factory=dict)
+    tasks: dict[UUID, Task] = field(default_factory=dict)
+    events: dict[int, tuple[str, UUID, HistoryEntry]] = field(default_factory=dict)
+    subtasks: dict[StepKey, SubtaskRow] = field(default_factory=dict)
+    steps: dict[StepKey, tuple[str, StepRecord]] = field(default_factory=dict)
+    memory: dict[UUID, MemoryItem] = field(default_factory=dict)
+
+    def names(self) -> Iterator[str]:
+        return (f.name for f in fields(self))
+
+    def snapshot(self) -> Tables:
+        # Shallow: stored rows are never changed in place, only replaced, so sharing is safe.
+        return Tables(**{name: dict(getattr(self, name)) for name in self.names()})
+
+
+class FakeDatabase:
+    """The committed state; a unit of work writes to it only when it commits."""
+
+    def __init__(self) -> None:
+        self.committed = Tables()
+        # Like a SERIAL column: numbers are handed out outside any transaction.
+        self.sequence = itertools.count(1)
+
+    def apply(self, before: Tables, after: Tables) -> None:
+        """Write what a transaction changed, row by row, leaving other rows as they are."""
+        for name in before.names():
+            shared, old, new = (getattr(t, name) for t in (self.committed, before, after))
+            for key in old.keys() - new.keys():
+                shared.pop(key, None)
+            for key, value in new.items():
+                if old.get(key) is not value:
+                    shared[key] = value
+
+
+class _Repository:
+    def __init__(self, tables: Tables, tenant_id: str, database: FakeDatabase) -> None:
+        self._rows, self._tenant_id, self._db = tables, tenant_id, database
+
+
+class FakeNetworkRepository(_Repository):
+    def add(self, network: Network) -> None:
+        self._rows.networks[network.id] = copy.deepcopy(replace(network, agents=[]))
+        for agent in network.agents:
+            self._rows.agents[agent.id] = agent
+
+    def get(self, network_id: UUID) -> Network:
+        network = self._rows.networks.get(network_id)
+        if network is None or network.tenant_id != self._tenant_id:
+            raise NotFound("network", network_id)
+        agents = FakeAgentRepository(self._rows, self._tenant_id, self._db).list(network_id)
+        return replace(copy.deepcopy(network), agents=agents)
+
+    def list(self, page: Page) -> tuple[list[Network], int]:
+        mine = [n for n in self._rows.networks.values() if n.tenant_id == self._tenant_id]
+        mine.sort(key=lambda n: (-n.created_at.timestamp(), str(n.id)))
+        chosen = mine[page.offset : page.offset + page.limit]
+        return [self.get(n.id) for n in chosen], len(mine)
+
+    def delete(self, network_id: UUID) -> None:
+        self.get(network_id)
+        rows = self._rows
+        # The SQL schema cascades to everything the network owns; so does the fake.
+        tasks = {t.id for t in rows.tasks.values() if t.network_id == network_id}
+        _drop(rows.networks, lambda key, _: key == network_id)
+        _drop(rows.agents, lambda _, agent: agent.network_id == network_id)
+        _drop(rows.memory, lambda _, item: item.network_id == network_id)
+        _drop(rows.tasks, lambda key, _: key in tasks)
+        _drop(rows.events, lambda _, event: event[1] in tasks)
+        _drop(rows.subtasks, lambda key, _: key[0] in tasks)
+        _drop(rows.steps, lambda key, _: key[0] in tasks)
+
+
+def _drop(table: dict[K, V], is_doomed: Callable[[K, V], bool]) -> None:
+    for key in [k for k, v in table.items() if is_doomed(k, v)]:
+        del table[key]
+
+
+class FakeAgentRepository(_Repository):
+    def add(self, agent: Agent) -> None:
+        self._rows.agents[agent.id] = agent
+
+    def get(self, network_id: UUID, agent_id: UUID) -> Agent:
+        agent = self._rows.agents.get(agent_id)
+        if agent is None or not self._is_mine(agent, network_id):
+            raise NotFound("agent", agent_id)
+        return _clamped(agent)
+
+    def list(self, network_id: UUID) -> list[Agent]:
+        mine = [a for a in self._rows.agents.values() if self._is_mine(a, network_id)]
+        mine.sort(key=lambda a: (a.created_at, str(a.id)))
+        return [_clamped(a) for a in mine]
+
+    def delete(self, network_id: UUID, agent_id: UUID) -> None:
+        self.get(network_id, agent_id)
+        del self._rows.agents[agent_id]
+
+    def record_call(
+        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
+    ) -> None:
+        agent = self._rows.agents.get(agent_id)
+        if agent is None or agent.tenant_id != self._tenant_id:
+            return
+        m = agent.metrics
+        self._rows.agents[agent_id] = replace(
+            agent,
+            metrics=replace(
+                m,
+                calls=m.calls + 1,
+                failures=m.failures + int(is_failure),
+                latency_ms_total=m.latency_ms_total + latency_ms,
+                input_tokens=m.input_tokens + usage.input_tokens,
+                output_tokens=m.output_tokens + usage.output_tokens,
+                cost_usd=m.cost_usd + usage.cost_usd,
+            ),
+        )
+
+    def add_in_flight(self, agent_id: UUID, delta: int) -> None:
+        agent = self._rows.agents.get(agent_id)
+        if agent is None or agent.tenant_id != self._tenant_id:
+            return
+        metrics = replace(agent.metrics, in_flight=agent.metrics.in_flight + delta)
+        self._rows.agents[agent_id] = replace(agent, metrics=metrics)
+
+    def _is_mine(self, agent: Agent, network_id: UUID) -> bool:
+        return agent.tenant_id == self._tenant_id and agent.network_id == network_id
+
+
+def _clamped(agent: Agent) -> Agent:
+    metrics: AgentMetrics = agent.metrics
+    return replace(agent, metrics=replace(metrics, in_flight=max(0, metrics.in_flight)))
+
+
+class FakeTaskRepository(_Repository):
+    def add(self, task: Task) -> None:
+        self._rows.tasks[task.id] = _row_of(task)
+        self._append_history(task)
+
+    def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task:
+        task = self._rows.tasks.get(task_id)
+        if (
+            task is None
+            or task.tenant_id != self._tenant_id
+            or (network_id is not None and task.network_id != network_id)
+        ):
+            raise NotFound("task", task_id)
+        return copy.deepcopy(task)
+
+    def list(
+        self, network_id: UUID, page: Page, status: TaskStatus | None = None
+    ) -> tuple[list[Task], int]:
+        mine = [
+            t
+            for t in self._rows.tasks.values()
+            if t.tenant_id == self._tenant_id
+            and t.network_id == network_id
+            and (status is None or t.status is status)
+        ]
+        mine.sort(key=lambda t: (-t.created_at.timestamp(), str(t.id)))
+        chosen = mine[page.offset : page.offset + page.limit]
+        return [copy.deepcopy(t) for t in chosen], len(mine)
+
+    def save(self, task: Task) -> None:
+        stored = self._rows.tasks.get(task.id)
+        if stored is not None and stored.tenant_id == self._tenant_id:
+            # Like the SQL adapter: only the columns that change as a task runs.
+            self._rows.tasks[task.id] = replace(
+                stored,
+                status=task.status,
+                iteration=task.iteration,
+                result=copy.deepcopy(task.result),
+                error=task.error,
+                usage=task.usage,
+                updated_at=task.updated_at,
+            )
+        self._append_history(task)
+
+    def history(self, task_id: UUID) -> list[HistoryEntry]:
+        return [
+            copy.deepcopy(entry)
+            for _, (tenant, of_task, entry) in sorted(self._rows.events.items())
+            if tenant == self._tenant_id and of_task == task_id
+        ]
+
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
+        for position, planned in enumerate(plan.subtasks):
+            row = SubtaskRow(self._tenant_id, position, plan.wave_of(planned.key), planned)
+            self._rows.subtasks.setdefault((task_id, iteration, planned.key), row)
+
+    def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
+        rows = sorted(
+            (
+                (key, row)
+                for key, row in self._rows.subtasks.items()
+                if key[:2] == (task_id, iteration) and row.tenant_id == self._tenant_id
+            ),
+            key=lambda kv: kv[1].position,
+        )
+        steps = FakeStepRepository(self._rows, self._tenant_id, self._db)
+        return [
+            Subtask(task_id, iteration, row.wave, row.planned, steps.get(*key)) for key, row in rows
+        ]
+
+    def _append_history(self, task: Task) -> None:
+        for entry in task.new_history:
+            self._rows.events[next(self._db.sequence)] = (self._tenant_id, task.id, entry)
+        task.new_history.clear()
+
+
+def _row_of(task: Task) -> Task:
+    return replace(copy.deepcopy(task), history=[], new_history=[], subtasks=[])
+
+
+class FakeStepRepository(_Repository):
+    def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
+        key = (step.task_id, step.iteration, step.key)
+        # First write wins, against this transaction and against what others have committed.
+        existing = self._rows.steps.get(key) or self._db.committed.steps.get(key)
+        if existing is not None:
+            return existing[1], False
+        self._rows.steps[key] = (self._tenant_id, step)
+        return step, True
+
+    def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
+        row = self._rows.steps.get((task_id, iteration, key))
+        return row[1] if row is not None and row[0] == self._tenant_id else None
+
+    def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]:
+        mine = [
+            step
+            for (of_task, of_iteration, _), (tenant, step) in self._rows.steps.items()
+            if (of_task, of_iteration, tenant) == (task_id, iteration, self._tenant_id)
+        ]
+        return sorted(mine, key=lambda s: (s.recorded_at, s.key))
+
+
+class FakeMemoryRepository(_Repository):
+    def add(self, item: MemoryItem) -> None:
+        self._rows.memory[item.id] = item
+
+    def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        found = [
+            m
+            for m in self._rows.memory.values()
+            if m.tenant_id == self._tenant_id
+            and m.network_id == network_id
+            and m.type in query.types
+            and m.confidence >= query.min_confidence
+            and (query.task_id is None or m.task_id == str(query.task_id))
+        ]
+        found.sort(key=lambda m: m.created_at, reverse=True)
+        return found[query.offset : query.offset + query.limit]
+
+    def count(self, network_id: UUID, query: MemoryQuery) -> int:
+        return len(self.list(network_id, replace(query, offset=0, limit=len(self._rows.memory))))
+
+
+class FakeUnitOfWork:
+    """Reads the record as it was when the block began; leaving without commit() drops changes."""
+
+    def __init__(self, database: FakeDatabase, tenant_id: str) -> None:
+        self._db, self.tenant_id = database, tenant_id
+        self.committed = False
+        self.commits = 0
+
+    def __enter__(self) -> Self:
+        self._before = self._db.committed.snapshot()
+        self._rows = self._before.snapshot()
+        args = (self._rows, self.tenant_id, self._db)
+        self.networks = FakeNetworkRepository(*args)
+        self.agents = FakeAgentRepository(*args)
+        self.tasks = FakeTaskRepository(*args)
+        self.steps = FakeStepRepository(*args)
+        self.memory = FakeMemoryRepository(*args)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    def commit(self) -> None:
+        self._db.apply(self._before, self._rows)
+        self._before = self._rows.snapshot()
+        self.committed = True
+        self.commits += 1
+
+    def rollback(self) -> None:
+        # In place: the repositories hold these very dicts.
+        for name in self._rows.names():
+            rows = getattr(self._rows, name)
+            rows.clear()
+            rows.update(getattr(self._before, name))
+
+
+class FakeUnitOfWorkFactory:
+    """The `UnitOfWorkFactory` port over one FakeDatabase; keeps every unit of work it made."""
+
+    def __init__(self, database: FakeDatabase | None = None) -> None:
+        self.database = database or FakeDatabase()
+        self.made: list[FakeUnitOfWork] = []
+
+    def __call__(self, tenant_id: str) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.database, tenant_id)
+        self.made.append(uow)
+        return uow
+
+
+class FakeClock:
+    def __init__(self, start: datetime = START) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+
+@dataclass(frozen=True)
+class Call:
+    """One message the dispatcher was asked to send."""
+
+    name: str  # "coordinate", "run_wave", "review" or "expire"
+    ref: TaskRef
+    iteration: int | None = None
+    wave: int | None = None
+    subtasks: tuple[PlannedSubtask, ...] = ()
+    at: datetime | None = None
+
+
+class FakeDispatcher:
+    """Records messages in `calls`; `drain` delivers the pending ones as the workers would.
+
+    A wave is delivered as Celery's chord would: each of its steps (`step_deliveries` times, to
+    play a redelivery), then its `collect`. An `expire` waits until the clock reaches its time.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: FakeClock | None = None,
+        step_deliveries: int = 1,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.calls: list[Call] = []
+        self.pending: deque[Call] = deque()
+        self._clock, self._step_deliveries, self._on_call = clock, step_deliveries, on_call
+
+    def coordinate(self, ref: TaskRef) -> None:
+        self._send(Call("coordinate", ref))
+
+    def run_wave(
+        self, ref: TaskRef, iteration: int, wave: int, subtasks: Sequence[PlannedSubtask]
+    ) -> None:
+        self._send(Call("run_wave", ref, iteration, wave, tuple(subtasks)))
+
+    def review(self, ref: TaskRef, iteration: int) -> None:
+        self._send(Call("review", ref, iteration))
+
+    def expire(self, ref: TaskRef, at: datetime) -> None:
+        self._send(Call("expire", ref, at=at))
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def lose(self, name: str) -> int:
+        """Drop the pending messages of one kind, as a broker that lost them would."""
+        lost = [c for c in self.pending if c.name == name]
+        self.pending = deque(c for c in self.pending if c.name != name)
+        return len(lost)
+
+    def deliver_next(self, coordination: Coordination) -> Call | None:
+        """Deliver the first message that is due; None when none is."""
+        call = next((c for c in self.pending if self._is_due(c)), None)
+        if call is None:
+            return None
+        self.pending.remove(call)
+        task_id = call.ref.task_id
+        if call.name == "coordinate":
+            coordination.coordinate(task_id)
+        elif call.name == "run_wave":
+            assert call.iteration is not None and call.wave is not None
+            for subtask in call.subtasks:
+                delivery = Delivery(queue=queue_for(subtask.agent_type), worker="fake@worker")
+                for _ in range(self._step_deliveries):
+                    coordination.run_step(task_id, call.iteration, subtask.key, delivery)
+            coordination.collect(task_id, call.iteration, call.wave)
+        elif call.name == "review":
+            assert call.iteration is not None
+            coordination.review(task_id, call.iteration)
+        else:
+            coordination.expire(task_id)
+        return call
+
+    def drain(self, coordination: Coordination, *, limit: int = 500) -> int:
+        """Deliver messages until none is due; answers how many were delivered."""
+        for delivered in range(limit):
+            if self.deliver_next(coordination) is None:
+                return delivered
+        raise AssertionError(f"still delivering after {limit} messages: a loop?")
+
+    def _send(self, call: Call) -> None:
+        if self._on_call is not None:
+            self._on_call(call)
+        self.calls.append(call)
+        self.pending.append(call)
+
+    def _is_due(self, call: Call) -> bool:
+        if call.at is None:
+            return True
+        return self._clock is not None and self._clock.now() >= call.at
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    system: str
+    user: str
+    chain: tuple[str, ...] | None
+    timeout_s: float
+
+
+class FakeModelClient:
+    """The `ModelClient` port. `script` queues answers (or errors) for prompts that contain a
+    given text, in order; any other prompt, or one whose script ran out, gets the offline
+    model's answer.
+    """
+
+    def __init__(self, *, on_call: Callable[[ModelCall], None] | None = None) -> None:
+        self.calls: list[ModelCall] = []
+        self._scripts: dict[str, deque[str | MeshError]] = {}
+        self._on_call = on_call
+
+    def script(self, match: str, *answers: str | MeshError) -> None:
+        self._scripts.setdefault(match, deque()).extend(answers)
+
+    def calls_with(self, text: str) -> list[ModelCall]:
+        return [c for c in self.calls if text in c.system or text in c.user]
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        chain: Sequence[str] | None,
+        temperature: float,
+        max_tokens: int,
+        timeout_s: float,
+    ) -> Completion:
+        system = "\n".join(m.content for m in messages if m.role == "system")
+        user = "\n".join(m.content for m in messages if m.role == "user")
+        call = ModelCall(system, user, tuple(chain) if chain else None, timeout_s)
+        self.calls.append(call)
+        if self._on_call is not None:
+            self._on_call(call)
+        scripted = next(
+            (a for m, a in self._scripts.items() if a and (m in system or m in user)), None
+        )
+        text = scripted.popleft() if scripted else offline_answer(system, user)
+        if isinstance(text, MeshError):
+            raise text
+        usage = Usage(input_tokens=len(system + user) // 4, output_tokens=len(text) // 4)
+        return Completion(text=text, model=FAKE_MODEL, usage=usage, latency_ms=12.5)
+
+
+@dataclass
+class FakeMesh:
+    """One tenant's services over fakes; `for_tenant` gives another tenant the same world."""
+
+    tenant_id: str
+    database: FakeDatabase
+    uow: FakeUnitOfWorkFactory
+    clock: FakeClock
+    redis: fakeredis.FakeRedis
+    store: RedisMemoryStore
+    models: FakeModelClient
+    dispatcher: FakeDispatcher
+    networks: NetworkService
+    tasks: TaskService
+    memory: MemoryService
+    steps: StepRunner
+    coordination: Coordination
+
+    @classmethod
+    def build(
+        cls,
+        tenant_id: str = "acme",
+        *,
+        database: FakeDatabase | None = None,
+        clock: FakeClock | None = None,
+        redis: fakeredis.FakeRedis | None = None,
+        models: FakeModelClient | None = None,
+        dispatcher: FakeDispatcher | None = None,
+    ) -> FakeMesh:
+        database = database or FakeDatabase()
+        clock = clock or FakeClock()
+        redis = redis or fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        models = models or FakeModelClient()
+        dispatcher = dispatcher or FakeDispatcher(clock=clock)
+        uow = FakeUnitOfWorkFactory(database)
+        store = RedisMemoryStore(redis)
+        steps = StepRunner(tenant_id=tenant_id, uow=uow, memory=store, models=models, clock=clock)
+        return cls(
+            tenant_id=tenant_id,
+            database=database,
+            uow=uow,
+            clock=clock,
+            redis=redis,
+            store=store,
+            models=models,
+            dispatcher=dispatcher,
+            networks=NetworkService(tenant_id=tenant_id, uow=uow, memory=store, clock=clock),
+            tasks=TaskService(tenant_id=tenant_id, uow=uow, dispatcher=dispatcher, clock=clock),
+            memory=MemoryService(tenant_id=tenant_id, uow=uow, store=store, clock=clock),
+            steps=steps,
+            coordination=Coordination(
+                tenant_id=tenant_id, uow=uow, steps=steps, dispatcher=dispatcher, clock=clock
+            ),
+        )
+
+    def for_tenant(self, tenant_id: str) -> FakeMesh:
+        return FakeMesh.build(
+            tenant_id,
+            database=self.database,
+            clock=self.clock,
+            redis=self.redis,
+            models=self.models,
+            dispatcher=self.dispatcher,
+        )
+
+    def drain(self) -> int:
+        return self.dispatcher.drain(self.coordination)
+
+    def create_network(self, config: NetworkConfig | None = None) -> Network:
+        """A network with the default team."""
+        return self.networks.create(
+            name="launch team", description="writes launch emails", config=config or NetworkConfig()
+        )

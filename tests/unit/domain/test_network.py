@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from meshcore.domain.errors import InvalidInput
+from meshcore.domain.network import (
+    Agent,
+    AgentMetrics,
+    AgentStatus,
+    AgentType,
+    Network,
+    NetworkConfig,
+    queue_for,
+)
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def new_network() -> Network:
+    return Network.create(
+        tenant_id="acme", name="launch", description="", config=NetworkConfig(), now=NOW
+    )
+
+
+def agent(*, is_disabled: bool = False, in_flight: int = 0) -> Agent:
+    network = new_network()
+    made = network.new_agent(name="writer", type=AgentType.CONTENT, now=NOW)
+    return replace(made, is_disabled=is_disabled, metrics=AgentMetrics(in_flight=in_flight))
+
+
+def test_the_default_config_is_valid() -> None:
+    config = NetworkConfig()
+
+    assert (config.max_iterations, config.timeout_seconds, config.quality_threshold) == (
+        3,
+        300,
+        0.8,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_iterations": 0}, "config.max_iterations"),
+        ({"max_iterations": 11}, "config.max_iterations"),
+        ({"timeout_seconds": 0}, "config.timeout_seconds"),
+        ({"timeout_seconds": 86_401}, "config.timeout_seconds"),
+        ({"quality_threshold": -0.01}, "config.quality_threshold"),
+        ({"quality_threshold": 1.01}, "config.quality_threshold"),
+    ],
+)
+def test_a_config_out_of_range_is_rejected_naming_the_field(
+    kwargs: dict[str, float], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        NetworkConfig(**kwargs)  # type: ignore[arg-type]
+
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}: must be between")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_iterations": 1},
+        {"max_iterations": 10},
+        {"timeout_seconds": 1},
+        {"timeout_seconds": 86_400},
+        {"quality_threshold": 0.0},
+        {"quality_threshold": 1.0},
+    ],
+)
+def test_a_config_at_the_edge_of_its_range_is_accepted(kwargs: dict[str, float]) -> None:
+    config = NetworkConfig(**kwargs)  # type: ignore[arg-type]
+
+    assert all(getattr(config, k) == v for k, v in kwargs.items())
+
+
+def test_an_idle_agent_is_idle() -> None:
+    assert agent().status is AgentStatus.IDLE
+
+
+def test_an_agent_with_steps_in_flight_is_busy() -> None:
+    assert agent(in_flight=2).status is AgentStatus.BUSY
+
+
+def test_a_disabled_agent_is_disabled_even_while_steps_finish() -> None:
+    assert agent(is_disabled=True).status is AgentStatus.DISABLED
+    assert agent(is_disabled=True, in_flight=1).status is AgentStatus.DISABLED
+
+
+def test_each_agent_type_has_its_own_queue() -> None:
+    assert queue_for(AgentType.COORDINATOR) == "coordinator"
+    assert queue_for(AgentType.CONTENT) == "agent.content"
+    assert agent().queue == "agent.content"
+    assert len({queue_for(t) for t in AgentType}) == len(AgentType)
+
+
+def test_a_new_agent_belongs_to_its_network_and_tenant() -> None:
+    network = new_network()
+
+    made = network.new_agent(
+        name="r", type=AgentType.RESEARCH, now=NOW, capabilities=("fact-finding",)
+    )
+
+    assert network.agents == [made]
+    assert (made.tenant_id, made.network_id) == ("acme", network.id)
+    assert made.capabilities == ("fact-finding",)
+    assert made.status is AgentStatus.IDLE
+
+
+def test_disabled_agents_take_no_work() -> None:
+    network = new_network()
+    network.new_agent(name="r", type=AgentType.RESEARCH, now=NOW)
+    network.new_agent(name="c", type=AgentType.CONTENT, now=NOW)
+    network.agents[1] = replace(network.agents[1], is_disabled=True)
+    second = network.new_agent(name="c2", type=AgentType.CONTENT, now=NOW)
+
+    assert network.agent_types() == {AgentType.RESEARCH, AgentType.CONTENT}
+    assert network.agent_of(AgentType.CONTENT) == second
+    assert network.agent_of(AgentType.DESIGN) is None
+
+
+def test_a_network_without_enabled_agents_offers_no_types() -> None:
+    network = new_network()
+    network.new_agent(name="r", type=AgentType.RESEARCH, now=NOW)
+    network.agents[0] = replace(network.agents[0], is_disabled=True)
+
+    assert network.agent_types() == frozenset()
+    assert network.agent_of(AgentType.RESEARCH) is None
+
+
+def test_mean_latency_is_zero_before_any_call() -> None:
+    assert AgentMetrics().mean_latency_ms == 0.0
+    assert AgentMetrics(calls=4, latency_ms_total=100.0).mean_latency_ms == 25.0

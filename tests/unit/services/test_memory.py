@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+
+from meshcore.domain.errors import InvalidInput, NotFound
+from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+from tests.fakes import FakeMesh
+
+
+@pytest.fixture
+def mesh() -> FakeMesh:
+    return FakeMesh.build("acme")
+
+
+def add(
+    mesh: FakeMesh,
+    network_id: UUID,
+    content: str,
+    *,
+    type: MemoryType = MemoryType.FACT,
+    confidence: float = 0.9,
+) -> MemoryItem:
+    """Add an item a minute after the last one, so newest-first has an answer."""
+    mesh.clock.advance(60)
+    return mesh.memory.add(network_id, type=type, content=content, confidence=confidence)
+
+
+def contents(items: list[MemoryItem]) -> list[str]:
+    return [i.content for i in items]
+
+
+def test_an_added_item_is_recorded_and_shared(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+
+    item = mesh.memory.add(
+        network.id,
+        type=MemoryType.DECISION,
+        content="Lead with the price",
+        confidence=0.7,
+        metadata={"tags": "launch"},
+    )
+
+    assert mesh.database.committed.memory == {item.id: item}
+    assert mesh.memory.query(network.id, MemoryQuery()) == [item]
+    assert (item.tenant_id, item.network_id, item.created_at) == (
+        "acme",
+        network.id,
+        mesh.clock.now(),
+    )
+
+
+def test_an_item_for_an_unknown_network_is_rejected_and_stored_nowhere(mesh: FakeMesh) -> None:
+    with pytest.raises(NotFound):
+        mesh.memory.add(uuid4(), type=MemoryType.FACT, content="x", confidence=1.0)
+
+    assert mesh.database.committed.memory == {}
+    assert mesh.redis.keys("*") == []
+
+
+def test_an_invalid_item_is_rejected_and_stored_nowhere(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+
+    with pytest.raises(InvalidInput, match="confidence"):
+        mesh.memory.add(network.id, type=MemoryType.FACT, content="x", confidence=1.5)
+
+    assert mesh.database.committed.memory == {}
+    assert mesh.memory.query(network.id, MemoryQuery()) == []
+
+
+def test_a_query_answers_newest_first(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    for content in ("first", "second", "third"):
+        add(mesh, network.id, content)
+
+    assert contents(mesh.memory.query(network.id, MemoryQuery())) == ["third", "second", "first"]
+
+
+def test_a_query_filters_by_type(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    add(mesh, network.id, "a fact")
+    add(mesh, network.id, "a decision", type=MemoryType.DECISION)
+    add(mesh, network.id, "some feedback", type=MemoryType.FEEDBACK)
+
+    found = mesh.memory.query(network.id, MemoryQuery(types=(MemoryType.FACT, MemoryType.FEEDBACK)))
+
+    assert contents(found) == ["some feedback", "a fact"]
+
+
+def test_a_query_filters_by_confidence_inclusively(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    add(mesh, network.id, "sure", confidence=0.9)
+    add(mesh, network.id, "borderline", confidence=0.5)
+    add(mesh, network.id, "rumour", confidence=0.49)
+
+    found = mesh.memory.query(network.id, MemoryQuery(min_confidence=0.5))
+
+    assert contents(found) == ["borderline", "sure"]
+
+
+def test_a_query_returns_at_most_its_limit_keeping_the_newest(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    for i in range(5):
+        add(mesh, network.id, f"item {i}")
+
+    assert contents(mesh.memory.query(network.id, MemoryQuery(limit=2))) == ["item 4", "item 3"]
+
+
+def test_memory_is_per_network(mesh: FakeMesh) -> None:
+    one, two = mesh.create_network(), mesh.create_network()
+    add(mesh, one.id, "about one")
+
+    assert mesh.memory.query(two.id, MemoryQuery()) == []
+
+
+def test_another_tenant_cannot_read_or_write_a_networks_memory(mesh: FakeMesh) -> None:
+    rival = mesh.for_tenant("globex")
+    network = mesh.create_network()
+    add(mesh, network.id, "secret plan")
+
+    with pytest.raises(NotFound):
+        rival.memory.query(network.id, MemoryQuery())
+    with pytest.raises(NotFound):
+        rival.memory.add(network.id, type=MemoryType.FACT, content="x", confidence=1.0)
+
+    assert contents(mesh.memory.query(network.id, MemoryQuery())) == ["secret plan"]
