@@ -10,7 +10,7 @@ from flask import Flask, send_from_directory
 
 from meshapi import errors
 from meshapi.ids import IdConverter, id_schema
-from meshapi.routes import agents, health, memory, networks, tasks
+from meshapi.routes import agents, health, memory, networks, providers, tasks
 from meshcore import bootstrap
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     app.url_map.converters["id"] = IdConverter
     api = errors.MeshApi(app)
     api.register_converter(IdConverter, id_schema)
-    for module in (networks, agents, tasks, memory, health):
+    for module in (networks, agents, tasks, memory, providers, health):
         api.register_blueprint(module.blp)
     errors.register(app)
     assets = files("flask_swagger_ui") / "dist"

@@ -28,7 +28,7 @@ import fakeredis
 from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
 from meshcore.adapters.redis_memory import RedisMemoryStore
-from meshcore.domain.errors import MeshError, NotFound
+from meshcore.domain.errors import MeshError, ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import (
     Agent,
@@ -519,6 +519,7 @@ class FakeModelClient:
         temperature: float,
         max_tokens: int,
         timeout_s: float,
+        validate: Callable[[str], object] | None = None,
     ) -> Completion:
         system = "\n".join(m.content for m in messages if m.role == "system")
         user = "\n".join(m.content for m in messages if m.role == "user")
@@ -532,6 +533,12 @@ class FakeModelClient:
         text = scripted.popleft() if scripted else offline_answer(system, user)
         if isinstance(text, MeshError):
             raise text
+        if validate is not None:
+            # One fake model: an answer it cannot correct leaves the chain with nothing.
+            try:
+                validate(text)
+            except ValueError as exc:
+                raise ModelUnavailable(f"no model could answer: invalid answer ({exc})") from exc
         usage = Usage(input_tokens=len(system + user) // 4, output_tokens=len(text) // 4)
         return Completion(text=text, model=FAKE_MODEL, usage=usage, latency_ms=12.5)
 

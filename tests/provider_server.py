@@ -81,6 +81,9 @@ def provider_server() -> Iterator[ProviderServer]:
 def _handler(provider: ProviderServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, keep-alive clients would wait
+        # out a delayed ACK (40 ms) on every response.
+        disable_nagle_algorithm = True
 
         def log_message(self, *_: object) -> None:
             pass

@@ -13,6 +13,7 @@ from meshapi.context import mesh, services
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.networks import NetworkCreateSchema, NetworkSchema
 from meshcore.domain.network import ModelConfig
+from meshcore.domain.usage import Budget
 from meshcore.ports import Page
 from meshcore.services.networks import AgentSpec
 
@@ -34,6 +35,8 @@ class Networks(MethodView):
         config = body["config"]
         if config.get("model_chain"):
             config["model_chain"] = tuple(config["model_chain"])
+        if "budget" in config:
+            config["budget"] = Budget(**config["budget"])
         agents = None
         if "agents" in body:
             agents = [agent_spec(a) for a in body["agents"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import no_nul, text
+from meshapi.schemas.common import UsageSchema, no_nul, text
 from meshcore.domain.network import AgentType
 
 MODEL_NAME = validate.Length(min=1, max=200)
@@ -54,12 +54,30 @@ class AgentSchema(ma.Schema):
     created_at = ma.fields.DateTime()
 
 
+class BudgetSchema(ma.Schema):
+    tokens = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(1, 10**12),
+        allow_none=True,
+        metadata={"description": "Tokens one task may use"},
+    )
+    cost_usd = ma.fields.Float(
+        validate=validate.Range(0, 10**6, min_inclusive=False),
+        allow_none=True,
+        metadata={"description": "Dollars one task may spend"},
+    )
+
+
 class NetworkConfigSchema(ma.Schema):
     max_iterations = ma.fields.Integer(strict=True, validate=validate.Range(1, 10))
     timeout_seconds = ma.fields.Integer(strict=True, validate=validate.Range(1, 86_400))
     quality_threshold = ma.fields.Float(validate=validate.Range(0, 1))
     model_chain = ma.fields.List(
         ma.fields.String(validate=MODEL_NAME), validate=validate.Length(1, 10), allow_none=True
+    )
+    budget = ma.fields.Nested(
+        BudgetSchema,
+        metadata={"description": "A task that would exceed it stops, failed, keeping its work"},
     )
 
 
@@ -81,5 +99,6 @@ class NetworkSchema(ma.Schema):
     description = ma.fields.String()
     config = ma.fields.Nested(NetworkConfigSchema)
     agents = ma.fields.List(ma.fields.Nested(AgentSchema))
+    usage = ma.fields.Nested(UsageSchema, metadata={"description": "Summed over its tasks"})
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

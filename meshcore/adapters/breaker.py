@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import monotonic
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
@@ -28,6 +29,7 @@ from circuitbreaker import CircuitBreakerError as CircuitBreakerError
 P = ParamSpec("P")
 T = TypeVar("T")
 PREFIX = "mesh:breaker:"
+PROBE_RECHECK_S = 1.0
 
 # KEYS: state hash, failures zset. ARGV: now is Redis's; recovery s, lease s, token.
 _ADMIT = """
@@ -40,7 +42,7 @@ if state == 'open' then
   if now < until_ then return {'reject', tostring(until_ - now)} end
 else
   local lease = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
-  if now < lease then return {'reject', tostring(lease - now)} end
+  if now < lease then return {'probing', tostring(lease - now)} end
 end
 redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_owner', ARGV[3],
            'probe_until', tostring(now + tonumber(ARGV[2])))
@@ -137,16 +139,24 @@ class RedisCircuitBreaker(CircuitBreaker):
         self._succeed = client.register_script(_SUCCEED)
         self._fail = client.register_script(_FAIL)
         self._count = client.register_script(_COUNT)
+        self._rejected_until = 0.0
 
     def call(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `func` unless the breaker is open; its outcome is counted fleet-wide."""
+        if monotonic() < self._rejected_until:
+            # Redis said when this breaker may next admit a call; asking sooner is wasted.
+            raise CircuitBreakerError(self)
         token = uuid.uuid4().hex
-        verdict, _ = self._admit(
+        verdict, wait = self._admit(
             keys=self._keys,
             args=[self._policy.recovery_seconds, self._policy.probe_lease_seconds, token],
         )
-        if verdict == b"reject":
+        if verdict in (b"reject", b"probing"):
+            # While another caller probes, its answer may close the breaker any moment.
+            skip = float(wait) if verdict == b"reject" else min(float(wait), PROBE_RECHECK_S)
+            self._rejected_until = monotonic() + skip
             raise CircuitBreakerError(self)
+        is_probe = verdict == b"probe"
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
@@ -161,10 +171,11 @@ class RedisCircuitBreaker(CircuitBreaker):
                         f"{type(exc).__name__}",
                     ],
                 )
-            else:
+            elif is_probe:
                 self._succeed(keys=self._keys, args=[token])
             raise
-        self._succeed(keys=self._keys, args=[token])
+        if is_probe:  # a success while closed changes nothing, so it costs no round trip
+            self._succeed(keys=self._keys, args=[token])
         return result
 
     def __enter__(self) -> None:

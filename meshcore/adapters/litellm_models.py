@@ -13,6 +13,7 @@ Only processes that call models import this module: importing litellm costs seco
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -30,22 +31,16 @@ from tenacity import (
 from meshcore.adapters.breaker import BreakerBoard, CircuitBreakerError
 from meshcore.adapters.litellm_env import litellm
 from meshcore.adapters.offline_model import PROVIDER, OfflineModel
+from meshcore.adapters.providers import Providers
 from meshcore.domain.errors import ModelUnavailable
 from meshcore.domain.task import Usage
 from meshcore.ports import Completion, Message
-from meshcore.settings import OFFLINE_MODEL, Settings
+from meshcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 # Errors a provider call can end in; anything else is a bug and propagates.
 MODEL_ERRORS = (openai.OpenAIError, litellm.llms.custom_llm.CustomLLMError)
-# Providers that run locally and take no key.
-KEYLESS = frozenset({"ollama", "ollama_chat", "hosted_vllm", "lm_studio", PROVIDER})
-_KEY_SETTINGS = {
-    "anthropic": "anthropic_api_key",
-    "openai": "openai_api_key",
-    "gemini": "gemini_api_key",
-}
 
 
 class InvalidAnswer(Exception):
@@ -83,14 +78,9 @@ class ModelGateway:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings, self._breakers, self._sleep = settings, breakers, sleep
-        self._keys = {p: getattr(settings, name) for p, name in _KEY_SETTINGS.items()}
+        self._providers = Providers(settings)
         self._skipped: set[str] = set()
         self._unpriced: set[str] = set()
-        has_credentials = any(k is not None for k in self._keys.values()) or bool(
-            settings.provider_api_bases
-        )
-        allow = settings.allow_offline_model
-        self._allow_offline = (not has_credentials) if allow is None else allow
         register_offline_model(settings.offline_latency_ms)
 
     def complete(
@@ -106,7 +96,7 @@ class ModelGateway:
         """The first good answer along the chain, or ModelUnavailable saying why none came."""
         deadline = time.monotonic() + timeout_s
         failures = []
-        for model in self.usable(chain or self._settings.model_chain):
+        for model in self.usable(chain):
             if time.monotonic() >= deadline:
                 failures.append("deadline reached")
                 break
@@ -133,17 +123,15 @@ class ModelGateway:
                 return completion
         raise ModelUnavailable("no model could answer: " + ("; ".join(failures) or "none usable"))
 
-    def usable(self, chain: Sequence[str]) -> list[str]:
-        """The chain without the models whose provider has no credentials, plus offline."""
+    def usable(self, chain: Sequence[str] | None) -> list[str]:
+        """The chain without the models whose provider has no credentials (logged once)."""
         usable = []
-        for model in chain:
-            if self._has_credentials(model):
+        for model in self._providers.chain(chain):
+            if self._providers.has_credentials(model):
                 usable.append(model)
             elif model not in self._skipped:
                 self._skipped.add(model)
                 log.info("model.skipped", model=model, reason="no credentials")
-        if self._allow_offline and OFFLINE_MODEL not in usable:
-            usable.append(OFFLINE_MODEL)
         return usable
 
     def _attempt(
@@ -187,18 +175,17 @@ class ModelGateway:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise openai.APITimeoutError(request=None)  # type: ignore[arg-type]
-        provider = model.split("/", 1)[0]
         started = time.perf_counter()
         response = litellm.completion(
             model=model,
             messages=[{"role": m.role, "content": m.content} for m in messages],
             temperature=temperature,
             max_tokens=max_tokens,
-            timeout=min(self._settings.model_timeout_seconds, remaining),
+            timeout=self._timeout(remaining),
             num_retries=0,  # one retry layer only: ours
             max_retries=0,  # and none inside the provider's SDK either
-            api_key=self._api_key(provider),
-            api_base=self._settings.provider_api_bases.get(provider),
+            api_key=self._providers.api_key(model),
+            api_base=self._providers.api_base(model),
         )
         latency_ms = (time.perf_counter() - started) * 1000
         usage = response.usage
@@ -208,6 +195,11 @@ class ModelGateway:
             usage=Usage(usage.prompt_tokens, usage.completion_tokens, self._cost(model, response)),
             latency_ms=latency_ms,
         )
+
+    def _timeout(self, remaining: float) -> float:
+        # litellm keeps one HTTP client (and its open connections) per distinct timeout; whole
+        # seconds keep that to a few clients, where the exact remainder made one per call.
+        return float(min(self._settings.model_timeout_seconds, max(1, math.ceil(remaining))))
 
     def _validated(
         self,
@@ -241,19 +233,6 @@ class ModelGateway:
             raise InvalidAnswer(str(exc)) from exc
         total = completion.usage + second.usage
         return Completion(second.text, model, total, completion.latency_ms + second.latency_ms)
-
-    def _has_credentials(self, model: str) -> bool:
-        provider = model.split("/", 1)[0]
-        if provider in KEYLESS or provider in self._settings.provider_api_bases:
-            return True
-        return self._keys.get(provider) is not None if provider in self._keys else True
-
-    def _api_key(self, provider: str) -> str | None:
-        key = self._keys.get(provider)
-        if key is not None:
-            return key.get_secret_value()
-        # A local OpenAI-compatible server takes any key, but the SDK insists on one.
-        return "not-needed" if provider in self._settings.provider_api_bases else None
 
     def _cost(self, model: str, response: litellm.ModelResponse) -> float:
         cost = response._hidden_params.get("response_cost")

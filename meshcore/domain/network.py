@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from meshcore.domain.errors import InvalidInput
+from meshcore.domain.usage import Budget, Usage
 
 DEFAULT_TENANT = "default"
 
@@ -92,6 +93,7 @@ class NetworkConfig:
     timeout_seconds: int = 300
     quality_threshold: float = 0.8
     model_chain: tuple[str, ...] | None = None
+    budget: Budget = Budget()
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_iterations <= 10:
@@ -100,6 +102,10 @@ class NetworkConfig:
             raise InvalidInput("config.timeout_seconds", "must be between 1 and 86400")
         if not 0.0 <= self.quality_threshold <= 1.0:
             raise InvalidInput("config.quality_threshold", "must be between 0 and 1")
+        if self.budget.tokens is not None and self.budget.tokens < 1:
+            raise InvalidInput("config.budget.tokens", "must be at least 1")
+        if self.budget.cost_usd is not None and self.budget.cost_usd <= 0:
+            raise InvalidInput("config.budget.cost_usd", "must be more than 0")
 
 
 @dataclass
@@ -114,6 +120,7 @@ class Network:
     created_at: datetime
     updated_at: datetime
     agents: list[Agent] = field(default_factory=list)
+    usage: Usage = Usage()  # the sum over its tasks, as read from the record
 
     @classmethod
     def create(

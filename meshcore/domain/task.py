@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from meshcore.domain.errors import InvalidInput, InvalidTransition
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
+from meshcore.domain.usage import Usage
 
 MAX_DESCRIPTION = 10_000
 
@@ -62,20 +63,6 @@ class Priority(enum.StrEnum):
 class StepStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cost_usd + other.cost_usd,
-        )
 
 
 @dataclass(frozen=True)

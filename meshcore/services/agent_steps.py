@@ -6,7 +6,8 @@ recorded under a key; a redelivered step finds it and never calls the model agai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 import structlog
@@ -111,8 +112,10 @@ class StepRunner:
         *,
         memory_read: tuple[str, ...] = (),
         delivery: Delivery = NOWHERE,
+        validate: Callable[[str], object] | None = None,
     ) -> StepRecord:
-        """Call the agent's model chain; a chain that cannot answer yields a failed step."""
+        """Call the agent's model chain; a chain that cannot answer yields a failed step,
+        and so does a call the network's budget cannot pay for (without calling)."""
         agent = network.agent_of(agent_type)
         base = dict(
             task_id=task.id,
@@ -131,7 +134,19 @@ class StepRunner:
                 recorded_at=self._clock.now(),
                 error=f"the network has no enabled {agent_type} agent",
             )
+        estimate = sum(len(m.content) for m in messages) // 4 + agent.model.max_tokens
+        refusal = network.config.budget.refusal(task.usage, estimate)
+        if refusal is not None:
+            log.warning("step.over_budget", task_id=str(task.id), subtask=key, reason=refusal)
+            return StepRecord(
+                **base,
+                status=StepStatus.FAILED,
+                output="",
+                recorded_at=self._clock.now(),
+                error=refusal,
+            )
         self._add_in_flight(agent, 1)
+        started = time.perf_counter()
         try:
             completion = self._models.complete(
                 messages,
@@ -139,6 +154,7 @@ class StepRunner:
                 temperature=agent.model.temperature,
                 max_tokens=agent.model.max_tokens,
                 timeout_s=max(1.0, task.seconds_left(self._clock.now())),
+                validate=validate,
             )
         except ModelUnavailable as exc:
             log.warning("step.model_unavailable", task_id=str(task.id), subtask=key, error=str(exc))
@@ -148,6 +164,7 @@ class StepRunner:
                 output="",
                 recorded_at=self._clock.now(),
                 error=str(exc),
+                latency_ms=(time.perf_counter() - started) * 1000,
             )
         finally:
             self._add_in_flight(agent, -1)
@@ -169,9 +186,9 @@ class StepRunner:
                 task = uow.tasks.get(step.task_id, lock=True)
                 network = uow.networks.get(task.network_id)
                 agent = network.agent_of(step.agent_type)
-                # A step made a model call if it names a model or failed in the chain; a
-                # client's plan recorded as a step made none.
-                made_call = step.model is not None or step.status is StepStatus.FAILED
+                # A step made a model call if it names a model or spent time failing in the
+                # chain; a client's plan, a budget refusal or a missing agent made none.
+                made_call = step.model is not None or step.latency_ms > 0
                 if agent is not None and made_call:
                     uow.agents.record_call(
                         agent.id,

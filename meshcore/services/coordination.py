@@ -11,6 +11,7 @@ and a message that arrives for a state the task has left does nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from uuid import UUID
 
@@ -107,6 +108,7 @@ class Coordination:
             if task.status is TaskStatus.REVIEWING:
                 self._dispatcher.review(self._ref(task), iteration)
                 return
+            network = uow.networks.get(task.network_id)
             next_wave = None
             if task.status is TaskStatus.RUNNING:
                 waves = _waves(uow.tasks.subtasks(task_id, iteration))
@@ -114,6 +116,11 @@ class Coordination:
                 missing = [s.key for s in this if s.step is None]
                 if missing:
                     log.warning("wave.incomplete", task_id=str(task_id), wave=wave, missing=missing)
+                    return
+                # Concurrent steps can cross the budget together; nothing more is spent then.
+                over = network.config.budget.refusal(task.usage)
+                if over is not None:
+                    self._end(uow, task, TaskStatus.FAILED, over)
                     return
                 failed = [s for s in this if s.status == StepStatus.FAILED]
                 if failed:
@@ -128,7 +135,6 @@ class Coordination:
                     uow.commit()
             elif task.status is not TaskStatus.SYNTHESIZING:
                 return
-            network = uow.networks.get(task.network_id)
             steps = uow.steps.for_iteration(task_id, iteration)
             feedback = _feedback(uow, task_id, iteration - 1)
         if next_wave is not None:
@@ -151,7 +157,14 @@ class Coordination:
                 task=task.description, answer=answer, iteration=iteration
             )
             step = self._steps.call(
-                task, network, AgentType.CRITIC, iteration, REVIEW_KEY, messages, delivery=delivery
+                task,
+                network,
+                AgentType.CRITIC,
+                iteration,
+                REVIEW_KEY,
+                messages,
+                delivery=delivery,
+                validate=_verdict_check,
             )
             step = _normalise_verdict(step)
             item = self._steps.memory_item(
@@ -246,7 +259,13 @@ class Coordination:
                 feedback=feedback,
             )
             step = self._steps.call(
-                task, network, AgentType.COORDINATOR, iteration, PLAN_KEY, messages
+                task,
+                network,
+                AgentType.COORDINATOR,
+                iteration,
+                PLAN_KEY,
+                messages,
+                validate=_plan_check(network),
             )
             if step.status is StepStatus.FAILED:
                 raise InvalidPlan(step.error or "the coordinator gave no plan")
@@ -347,6 +366,25 @@ class Coordination:
 def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:
     count = max((s.wave for s in subtasks), default=-1) + 1
     return [[s for s in subtasks if s.wave == w] for w in range(count)]
+
+
+def _plan_check(network: Network) -> Callable[[str], object]:
+    """What the gateway asks of a plan answer: JSON that makes a runnable plan here."""
+
+    def check(text: str) -> object:
+        try:
+            return validate_plan(coordinator.read_plan(text), network.agent_types())
+        except InvalidPlan as exc:
+            raise ValueError(str(exc)) from exc
+
+    return check
+
+
+def _verdict_check(text: str) -> object:
+    try:
+        return critic.read_verdict(text)
+    except critic.InvalidVerdict as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _recorded_plan(step: StepRecord, network: Network) -> Plan:

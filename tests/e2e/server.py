@@ -25,12 +25,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def mesh_serve(data_dir: Path, **settings: str) -> Iterator[str]:
-    """Run `mesh serve` with MESH_<NAME> settings; yield its base URL once it is ready."""
+def mesh_serve(
+    data_dir: Path, *, env: dict[str, str] | None = None, **settings: str
+) -> Iterator[str]:
+    """Run `mesh serve` with MESH_<NAME> settings (and `env`); yield its URL once it is ready."""
     port = free_port()
+    extra = env or {}
     env = {
         k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS and not k.startswith("MESH_")
     }
+    env.update(extra)
     env.update({f"MESH_{k.upper()}": v for k, v in settings.items()})
     env.update(MESH_PORT=str(port), MESH_DATA_DIR=str(data_dir), MESH_LOG_LEVEL="WARNING")
     process = subprocess.Popen(

@@ -59,10 +59,13 @@ def fleet(
     workers: Sequence[WorkerSpec],
     *,
     offline_latency_ms: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Fleet]:
     """Start the workers on an emptied Redis database, yield, then stop them."""
     redis.Redis.from_url(redis_url).flushdb()
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    env.update(extra)
     env.update(
         MESH_DATABASE_URL=database_url,
         MESH_REDIS_URL=redis_url,

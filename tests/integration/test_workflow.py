@@ -9,6 +9,7 @@ import pytest
 
 from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.domain.task import PLAN_KEY, REVIEW_KEY, Priority, TaskStatus
+from meshcore.domain.usage import Budget
 from meshcore.services.networks import AgentSpec
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 
@@ -154,3 +155,20 @@ def test_agent_metrics_count_the_steps_they_ran(workers: Fleet) -> None:
     assert agents[AgentType.CRITIC].metrics.calls == 1
     assert all(a.metrics.in_flight == 0 for a in agents.values())
     assert done.usage.input_tokens > 0 and done.usage.output_tokens > 0
+
+
+def test_a_budget_stops_a_task_keeping_its_work(workers: Fleet) -> None:
+    # Enough for a first draft and its review, not for the revisions a 1.0 bar asks for.
+    budget = Budget(tokens=4000)
+    net = network(workers, quality_threshold=1.0, max_iterations=3, budget=budget)
+    task = workers.services.tasks.submit(
+        net.id, description="Write the launch email", context={}, priority=Priority.NORMAL
+    )
+
+    done = workers.wait(task)
+
+    assert done.status is TaskStatus.FAILED
+    assert "budget exceeded" in done.error
+    assert done.usage.input_tokens + done.usage.output_tokens <= budget.tokens
+    assert done.result["answer"].startswith("[offline model, not an AI]")  # the work it has
+    assert done.result["partial"] is True

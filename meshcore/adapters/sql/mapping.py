@@ -26,6 +26,7 @@ from meshcore.domain.task import (
     TaskStatus,
     Usage,
 )
+from meshcore.domain.usage import Budget
 
 Row = Mapping[str, Any]
 
@@ -41,12 +42,15 @@ def config_to_json(config: NetworkConfig) -> dict[str, object]:
         "timeout_seconds": config.timeout_seconds,
         "quality_threshold": config.quality_threshold,
         "model_chain": list(config.model_chain) if config.model_chain else None,
+        "budget": {"tokens": config.budget.tokens, "cost_usd": config.budget.cost_usd},
     }
 
 
 def config_from_json(data: Mapping[str, Any]) -> NetworkConfig:
     chain = data.get("model_chain")
+    budget = data.get("budget") or {}
     return NetworkConfig(
+        budget=Budget(tokens=budget.get("tokens"), cost_usd=budget.get("cost_usd")),
         max_iterations=data["max_iterations"],
         timeout_seconds=data["timeout_seconds"],
         quality_threshold=data["quality_threshold"],

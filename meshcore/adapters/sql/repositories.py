@@ -22,7 +22,8 @@ from meshcore.domain.errors import NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network
 from meshcore.domain.plan import Plan
-from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus, Usage
+from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus
+from meshcore.domain.usage import Usage
 from meshcore.ports import Page
 
 
@@ -59,9 +60,11 @@ class SqlNetworkRepository(_Repository):
         )
         if row is None:
             raise NotFound("network", network_id)
-        return m.network_from_row(
+        network = m.network_from_row(
             row, SqlAgentRepository(self._db, self._tenant_id).list(network_id)
         )
+        network.usage = self._usage([network_id]).get(network_id, Usage())
+        return network
 
     def list(self, page: Page) -> tuple[list[Network], int]:
         mine = networks.c.tenant_id == self._tenant_id
@@ -86,7 +89,27 @@ class SqlNetworkRepository(_Repository):
                 .order_by(agents.c.position, agents.c.id)
             ).mappings():
                 by_network[row["network_id"]].append(m.agent_from_row(row))
-        return [m.network_from_row(r, by_network[r["id"]]) for r in rows], total
+        usage = self._usage(ids)
+        found = [m.network_from_row(r, by_network[r["id"]]) for r in rows]
+        for network in found:
+            network.usage = usage.get(network.id, Usage())
+        return found, total
+
+    def _usage(self, ids: list[UUID]) -> dict[UUID, Usage]:
+        """What the networks' tasks have spent, summed in one query."""
+        if not ids:
+            return {}
+        rows = self._db.execute(
+            sa.select(
+                tasks.c.network_id,
+                sa.func.sum(tasks.c.input_tokens),
+                sa.func.sum(tasks.c.output_tokens),
+                sa.func.sum(tasks.c.cost_usd),
+            )
+            .where(tasks.c.tenant_id == self._tenant_id, tasks.c.network_id.in_(ids))
+            .group_by(tasks.c.network_id)
+        )
+        return {nid: Usage(int(i or 0), int(o or 0), float(c or 0)) for nid, i, o, c in rows}
 
     def delete(self, network_id: UUID) -> None:
         # Children go by ON DELETE CASCADE, in the same transaction.

@@ -195,6 +195,8 @@ ROUTES = [
     ("GET", "/{network}/memory"),
     ("POST", "/{network}/memory"),
 ]
+
+
 def id_slots() -> list[Any]:
     """(method, route, the id made bad) for each id of each route."""
     return [

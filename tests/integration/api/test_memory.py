@@ -69,9 +69,7 @@ def test_items_read_back_newest_first(client: ApiClient, network: dict[str, Any]
     assert response.get_json() == added[::-1]
 
 
-def test_items_filter_by_type_and_confidence(
-    client: ApiClient, network: dict[str, Any]
-) -> None:
+def test_items_filter_by_type_and_confidence(client: ApiClient, network: dict[str, Any]) -> None:
     fact = add(client, network, type="fact", content="a fact", confidence=0.9)
     unsure = add(client, network, type="fact", content="a guess", confidence=0.2)
     decision = add(client, network, type="decision", content="a decision")

@@ -80,6 +80,7 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         "timeout_seconds": 120,
         "quality_threshold": 0.6,
         "model_chain": None,
+        "budget": {"tokens": None, "cost_usd": None},
     }
 
 
@@ -89,6 +90,7 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
         "timeout_seconds": 600,
         "quality_threshold": 0.9,
         "model_chain": ["openai/gpt-4o", "gemini/gemini-2.0-flash"],
+        "budget": {"tokens": 50_000, "cost_usd": 0.25},
     }
     agents = [
         {"type": "coordinator"},
