@@ -17,6 +17,7 @@ from meshcore.domain.errors import (
     MeshError,
     ModelUnavailable,
     NotFound,
+    Unavailable,
 )
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,7 @@ STATUS: dict[type[MeshError], int] = {
     InvalidPlan: 422,
     InvalidInput: 422,
     ModelUnavailable: 503,
+    Unavailable: 503,
 }
 
 
@@ -46,7 +48,7 @@ class MeshApi(Api):
 
 def register(app: Flask) -> None:
     @app.errorhandler(MeshError)
-    def _mesh_error(exc: MeshError) -> tuple[dict, int]:
+    def _mesh_error(exc: MeshError) -> tuple[dict, int, dict[str, str]]:
         code = next((c for cls, c in STATUS.items() if isinstance(exc, cls)), 400)
         payload: dict[str, object] = {
             "code": code,
@@ -56,7 +58,10 @@ def register(app: Flask) -> None:
         field = getattr(exc, "field", None)
         if field:
             payload["errors"] = {"json": {field: [str(exc)]}}
-        return payload, code
+        headers = {}
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        return payload, code, headers
 
 
 def _summary(errors: object) -> str:

@@ -41,7 +41,14 @@ def db_upgrade(revision: str) -> None:
 )
 @click.option("--concurrency", type=int, default=None, help="Default: MESH_WORKER_CONCURRENCY.")
 @click.option("--hostname", default=None, help="Celery node name, e.g. agents@%h.")
-def worker(queues: str | None, pool: str, concurrency: int | None, hostname: str | None) -> None:
+@click.option(
+    "--beat/--no-beat",
+    default=False,
+    help="Also send the periodic sweep that re-drives stalled tasks (one per fleet).",
+)
+def worker(
+    queues: str | None, pool: str, concurrency: int | None, hostname: str | None, beat: bool
+) -> None:
     """Run a Celery worker on Mesh's queues."""
     from meshcore.logs import configure_logging
     from meshworkers.app import QUEUES, create_celery
@@ -63,6 +70,9 @@ def worker(queues: str | None, pool: str, concurrency: int | None, hostname: str
     ]
     if hostname:
         argv += ["--hostname", hostname]
+    if beat:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     create_celery(settings).worker_main(argv)
 
 

@@ -41,6 +41,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
                 "8",
                 "--hostname",
                 "coordinator@%h",
+                "--beat",
             ],
             env=env,
         ),

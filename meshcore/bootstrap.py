@@ -21,6 +21,7 @@ from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
+from meshcore.services.recovery import Sweeper
 from meshcore.services.tasks import TaskService
 from meshcore.settings import Settings
 
@@ -90,6 +91,8 @@ class Mesh:
             clock=self.clock,
             memory_limit=self.settings.memory_read_limit,
             memory_min_confidence=self.settings.memory_min_confidence,
+            lease_seconds=self.settings.stall_seconds,
+            max_attempts=self.settings.max_step_attempts,
         )
         return Coordination(
             tenant_id=tenant_id,
@@ -97,6 +100,14 @@ class Mesh:
             steps=steps,
             dispatcher=self.dispatcher,
             clock=self.clock,
+        )
+
+    def sweeper(self) -> Sweeper:
+        return Sweeper(
+            finder=self.uow,
+            coordination=lambda tenant_id: self.tenant(tenant_id).coordination,
+            clock=self.clock,
+            stall_seconds=self.settings.stall_seconds,
         )
 
     @cached_property

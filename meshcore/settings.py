@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     breaker_window_seconds: float = Field(60.0, gt=0, le=86_400)
     breaker_recovery_seconds: float = Field(30.0, gt=0, le=86_400)
 
+    # A task whose heartbeat (a transition, a step begun or recorded) is older than this is
+    # re-driven from the record; it must exceed the longest model call (model_timeout_seconds).
+    stall_seconds: float = Field(90.0, gt=0, le=86_400)
+    sweep_interval_seconds: float = Field(15.0, gt=0, le=3600)
+    max_step_attempts: int = Field(5, ge=1, le=100)
+
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 

@@ -17,6 +17,7 @@ ROUTES = {
     "mesh.coordinate": "coordinator",
     "mesh.collect": "coordinator",
     "mesh.expire": "coordinator",
+    "mesh.sweep": "coordinator",
     "mesh.review": queue_for(AgentType.CRITIC),
 }
 
@@ -63,6 +64,21 @@ def create_celery(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
     )
+    # Stalled tasks are found by a sweep that beat sends; a lost sweep is replaced by the next.
+    app.conf.beat_schedule = {
+        "sweep": {
+            "task": "mesh.sweep",
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"expires": settings.sweep_interval_seconds},
+        }
+    }
+    # A message published while Redis is away fails fast; the record keeps what matters.
+    app.conf.task_publish_retry_policy = {
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
+    }
     app.conf.mesh_settings = settings
     app.conf.imports = ("meshworkers.tasks",)
     return app

@@ -6,23 +6,26 @@ import threading
 from uuid import UUID
 
 from celery import Celery, Task, shared_task
-from sqlalchemy.exc import OperationalError
 
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh, Services
+from meshcore.domain.errors import Unavailable
 from meshcore.ports import Delivery
 
 _meshes: dict[int, Mesh] = {}
 _lock = threading.Lock()
 
 
-def services(app: Celery, tenant_id: str) -> Services:
-    """This process's services, built on first use so that each forked child builds its own."""
+def mesh_of(app: Celery) -> Mesh:
+    """This process's Mesh, built on first use so that each forked child builds its own."""
     with _lock:
         if id(app) not in _meshes:
             _meshes[id(app)] = bootstrap.build(app.conf.mesh_settings, app)
-        mesh = _meshes[id(app)]
-    return mesh.tenant(tenant_id)
+        return _meshes[id(app)]
+
+
+def services(app: Celery, tenant_id: str) -> Services:
+    return mesh_of(app).tenant(tenant_id)
 
 
 def delivery_of(task: Task) -> Delivery:
@@ -30,13 +33,14 @@ def delivery_of(task: Task) -> Delivery:
     return Delivery(queue=info.get("routing_key"), worker=task.request.hostname)
 
 
-# A lost database connection or a deadlock is transient: the step runs again later. Model
-# errors never reach here (the gateway handles them), so Celery retries no model call.
+# A database or broker that is briefly away (or a deadlock) is worth another try: every task
+# is idempotent. Model errors never reach here (the gateway handles them), so Celery retries
+# no model call.
 _DELIVERY = {
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "autoretry_for": (OperationalError,),
+    "autoretry_for": (Unavailable,),
     "retry_backoff": 0.5,
     "retry_jitter": True,
     "max_retries": 8,
@@ -70,3 +74,9 @@ def review(self: Task, tenant_id: str, task_id: str, iteration: int) -> None:
 @shared_task(name="mesh.expire", **_DELIVERY)
 def expire(self: Task, tenant_id: str, task_id: str) -> None:
     services(self.app, tenant_id).coordination.expire(UUID(task_id))
+
+
+@shared_task(name="mesh.sweep", bind=True, ignore_result=True)
+def sweep(self: Task) -> dict[str, int]:
+    """Re-drive stalled tasks (sent by beat every MESH_SWEEP_INTERVAL_SECONDS)."""
+    return mesh_of(self.app).sweeper().sweep()

@@ -75,6 +75,7 @@ class Tables:
     subtasks: dict[StepKey, SubtaskRow] = field(default_factory=dict)
     steps: dict[StepKey, tuple[str, StepRecord]] = field(default_factory=dict)
     memory: dict[UUID, MemoryItem] = field(default_factory=dict)
+    attempts: dict[StepKey, tuple[int, datetime]] = field(default_factory=dict)
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -238,12 +239,20 @@ class FakeTaskRepository(_Repository):
                 stored,
                 status=task.status,
                 iteration=task.iteration,
+                wave=task.wave,
+                heartbeat_at=task.heartbeat_at,
+                is_held=task.is_held,
                 result=copy.deepcopy(task.result),
                 error=task.error,
                 usage=task.usage,
                 updated_at=task.updated_at,
             )
         self._append_history(task)
+
+    def touch(self, task_id: UUID, now: datetime) -> None:
+        stored = self._rows.tasks.get(task_id)
+        if stored is not None and stored.tenant_id == self._tenant_id:
+            self._rows.tasks[task_id] = replace(stored, heartbeat_at=now)
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
         return [
@@ -282,6 +291,16 @@ def _row_of(task: Task) -> Task:
 
 
 class FakeStepRepository(_Repository):
+    def begin_attempt(
+        self, task_id: UUID, iteration: int, key: str, *, now: datetime, lease_seconds: float
+    ) -> int | None:
+        step = (task_id, iteration, key)
+        attempts, started = self._rows.attempts.get(step, (0, None))
+        if started is not None and started > now - timedelta(seconds=lease_seconds):
+            return None
+        self._rows.attempts[step] = (attempts + 1, now)
+        return attempts + 1
+
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
         key = (step.task_id, step.iteration, step.key)
         # First write wins, against this transaction and against what others have committed.
@@ -378,6 +397,19 @@ class FakeUnitOfWorkFactory:
         self.made.append(uow)
         return uow
 
+    def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
+        """The StallFinder port: unfinished, unheld tasks of any tenant whose heartbeat stopped."""
+        found = [
+            t
+            for t in self.database.committed.tasks.values()
+            if not t.status.is_terminal
+            and not t.is_held
+            and t.heartbeat_at is not None
+            and t.heartbeat_at < before
+        ]
+        found.sort(key=lambda t: t.heartbeat_at)
+        return [TaskRef(t.tenant_id, t.id, t.priority) for t in found[:limit]]
+
 
 class FakeClock:
     def __init__(self, start: datetime = START) -> None:
@@ -432,6 +464,9 @@ class FakeDispatcher:
     def review(self, ref: TaskRef, iteration: int) -> None:
         self._send(Call("review", ref, iteration))
 
+    def collect(self, ref: TaskRef, iteration: int, wave: int) -> None:
+        self._send(Call("collect", ref, iteration, wave))
+
     def expire(self, ref: TaskRef, at: datetime) -> None:
         self._send(Call("expire", ref, at=at))
 
@@ -463,6 +498,9 @@ class FakeDispatcher:
         elif call.name == "review":
             assert call.iteration is not None
             coordination.review(task_id, call.iteration)
+        elif call.name == "collect":
+            assert call.iteration is not None and call.wave is not None
+            coordination.collect(task_id, call.iteration, call.wave)
         else:
             coordination.expire(task_id)
         return call

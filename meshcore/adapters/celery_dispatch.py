@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
+import kombu.exceptions
+import redis
 from celery import Celery, chord
 
+from meshcore.domain.errors import Unavailable
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.task import Priority
 from meshcore.ports import TaskRef
@@ -15,12 +19,24 @@ from meshcore.ports import TaskRef
 MESSAGE_PRIORITY = {Priority.HIGH: 0, Priority.NORMAL: 3, Priority.LOW: 6}
 
 
+class DispatchUnavailable(Unavailable):
+    """The broker (Redis) did not take the message."""
+
+
+@contextmanager
+def _broker() -> Iterator[None]:
+    try:
+        yield
+    except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as exc:
+        raise DispatchUnavailable(f"the broker is unavailable: {type(exc).__name__}") from exc
+
+
 class CeleryDispatcher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
     def coordinate(self, ref: TaskRef) -> None:
-        self._app.send_task("mesh.coordinate", args=_ids(ref), priority=_priority(ref))
+        self._send("mesh.coordinate", ref)
 
     def run_wave(
         self, ref: TaskRef, iteration: int, wave: int, subtasks: Sequence[PlannedSubtask]
@@ -41,13 +57,22 @@ class CeleryDispatcher:
             priority=_priority(ref),
             immutable=True,
         )
-        chord(header, app=self._app)(callback)
+        with _broker():
+            chord(header, app=self._app)(callback)
+
+    def collect(self, ref: TaskRef, iteration: int, wave: int) -> None:
+        """Fan-in without a chord, for a wave whose steps are all recorded already."""
+        self._send("mesh.collect", ref, iteration, wave)
 
     def review(self, ref: TaskRef, iteration: int) -> None:
-        self._app.send_task("mesh.review", args=(*_ids(ref), iteration), priority=_priority(ref))
+        self._send("mesh.review", ref, iteration)
 
     def expire(self, ref: TaskRef, at: datetime) -> None:
-        self._app.send_task("mesh.expire", args=_ids(ref), eta=at, priority=_priority(ref))
+        self._send("mesh.expire", ref, eta=at)
+
+    def _send(self, name: str, ref: TaskRef, *args: int, eta: datetime | None = None) -> None:
+        with _broker():
+            self._app.send_task(name, args=(*_ids(ref), *args), eta=eta, priority=_priority(ref))
 
 
 def _ids(ref: TaskRef) -> tuple[str, str]:

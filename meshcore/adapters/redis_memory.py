@@ -4,38 +4,75 @@ Keys carry the tenant and the network, so a purge is one pattern and isolation i
     mesh:{tenant}:mem:{network}:item:{id}        the item, as JSON
     mesh:{tenant}:mem:{network}:type:{type}      sorted set of ids, scored by creation time
     mesh:{tenant}:mem:{network}:task:{task}      sorted set of ids a task's steps wrote
+    mesh:{tenant}:mem:{network}:built            set once the view holds the whole record
+
+Redis errors leave as MemoryViewUnavailable, so callers can fall back to the record.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 import redis
 
+from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 _PAGE = 100
+
+
+def _translated(method: Callable[P, T]) -> Callable[P, T]:
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise MemoryViewUnavailable(f"the memory view is unavailable: {exc}") from exc
+
+    return call
 
 
 class RedisMemoryStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
+    @_translated
     def put(self, item: MemoryItem) -> None:
-        prefix = _prefix(item.tenant_id, item.network_id)
-        score = item.created_at.timestamp()
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(f"{prefix}:item:{item.id}", _dump(item))
-        pipe.zadd(f"{prefix}:type:{item.type.value}", {str(item.id): score})
-        if item.task_id:
-            pipe.zadd(f"{prefix}:task:{item.task_id}", {str(item.id): score})
+        self.put_many([item])
+
+    @_translated
+    def put_many(self, items: Sequence[MemoryItem]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for item in items:
+            prefix = _prefix(item.tenant_id, item.network_id)
+            score = item.created_at.timestamp()
+            pipe.set(f"{prefix}:item:{item.id}", _dump(item))
+            pipe.zadd(f"{prefix}:type:{item.type.value}", {str(item.id): score})
+            if item.task_id:
+                pipe.zadd(f"{prefix}:task:{item.task_id}", {str(item.id): score})
         pipe.execute()
 
+    @_translated
+    def is_built(self, tenant_id: str, network_id: UUID) -> bool:
+        return bool(self._redis.exists(f"{_prefix(tenant_id, network_id)}:built"))
+
+    @_translated
+    def mark_built(self, tenant_id: str, network_id: UUID, ttl_seconds: int) -> None:
+        # The mark expires so that a view that missed a write (Redis down at that moment)
+        # is rebuilt from the record within ttl_seconds.
+        self._redis.set(f"{_prefix(tenant_id, network_id)}:built", 1, ex=ttl_seconds)
+
+    @_translated
     def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         """Newest first, at or above the confidence floor, `limit` items after `offset`."""
         prefix = _prefix(tenant_id, network_id)
@@ -80,6 +117,7 @@ class RedisMemoryStore:
             elif starts[i] > 0:
                 refill(i)
 
+    @_translated
     def for_subtasks(
         self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
     ) -> list[MemoryItem]:
@@ -90,6 +128,7 @@ class RedisMemoryStore:
         ids = self._redis.zrange(f"{prefix}:task:{task_id}", 0, -1)
         return [i for i in self._load(prefix, ids) if i.subtask in keys]
 
+    @_translated
     def purge_network(self, tenant_id: str, network_id: UUID) -> None:
         keys = list(self._redis.scan_iter(match=f"{_prefix(tenant_id, network_id)}:*", count=500))
         for start in range(0, len(keys), 500):

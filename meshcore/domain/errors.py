@@ -6,7 +6,10 @@ MeshError
   │  └ InvalidTransition  a task status change the state machine does not allow
   ├ InvalidPlan           a cycle, a self-dependency, an unknown key or an agent the network lacks
   ├ InvalidInput          a value the domain rejects (out of range, empty, too long)
-  └ ModelUnavailable      no model in the chain could answer
+  ├ ModelUnavailable      no model in the chain could answer
+  └ Unavailable           a server Mesh depends on does not answer; try again later
+     ├ RecordUnavailable  Postgres (or the SQLite file)
+     └ MemoryViewUnavailable  the Redis view of shared memory
 """
 
 from __future__ import annotations
@@ -48,3 +51,17 @@ class InvalidInput(MeshError):
 
 class ModelUnavailable(MeshError):
     """Every model in the chain failed or was skipped."""
+
+
+class Unavailable(MeshError):
+    """A dependency is down; the request changed nothing and may be retried."""
+
+    retry_after_seconds = 5
+
+
+class RecordUnavailable(Unavailable):
+    """The record (Postgres) cannot be reached: nothing can be read or accepted."""
+
+
+class MemoryViewUnavailable(Unavailable):
+    """Redis, which holds the shared view of memory, cannot be reached."""

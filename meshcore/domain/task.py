@@ -95,6 +95,7 @@ class StepRecord:
     memory_read: tuple[str, ...] = ()
     error: str | None = None
     worker: str | None = None  # the Celery node that ran it, as the broker delivered it
+    attempt: int = 1  # which attempt produced it (history only; the step log keeps the first)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Task:
     deadline_at: datetime
     plan: list[PlannedSubtask] | None = None  # a plan the client supplied, already validated
     iteration: int = 0
+    wave: int = 0  # the wave of the current iteration that has been dispatched
+    heartbeat_at: datetime | None = None  # the last sign of progress the sweeper looks for
+    is_held: bool = False  # submitted with auto_process false and not processed yet
     result: dict[str, object] | None = None
     error: str | None = None
     usage: Usage = Usage()
@@ -151,6 +155,7 @@ class Task:
         timeout_seconds: int,
         now: datetime,
         plan: list[PlannedSubtask] | None = None,
+        is_held: bool = False,
     ) -> Task:
         if not description.strip():
             raise InvalidInput("description", "must not be empty")
@@ -168,6 +173,8 @@ class Task:
             updated_at=now,
             deadline_at=now + timedelta(seconds=timeout_seconds),
             plan=plan,
+            heartbeat_at=now,
+            is_held=is_held,
         )
         task._record(HistoryEntry(now, "transition", TaskStatus.QUEUED, detail={"from": None}))
         return task
@@ -180,7 +187,7 @@ class Task:
             now, "transition", target, detail={"from": self.status.value, **detail}
         )
         self.status = target
-        self.updated_at = now
+        self.updated_at = self.heartbeat_at = now
         self._record(entry)
 
     def record_step(self, step: StepRecord, *, now: datetime, attempt: int = 1) -> None:
@@ -203,6 +210,28 @@ class Task:
                 },
             )
         )
+
+    def advance_wave(self, *, now: datetime) -> None:
+        """The current wave is done; the next one is being dispatched."""
+        self.wave += 1
+        self.updated_at = self.heartbeat_at = now
+
+    def start_revision(self, *, now: datetime) -> None:
+        self.iteration += 1
+        self.wave = 0
+        self.heartbeat_at = now
+
+    def record_recovery(self, *, now: datetime, action: str) -> None:
+        """The sweeper found the task stalled and re-drove it from the record."""
+        self._record(
+            HistoryEntry(
+                now,
+                "recovery",
+                self.status,
+                detail={"action": action, "iteration": self.iteration, "wave": self.wave},
+            )
+        )
+        self.heartbeat_at = now
 
     def is_past_deadline(self, now: datetime) -> bool:
         return now >= self.deadline_at

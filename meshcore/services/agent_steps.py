@@ -25,6 +25,7 @@ from meshcore.ports import (
     ModelClient,
     UnitOfWorkFactory,
 )
+from meshcore.services.memory import MemoryView
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +43,14 @@ class StepRunner:
         clock: Clock,
         memory_limit: int = 20,
         memory_min_confidence: float = 0.5,
+        lease_seconds: float = 90.0,
+        max_attempts: int = 5,
     ) -> None:
-        self._tenant_id, self._uow, self._memory = tenant_id, uow, memory
+        self._tenant_id, self._uow = tenant_id, uow
+        self._memory = MemoryView(tenant_id=tenant_id, uow=uow, store=memory)
         self._models, self._clock = models, clock
         self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
+        self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
 
     def run_subtask(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
@@ -67,17 +72,13 @@ class StepRunner:
                 raise NotFound("subtask", f"{task_id}/{iteration}/{key}")
         planned = subtask.planned
         profile = profile_for(planned.agent_type)
-        dependencies = self._memory.for_subtasks(
-            self._tenant_id, network.id, task_id, planned.depends_on
-        )
+        dependencies = self._memory.for_subtasks(network.id, task_id, planned.depends_on)
         dependencies = [m for m in dependencies if m.metadata.get("iteration") == iteration]
         seen = {m.id for m in dependencies}
         memory = [
             m
             for m in self._memory.query(
-                self._tenant_id,
-                network.id,
-                MemoryQuery(profile.reads, self._min_confidence, self._memory_limit),
+                network.id, MemoryQuery(profile.reads, self._min_confidence, self._memory_limit)
             )
             if m.id not in seen
         ]
@@ -98,6 +99,8 @@ class StepRunner:
             memory_read=tuple(str(m.id) for m in [*dependencies, *memory]),
             delivery=delivery,
         )
+        if step is None:
+            return None
         item = self.memory_item(task, network, step, confidence=profile.confidence)
         return self.record(step, item)
 
@@ -113,9 +116,10 @@ class StepRunner:
         memory_read: tuple[str, ...] = (),
         delivery: Delivery = NOWHERE,
         validate: Callable[[str], object] | None = None,
-    ) -> StepRecord:
+    ) -> StepRecord | None:
         """Call the agent's model chain; a chain that cannot answer yields a failed step,
-        and so does a call the network's budget cannot pay for (without calling)."""
+        and so does a call the network's budget cannot pay for (without calling). None: the
+        step is leased by another attempt that is still running."""
         agent = network.agent_of(agent_type)
         base = dict(
             task_id=task.id,
@@ -145,7 +149,24 @@ class StepRunner:
                 recorded_at=self._clock.now(),
                 error=refusal,
             )
-        self._add_in_flight(agent, 1)
+        attempt = self._begin(agent, task, iteration, key)
+        if attempt is None:
+            log.info(
+                "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
+            )
+            return None
+        if attempt > self._max_attempts:
+            # Each earlier attempt died with its worker (or kept timing out): a poison step.
+            self._add_in_flight(agent, -1)
+            return StepRecord(
+                **base,
+                status=StepStatus.FAILED,
+                output="",
+                recorded_at=self._clock.now(),
+                attempt=attempt,
+                error=f"gave up after {attempt - 1} attempts that never finished",
+            )
+        base["attempt"] = attempt
         started = time.perf_counter()
         try:
             completion = self._models.complete(
@@ -197,13 +218,13 @@ class StepRunner:
                         is_failure=step.status is StepStatus.FAILED,
                     )
                 task.usage = task.usage + step.usage
-                task.record_step(step, now=self._clock.now())
+                task.record_step(step, now=self._clock.now(), attempt=step.attempt)
                 uow.tasks.save(task)
                 if item is not None:
                     uow.memory.add(item)
             uow.commit()
         if is_new and item is not None:
-            self._memory.put(item)
+            self._memory.publish(item)
         log.info(
             "step.recorded" if is_new else "step.duplicate_discarded",
             task_id=str(step.task_id),
@@ -237,6 +258,19 @@ class StepRunner:
                 "iteration": step.iteration,
             },
         )
+
+    def _begin(self, agent: Agent, task: Task, iteration: int, key: str) -> int | None:
+        """Lease the step, count the attempt and show the task alive, in one transaction."""
+        now = self._clock.now()
+        with self._uow(self._tenant_id) as uow:
+            attempt = uow.steps.begin_attempt(
+                task.id, iteration, key, now=now, lease_seconds=self._lease_seconds
+            )
+            if attempt is not None:
+                uow.tasks.touch(task.id, now)
+                uow.agents.add_in_flight(agent.id, 1)
+            uow.commit()
+        return attempt
 
     def _add_in_flight(self, agent: Agent, delta: int) -> None:
         with self._uow(self._tenant_id) as uow:

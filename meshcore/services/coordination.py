@@ -1,8 +1,9 @@
 """The coordinator's workflow: plan, run waves, synthesise, review, revise or finish.
 
 Each public method is the body of one queued message and is safe to run twice: state moves
-only under the task's row lock, model results come from the step log when already recorded,
-and a message that arrives for a state the task has left does nothing.
+only under the task's row lock, the wave counter turns a duplicate fan-in into a no-op, model
+results come from the step log when already recorded, and a message that arrives for a state
+the task has left does nothing. `redrive` restarts whatever a lost message left undone.
 
     coordinate -> run_wave(0) -> collect(0) -> run_wave(1) ... -> collect(last)
                -> synthesis -> review -> completed | coordinate (next iteration)
@@ -11,8 +12,8 @@ and a message that arrives for a state the task has left does nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -20,7 +21,7 @@ import structlog
 from meshcore.agents import coordinator, critic
 from meshcore.domain.errors import InvalidPlan, MeshError
 from meshcore.domain.network import AgentType, Network
-from meshcore.domain.plan import Plan, parse_plan, plan_to_json, validate_plan
+from meshcore.domain.plan import plan_to_json
 from meshcore.domain.task import (
     PLAN_KEY,
     REVIEW_KEY,
@@ -31,8 +32,10 @@ from meshcore.domain.task import (
     Task,
     TaskStatus,
 )
-from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWork, UnitOfWorkFactory
+from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWorkFactory
+from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner
+from meshcore.services.endings import end, time_out_if_due
 
 log = structlog.get_logger(__name__)
 
@@ -51,29 +54,29 @@ class Coordination:
         self._dispatcher, self._clock = dispatcher, clock
 
     def coordinate(self, task_id: UUID) -> None:
-        """Plan the task's current iteration and start its first wave."""
+        """Plan the task's current iteration and start its current wave."""
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             if task.status is TaskStatus.QUEUED:
-                if self._has_timed_out(uow, task):
+                if time_out_if_due(uow, self._clock, task):
                     return
                 task.transition(TaskStatus.PLANNING, now=self._clock.now())
-                task.iteration = 1
+                task.iteration, task.is_held = 1, False
                 uow.tasks.save(task)
                 uow.commit()
                 self._dispatcher.expire(self._ref(task), task.deadline_at)
-            elif task.status not in (
-                TaskStatus.PLANNING,
-                TaskStatus.RUNNING,
-            ) or self._has_timed_out(uow, task):
+            elif task.status not in (TaskStatus.PLANNING, TaskStatus.RUNNING) or time_out_if_due(
+                uow, self._clock, task
+            ):
                 return
             network = uow.networks.get(task.network_id)
             iteration = task.iteration
-            subtasks = uow.tasks.subtasks(task_id, iteration)
-            feedback = _feedback(uow, task_id, iteration - 1)
-        if not subtasks:
+            has_plan = bool(uow.tasks.subtasks(task_id, iteration))
+            feedback = answers.feedback_of(uow, task_id, iteration - 1)
+        if not has_plan:
             try:
-                self._plan(task, network, iteration, feedback)
+                if not self._plan(task, network, iteration, feedback):
+                    return  # another delivery is planning it right now
             except MeshError as exc:
                 self._fail(task_id, f"planning failed: {exc}")
                 return
@@ -87,8 +90,8 @@ class Coordination:
                 uow.commit()
             elif task.status is not TaskStatus.RUNNING:
                 return
-            first_wave = [s.planned for s in uow.tasks.subtasks(task_id, iteration) if s.wave == 0]
-        self._dispatcher.run_wave(self._ref(task), iteration, 0, first_wave)
+            subtasks = uow.tasks.subtasks(task_id, iteration)
+        self._drive_wave(task, subtasks)
 
     def run_step(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
@@ -103,7 +106,7 @@ class Coordination:
             task = uow.tasks.get(task_id, lock=True)
             if task.iteration != iteration or task.status.is_terminal:
                 return
-            if self._has_timed_out(uow, task):
+            if time_out_if_due(uow, self._clock, task):
                 return
             if task.status is TaskStatus.REVIEWING:
                 self._dispatcher.review(self._ref(task), iteration)
@@ -111,32 +114,33 @@ class Coordination:
             network = uow.networks.get(task.network_id)
             next_wave = None
             if task.status is TaskStatus.RUNNING:
+                if task.wave != wave:
+                    return  # a duplicate fan-in: this wave was already collected
                 waves = _waves(uow.tasks.subtasks(task_id, iteration))
                 this = waves[wave]
                 missing = [s.key for s in this if s.step is None]
                 if missing:
+                    # The chord fired early (a step delivered twice); the sweeper finishes it.
                     log.warning("wave.incomplete", task_id=str(task_id), wave=wave, missing=missing)
                     return
                 # Concurrent steps can cross the budget together; nothing more is spent then.
                 over = network.config.budget.refusal(task.usage)
-                if over is not None:
-                    self._end(uow, task, TaskStatus.FAILED, over)
-                    return
                 failed = [s for s in this if s.status == StepStatus.FAILED]
-                if failed:
-                    reason = f"subtask {failed[0].key} failed: {failed[0].step.error}"
-                    self._end(uow, task, TaskStatus.FAILED, reason)
+                if over is not None or failed:
+                    reason = over or f"subtask {failed[0].key} failed: {failed[0].step.error}"
+                    end(uow, self._clock, task, TaskStatus.FAILED, reason)
                     return
                 if wave + 1 < len(waves):
+                    task.advance_wave(now=self._clock.now())
                     next_wave = [s.planned for s in waves[wave + 1]]
                 else:
                     task.transition(TaskStatus.SYNTHESIZING, now=self._clock.now())
-                    uow.tasks.save(task)
-                    uow.commit()
+                uow.tasks.save(task)
+                uow.commit()
             elif task.status is not TaskStatus.SYNTHESIZING:
                 return
             steps = uow.steps.for_iteration(task_id, iteration)
-            feedback = _feedback(uow, task_id, iteration - 1)
+            feedback = answers.feedback_of(uow, task_id, iteration - 1)
         if next_wave is not None:
             self._dispatcher.run_wave(self._ref(task), iteration, wave + 1, next_wave)
             return
@@ -152,28 +156,9 @@ class Coordination:
             recorded = uow.steps.get(task_id, iteration, REVIEW_KEY)
             synthesis = uow.steps.get(task_id, iteration, SYNTHESIS_KEY)
         if recorded is None:
-            answer = synthesis.output if synthesis else ""
-            messages = critic.review_messages(
-                task=task.description, answer=answer, iteration=iteration
-            )
-            step = self._steps.call(
-                task,
-                network,
-                AgentType.CRITIC,
-                iteration,
-                REVIEW_KEY,
-                messages,
-                delivery=delivery,
-                validate=_verdict_check,
-            )
-            step = _normalise_verdict(step)
-            item = self._steps.memory_item(
-                task, network, step, confidence=critic.PROFILE.confidence
-            )
-            if item is not None:
-                verdict = critic.read_verdict(step.output)
-                item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")
-            recorded = self._steps.record(step, item)
+            recorded = self._critique(task, network, iteration, synthesis, delivery)
+            if recorded is None:
+                return  # another delivery holds the review
         if recorded.status is StepStatus.FAILED:
             self._fail(task_id, f"review failed: {recorded.error}")
             return
@@ -187,38 +172,31 @@ class Coordination:
                 "score": verdict.score,
                 "feedback": verdict.feedback,
             }
-            threshold = network.config.quality_threshold
-            now = self._clock.now()
-            if verdict.score >= threshold:
+            now, score = self._clock.now(), verdict.score
+            if score >= network.config.quality_threshold:
                 task.transition(
-                    TaskStatus.COMPLETED,
-                    now=now,
-                    reason="quality threshold met",
-                    score=verdict.score,
+                    TaskStatus.COMPLETED, now=now, reason="quality threshold met", score=score
                 )
             elif iteration >= network.config.max_iterations:
                 task.transition(
-                    TaskStatus.COMPLETED,
-                    now=now,
-                    reason="iteration budget spent",
-                    score=verdict.score,
+                    TaskStatus.COMPLETED, now=now, reason="iteration budget spent", score=score
                 )
             else:
                 task.transition(
                     TaskStatus.RUNNING,
                     now=now,
                     reason="revision",
-                    score=verdict.score,
+                    score=score,
                     iteration=iteration + 1,
                 )
-                task.iteration = iteration + 1
+                task.start_revision(now=now)
             uow.tasks.save(task)
             uow.commit()
         log.info(
             "task.reviewed",
             task_id=str(task_id),
             iteration=iteration,
-            score=verdict.score,
+            score=score,
             status=task.status.value,
         )
         if task.status is TaskStatus.RUNNING:
@@ -229,64 +207,104 @@ class Coordination:
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             if not task.status.is_terminal:
-                self._has_timed_out(uow, task)
+                time_out_if_due(uow, self._clock, task)
 
-    def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> None:
+    def redrive(self, task_id: UUID, stalled_before: datetime) -> str | None:
+        """Restart a stalled task from what the record holds; answers what was re-sent.
+
+        Only the missing work is sent again: a wave's recorded steps are not re-run.
+        """
+        with self._uow(self._tenant_id) as uow:
+            task = uow.tasks.get(task_id, lock=True)
+            beat = task.heartbeat_at
+            if task.status.is_terminal or task.is_held or (beat and beat >= stalled_before):
+                return None  # finished, held on purpose, or another sweeper got here first
+            if time_out_if_due(uow, self._clock, task):
+                return "timed out"
+            subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
+            action = _redrive_action(task, subtasks)
+            task.record_recovery(now=self._clock.now(), action=action)
+            uow.tasks.save(task)
+            uow.commit()
+        log.warning("task.redriven", task_id=str(task_id), status=task.status.value, action=action)
+        ref = self._ref(task)
+        if action == "coordinate":
+            self._dispatcher.coordinate(ref)
+        elif action == "review":
+            self._dispatcher.review(ref, task.iteration)
+        else:
+            self._drive_wave(task, subtasks)  # the missing steps, or the fan-in if none
+        return action
+
+    def _drive_wave(self, task: Task, subtasks: list[Subtask]) -> None:
+        """Send the current wave's unrecorded steps, or straight to fan-in if there are none."""
+        missing = [s.planned for s in subtasks if s.wave == task.wave and s.step is None]
+        if missing:
+            self._dispatcher.run_wave(self._ref(task), task.iteration, task.wave, missing)
+        else:
+            self._dispatcher.collect(self._ref(task), task.iteration, task.wave)
+
+    def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> bool:
+        """Record the iteration's plan and its subtasks; False if another delivery plans it."""
         with self._uow(self._tenant_id) as uow:
             recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
-        if recorded is not None and recorded.status is StepStatus.COMPLETED:
-            # The plan was recorded by an earlier delivery that died before storing subtasks.
-            self._store_plan(task.id, iteration, _recorded_plan(recorded, network))
-            return
-        if task.plan is not None:
-            planned = task.plan
-            step = StepRecord(
+        if recorded is None:
+            step = self._plan_step(task, network, iteration, feedback)
+            if step is None:
+                return False
+            if step.status is StepStatus.FAILED:
+                raise InvalidPlan(step.error or "the coordinator gave no plan")
+            answers.recorded_plan(step, network)  # a client plan the network cannot run fails
+            recorded = self._steps.record(step)
+        if recorded.status is StepStatus.FAILED:
+            raise InvalidPlan(recorded.error or "the coordinator gave no plan")
+        # Two racing planners may disagree; the recorded plan wins and both follow it.
+        plan = answers.recorded_plan(recorded, network)
+        with self._uow(self._tenant_id) as uow:
+            uow.tasks.add_plan(task.id, iteration, plan)
+            uow.commit()
+        log.info(
+            "task.planned",
+            task_id=str(task.id),
+            iteration=iteration,
+            subtasks=len(plan.subtasks),
+            waves=len(plan.waves),
+        )
+        return True
+
+    def _plan_step(
+        self, task: Task, network: Network, iteration: int, feedback: str | None
+    ) -> StepRecord | None:
+        if task.plan is not None:  # the client's own plan: no model call
+            return StepRecord(
                 task.id,
                 iteration,
                 PLAN_KEY,
                 AgentType.COORDINATOR,
                 "coordinator",
                 StepStatus.COMPLETED,
-                json.dumps(plan_to_json(planned)),
+                json.dumps(plan_to_json(task.plan)),
                 recorded_at=self._clock.now(),
             )
-        else:
-            messages = coordinator.plan_messages(
-                task=task.description,
-                context=task.context,
-                agents=network.agent_types(),
-                iteration=iteration,
-                feedback=feedback,
-            )
-            step = self._steps.call(
-                task,
-                network,
-                AgentType.COORDINATOR,
-                iteration,
-                PLAN_KEY,
-                messages,
-                validate=_plan_check(network),
-            )
-            if step.status is StepStatus.FAILED:
-                raise InvalidPlan(step.error or "the coordinator gave no plan")
-            planned = coordinator.read_plan(step.output)
-            step = replace(step, output=json.dumps(plan_to_json(planned)))
-        validate_plan(planned, network.agent_types())
-        recorded = self._steps.record(step)
-        # Two racing planners may disagree; the recorded plan wins and both follow it.
-        self._store_plan(task.id, iteration, _recorded_plan(recorded, network))
-
-    def _store_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
-        with self._uow(self._tenant_id) as uow:
-            uow.tasks.add_plan(task_id, iteration, plan)
-            uow.commit()
-        log.info(
-            "task.planned",
-            task_id=str(task_id),
+        messages = coordinator.plan_messages(
+            task=task.description,
+            context=task.context,
+            agents=network.agent_types(),
             iteration=iteration,
-            subtasks=len(plan.subtasks),
-            waves=len(plan.waves),
+            feedback=feedback,
         )
+        step = self._steps.call(
+            task,
+            network,
+            AgentType.COORDINATOR,
+            iteration,
+            PLAN_KEY,
+            messages,
+            validate=answers.plan_check(network),
+        )
+        if step is None or step.status is StepStatus.FAILED:
+            return step
+        return replace(step, output=json.dumps(plan_to_json(coordinator.read_plan(step.output))))
 
     def _synthesise(
         self,
@@ -305,6 +323,8 @@ class Coordination:
             step = self._steps.call(
                 task, network, AgentType.COORDINATOR, iteration, SYNTHESIS_KEY, messages
             )
+            if step is None:
+                return  # another delivery holds the synthesis
             item = self._steps.memory_item(
                 task, network, step, confidence=coordinator.PROFILE.confidence
             )
@@ -329,35 +349,41 @@ class Coordination:
             uow.commit()
         self._dispatcher.review(self._ref(task), iteration)
 
-    def _has_timed_out(self, uow: UnitOfWork, task: Task) -> bool:
-        if not task.is_past_deadline(self._clock.now()):
-            return False
-        timeout = (task.deadline_at - task.created_at).total_seconds()
-        self._end(uow, task, TaskStatus.TIMED_OUT, f"timed out after {timeout:.0f} s")
-        return True
+    def _critique(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        synthesis: StepRecord | None,
+        delivery: Delivery,
+    ) -> StepRecord | None:
+        messages = critic.review_messages(
+            task=task.description, answer=synthesis.output if synthesis else "", iteration=iteration
+        )
+        step = self._steps.call(
+            task,
+            network,
+            AgentType.CRITIC,
+            iteration,
+            REVIEW_KEY,
+            messages,
+            delivery=delivery,
+            validate=answers.verdict_check,
+        )
+        if step is None:
+            return None
+        step = answers.normalised_verdict(step)
+        item = self._steps.memory_item(task, network, step, confidence=critic.PROFILE.confidence)
+        if item is not None:
+            verdict = critic.read_verdict(step.output)
+            item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")
+        return self._steps.record(step, item)
 
     def _fail(self, task_id: UUID, reason: str) -> None:
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             if not task.status.is_terminal:
-                self._end(uow, task, TaskStatus.FAILED, reason)
-
-    def _end(self, uow: UnitOfWork, task: Task, status: TaskStatus, reason: str) -> None:
-        """End a task with what it has: the last answer and this iteration's contributions."""
-        steps = uow.steps.for_iteration(task.id, task.iteration) if task.iteration else []
-        done = [s for s in steps if not s.key.startswith("@") and s.status is StepStatus.COMPLETED]
-        task.result = {
-            **(task.result or {}),
-            "partial": True,
-            "contributions": [
-                {"subtask": s.key, "agent": s.agent_type.value, "output": s.output} for s in done
-            ],
-        }
-        task.error = reason
-        task.transition(status, now=self._clock.now(), reason=reason)
-        uow.tasks.save(task)
-        uow.commit()
-        log.info("task.ended", task_id=str(task.id), status=status.value, reason=reason)
+                end(uow, self._clock, task, TaskStatus.FAILED, reason)
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
@@ -368,44 +394,12 @@ def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:
     return [[s for s in subtasks if s.wave == w] for w in range(count)]
 
 
-def _plan_check(network: Network) -> Callable[[str], object]:
-    """What the gateway asks of a plan answer: JSON that makes a runnable plan here."""
-
-    def check(text: str) -> object:
-        try:
-            return validate_plan(coordinator.read_plan(text), network.agent_types())
-        except InvalidPlan as exc:
-            raise ValueError(str(exc)) from exc
-
-    return check
-
-
-def _verdict_check(text: str) -> object:
-    try:
-        return critic.read_verdict(text)
-    except critic.InvalidVerdict as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _recorded_plan(step: StepRecord, network: Network) -> Plan:
-    return validate_plan(parse_plan(json.loads(step.output)), network.agent_types())
-
-
-def _feedback(uow: UnitOfWork, task_id: UUID, iteration: int) -> str | None:
-    if iteration < 1:
-        return None
-    step = uow.steps.get(task_id, iteration, REVIEW_KEY)
-    if step is None or step.status is not StepStatus.COMPLETED:
-        return None
-    return critic.read_verdict(step.output).feedback or None
-
-
-def _normalise_verdict(step: StepRecord) -> StepRecord:
-    """Keep the verdict as canonical JSON, or fail the step if the critic gave none."""
-    if step.status is not StepStatus.COMPLETED:
-        return step
-    try:
-        verdict = critic.read_verdict(step.output)
-    except critic.InvalidVerdict as exc:
-        return replace(step, status=StepStatus.FAILED, error=str(exc))
-    return replace(step, output=json.dumps({"score": verdict.score, "feedback": verdict.feedback}))
+def _redrive_action(task: Task, subtasks: list[Subtask]) -> str:
+    if task.status in (TaskStatus.QUEUED, TaskStatus.PLANNING) or not subtasks:
+        return "coordinate"
+    if task.status is TaskStatus.REVIEWING:
+        return "review"
+    if task.status is TaskStatus.SYNTHESIZING:
+        return "collect"
+    current = [s for s in subtasks if s.wave == task.wave]
+    return "wave" if any(s.step is None for s in current) else "collect"

@@ -1,22 +1,85 @@
-"""The shared memory as clients see it: add items, query them."""
+"""The shared memory: the record in Postgres, and the fast view of it in Redis.
+
+Writes go to the record first, then to the view. Reads go to the view, which is rebuilt from
+the record when it is missing (a Redis that restarted empty) and bypassed when Redis is down.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from uuid import UUID
 
 import structlog
 
+from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
+
+VIEW_TTL_SECONDS = 600
+REBUILD_LIMIT = 100_000
+
+
+class MemoryView:
+    """One tenant's reads and writes of shared memory, record first, view when it can."""
+
+    def __init__(self, *, tenant_id: str, uow: UnitOfWorkFactory, store: MemoryStore) -> None:
+        self._tenant_id, self._uow, self._store = tenant_id, uow, store
+
+    def remember(self, uow: UnitOfWork, *items: MemoryItem) -> None:
+        """Commit items to the record, then publish them to the view."""
+        for item in items:
+            uow.memory.add(item)
+        uow.commit()
+        self.publish(*items)
+
+    def publish(self, *items: MemoryItem) -> None:
+        try:
+            self._store.put_many(items)
+        except MemoryViewUnavailable as exc:
+            # Recorded all the same: the view's mark expires and it is rebuilt from the record.
+            log.warning("memory.view_stale", items=len(items), error=str(exc))
+
+    def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        try:
+            self._ensure(network_id)
+            return self._store.query(self._tenant_id, network_id, query)
+        except MemoryViewUnavailable:
+            with self._uow(self._tenant_id) as uow:
+                return uow.memory.list(network_id, query)
+
+    def for_subtasks(
+        self, network_id: UUID, task_id: UUID, keys: Sequence[str]
+    ) -> list[MemoryItem]:
+        if not keys:
+            return []
+        try:
+            self._ensure(network_id)
+            return self._store.for_subtasks(self._tenant_id, network_id, task_id, keys)
+        except MemoryViewUnavailable:
+            with self._uow(self._tenant_id) as uow:
+                found = uow.memory.list(network_id, MemoryQuery(task_id=task_id, limit=1000))
+            return sorted((m for m in found if m.subtask in keys), key=lambda m: m.created_at)
+
+    def _ensure(self, network_id: UUID) -> None:
+        """Rebuild the view from the record if Redis lost it (or its mark expired)."""
+        if self._store.is_built(self._tenant_id, network_id):
+            return
+        with self._uow(self._tenant_id) as uow:
+            items = uow.memory.list(network_id, MemoryQuery(limit=REBUILD_LIMIT))
+        self._store.put_many(items)
+        self._store.mark_built(self._tenant_id, network_id, VIEW_TTL_SECONDS)
+        log.info("memory.view_rebuilt", network_id=str(network_id), items=len(items))
 
 
 class MemoryService:
     def __init__(
         self, *, tenant_id: str, uow: UnitOfWorkFactory, store: MemoryStore, clock: Clock
     ) -> None:
-        self._tenant_id, self._uow, self._store, self._clock = tenant_id, uow, store, clock
+        self._tenant_id, self._uow, self._clock = tenant_id, uow, clock
+        self._view = MemoryView(tenant_id=tenant_id, uow=uow, store=store)
 
     def add(
         self,
@@ -39,27 +102,18 @@ class MemoryService:
                 now=self._clock.now(),
                 metadata=metadata,
             )
-            remember(uow, self._store, item)
+            self._view.remember(uow, item)
         log.info("memory.written", network_id=str(network_id), item_id=str(item.id), type=type)
         return item
 
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
-        """Items from the shared view, newest first."""
+        """Items newest first, from the view (or the record while Redis is down)."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.get(network_id)
-        return self._store.query(self._tenant_id, network_id, query)
+        return self._view.query(network_id, query)
 
     def count(self, network_id: UUID, query: MemoryQuery) -> int:
         """How many items match, from the record (the view keeps no counts by filter)."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.get(network_id)
-            return uow.memory.count(network_id, query)
-
-
-def remember(uow: UnitOfWork, store: MemoryStore, *items: MemoryItem) -> None:
-    """Commit items to the record and then to the shared view (write-through, record first)."""
-    for item in items:
-        uow.memory.add(item)
-    uow.commit()
-    for item in items:
-        store.put(item)
+            return uow.memory.count(network_id, replace(query, offset=0))

@@ -9,6 +9,7 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import profile_for
+from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.network import (
     DEFAULT_TEAM,
     Agent,
@@ -67,11 +68,22 @@ class NetworkService:
             return uow.networks.get(network_id)
 
     def delete(self, network_id: UUID) -> None:
-        """Delete a network with its agents, tasks and memory, in Postgres and in Redis."""
+        """Delete a network with its agents, tasks and memory, in Postgres and in Redis.
+
+        Redis goes first: if it is down the delete is refused whole (MemoryViewUnavailable)
+        rather than leaving its keys behind. A second purge sweeps what a step still running
+        wrote in between.
+        """
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)
+        self._memory.purge_network(self._tenant_id, network_id)
         with self._uow(self._tenant_id) as uow:
             uow.networks.delete(network_id)
             uow.commit()
-        self._memory.purge_network(self._tenant_id, network_id)
+        try:
+            self._memory.purge_network(self._tenant_id, network_id)
+        except MemoryViewUnavailable as exc:
+            log.warning("network.purge_incomplete", network_id=str(network_id), error=str(exc))
         log.info("network.deleted", network_id=str(network_id))
 
     def add_agent(self, network_id: UUID, spec: AgentSpec) -> Agent:

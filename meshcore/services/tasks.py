@@ -6,7 +6,7 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.errors import Conflict
+from meshcore.domain.errors import Conflict, Unavailable
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
 from meshcore.domain.task import Priority, Task, TaskStatus
@@ -54,22 +54,30 @@ class TaskService:
                 timeout_seconds=network.config.timeout_seconds,
                 now=self._clock.now(),
                 plan=planned,
+                is_held=not auto_process,
             )
             uow.tasks.add(task)
             uow.commit()
         log.info("task.submitted", task_id=str(task.id), network_id=str(network_id))
         if auto_process:
-            self._dispatcher.coordinate(self._ref(task))
+            self._enqueue(task)
         return task
 
     def process(self, network_id: UUID, task_id: UUID) -> Task:
         """Start a task that was submitted with auto_process false."""
-        task = self.get(network_id, task_id)
-        if task.status is not TaskStatus.QUEUED:
-            raise Conflict(f"task {task_id} is {task.status}; only a queued task can be processed")
-        self._dispatcher.coordinate(self._ref(task))
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.get(network_id)
+            task = uow.tasks.get(task_id, network_id=network_id, lock=True)
+            if task.status is not TaskStatus.QUEUED:
+                raise Conflict(
+                    f"task {task_id} is {task.status}; only a queued task can be processed"
+                )
+            task.is_held = False
+            uow.tasks.save(task)
+            uow.commit()
+        self._enqueue(task)
         log.info("task.process_requested", task_id=str(task_id))
-        return task
+        return self.get(network_id, task_id)
 
     def get(self, network_id: UUID, task_id: UUID) -> Task:
         """A task with its history and the subtasks of its current iteration."""
@@ -86,6 +94,14 @@ class TaskService:
         with self._uow(self._tenant_id) as uow:
             uow.networks.get(network_id)
             return uow.tasks.list(network_id, page, status)
+
+    def _enqueue(self, task: Task) -> None:
+        try:
+            self._dispatcher.coordinate(self._ref(task))
+        except Unavailable as exc:
+            # The task is recorded, so it is accepted: the sweeper starts it once the broker
+            # is back. Refusing now would make the client submit it twice.
+            log.warning("task.enqueue_deferred", task_id=str(task.id), error=str(exc))
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)

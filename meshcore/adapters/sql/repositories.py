@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from meshcore.adapters.sql.tables import (
     agents,
     memory_items,
     networks,
+    step_attempts,
     steps,
     subtasks,
     task_events,
@@ -223,6 +225,14 @@ class SqlTaskRepository(_Repository):
         )
         self._append_history(task)
 
+    def touch(self, task_id: UUID, now: datetime) -> None:
+        """Show the task is alive (a step began) without locking or loading it."""
+        self._db.execute(
+            tasks.update()
+            .where(tasks.c.id == task_id, tasks.c.tenant_id == self._tenant_id)
+            .values(heartbeat_at=now)
+        )
+
     def history(self, task_id: UUID) -> list[HistoryEntry]:
         rows = self._db.execute(
             task_events.select()
@@ -286,6 +296,26 @@ class SqlTaskRepository(_Repository):
 
 
 class SqlStepRepository(_Repository):
+    def begin_attempt(
+        self, task_id: UUID, iteration: int, key: str, *, now: datetime, lease_seconds: float
+    ) -> int | None:
+        """Count an attempt at a step and lease it, or None while another attempt holds it."""
+        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(step_attempts).values(
+            task_id=task_id,
+            iteration=iteration,
+            key=key,
+            tenant_id=self._tenant_id,
+            attempts=1,
+            started_at=now,
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["task_id", "iteration", "key"],
+            set_={"attempts": step_attempts.c.attempts + 1, "started_at": now},
+            where=step_attempts.c.started_at < now - timedelta(seconds=lease_seconds),
+        ).returning(step_attempts.c.attempts)
+        return self._db.execute(statement).scalar()
+
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
         is_new = self._insert_absent(steps, [m.step_row(self._tenant_id, step)]) == 1
         stored = self.get(step.task_id, step.iteration, step.key)

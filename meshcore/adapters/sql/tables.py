@@ -68,6 +68,7 @@ tasks = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("plan", Json, nullable=True),
     sa.Column("iteration", sa.Integer, nullable=False, default=0),
+    sa.Column("wave", sa.Integer, nullable=False, default=0),
     sa.Column("result", Json, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("input_tokens", sa.BigInteger, nullable=False, default=0),
@@ -76,7 +77,11 @@ tasks = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("deadline_at", Timestamp, nullable=False),
+    # Moved on every transition and step start; the sweeper looks for tasks where it stopped.
+    sa.Column("heartbeat_at", Timestamp, nullable=True),
+    sa.Column("held", sa.Boolean, nullable=False, default=False),
     sa.Index("ix_tasks_network_created", "tenant_id", "network_id", "created_at"),
+    sa.Index("ix_tasks_heartbeat", "status", "heartbeat_at"),
     sa.Index("ix_tasks_status", "tenant_id", "status"),
 )
 
@@ -153,4 +158,17 @@ memory_items = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index("ix_memory_network_created", "tenant_id", "network_id", "created_at"),
     sa.Index("ix_memory_task", "task_id"),
+)
+
+# How often each step was begun, and when last: a lease against concurrent duplicates and a
+# bound on steps that keep killing their worker (Celery counts no redeliveries).
+step_attempts = sa.Table(
+    "step_attempts",
+    metadata,
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("iteration", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    _tenant(),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 import sqlalchemy as sa
+import structlog
 
 from meshcore.adapters.sql.repositories import (
     SqlAgentRepository,
@@ -14,6 +16,16 @@ from meshcore.adapters.sql.repositories import (
     SqlStepRepository,
     SqlTaskRepository,
 )
+from meshcore.adapters.sql.tables import tasks
+from meshcore.domain.errors import RecordUnavailable
+from meshcore.domain.task import Priority, TaskStatus
+from meshcore.ports import TaskRef
+
+log = structlog.get_logger(__name__)
+
+# What a database that went away, or a transaction it aborted, raises; worth a retry.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 
 
 class SqlUnitOfWork:
@@ -21,8 +33,11 @@ class SqlUnitOfWork:
         self._engine, self._tenant_id = engine, tenant_id
 
     def __enter__(self) -> Self:
-        self._connection = self._engine.connect()
-        self._transaction = self._connection.begin()
+        try:
+            self._connection = self._engine.connect()
+            self._transaction = self._connection.begin()
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
         db, tenant = self._connection, self._tenant_id
         self.networks = SqlNetworkRepository(db, tenant)
         self.agents = SqlAgentRepository(db, tenant)
@@ -40,8 +55,12 @@ class SqlUnitOfWork:
         try:
             if self._transaction.is_active:
                 self._transaction.rollback()
-        finally:
             self._connection.close()
+        except UNAVAILABLE as close_error:
+            # The connection died with the server; the pool discards it.
+            log.warning("uow.close_failed", error=type(close_error).__name__)
+        if isinstance(exc, UNAVAILABLE):
+            raise _unavailable(exc) from exc
 
     def commit(self) -> None:
         self._transaction.commit()
@@ -67,3 +86,30 @@ class SqlUnitOfWorkFactory:
         except sa.exc.SQLAlchemyError:
             return False
         return True
+
+    def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
+        """Unfinished tasks of every tenant whose heartbeat stopped before `before`.
+
+        The one query that crosses tenants: the sweeper serves the whole fleet, and re-drives
+        each task through its own tenant's unit of work.
+        """
+        try:
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(tasks.c.tenant_id, tasks.c.id, tasks.c.priority)
+                    .where(
+                        tasks.c.status.in_(ACTIVE),
+                        tasks.c.heartbeat_at < before,
+                        sa.not_(tasks.c.held),  # waiting for POST .../process, by request
+                    )
+                    .order_by(tasks.c.heartbeat_at)
+                    .limit(limit)
+                ).all()
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        return [TaskRef(tenant, task_id, Priority(priority)) for tenant, task_id, priority in rows]
+
+
+def _unavailable(exc: BaseException) -> RecordUnavailable:
+    log.warning("record.unavailable", error=str(getattr(exc, "orig", exc))[:300])
+    return RecordUnavailable("the record (database) is unavailable; try again shortly")

@@ -65,9 +65,10 @@ def test_the_first_recorded_result_wins_and_the_second_leaves_no_trace(mesh: Fak
     network = mesh.networks.get(task.network_id)
     mesh.models.script("Find the facts", "first answer", "second answer")
     messages = [Message("system", "Answer format: draft"), Message("user", "Find the facts")]
-    racing: list[StepRecord] = [
-        mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages) for _ in range(2)
-    ]
+    first = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+    mesh.clock.advance(91)  # past the lease: the first attempt is presumed dead
+    second = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+    racing: list[StepRecord] = [first, second]
 
     stored = [
         mesh.steps.record(s, mesh.steps.memory_item(task, network, s, confidence=0.8))
@@ -82,6 +83,33 @@ def test_the_first_recorded_result_wins_and_the_second_leaves_no_trace(mesh: Fak
     shared = mesh.store.query("acme", network.id, MemoryQuery(task_id=task.id))
     assert [m.content for m in shared] == ["first answer"]
     assert agent_calls(mesh, task, AgentType.RESEARCH) == (1, 0)
+
+
+def test_a_duplicate_within_the_lease_makes_no_model_call(mesh: FakeMesh) -> None:
+    task = started(mesh)
+    network = mesh.networks.get(task.network_id)
+    messages = [Message("system", "Answer format: draft"), Message("user", "Find the facts")]
+
+    first = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+    duplicate = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+
+    assert first is not None and duplicate is None
+    assert len(mesh.models.calls_with("Find the facts")) == 1
+
+
+def test_a_step_that_keeps_dying_gives_up_after_its_attempts(mesh: FakeMesh) -> None:
+    task = started(mesh)
+    network = mesh.networks.get(task.network_id)
+    messages = [Message("system", "Answer format: draft"), Message("user", "Find the facts")]
+    for _ in range(5):  # each attempt "dies": never recorded, its lease runs out
+        mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+        mesh.clock.advance(91)
+
+    last = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
+
+    assert last.status is StepStatus.FAILED
+    assert last.error == "gave up after 5 attempts that never finished"
+    assert len(mesh.models.calls_with("Find the facts")) == 5
 
 
 def test_a_step_of_a_task_past_its_deadline_is_skipped(mesh: FakeMesh) -> None:

@@ -1,0 +1,37 @@
+"""How a task ends early (failed, timed out), keeping the work it has."""
+
+from __future__ import annotations
+
+import structlog
+
+from meshcore.domain.task import StepStatus, Task, TaskStatus
+from meshcore.ports import Clock, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+def end(uow: UnitOfWork, clock: Clock, task: Task, status: TaskStatus, reason: str) -> None:
+    """End a task with what it has: the last answer and this iteration's contributions."""
+    steps = uow.steps.for_iteration(task.id, task.iteration) if task.iteration else []
+    done = [s for s in steps if not s.key.startswith("@") and s.status is StepStatus.COMPLETED]
+    task.result = {
+        **(task.result or {}),
+        "partial": True,
+        "contributions": [
+            {"subtask": s.key, "agent": s.agent_type.value, "output": s.output} for s in done
+        ],
+    }
+    task.error = reason
+    task.transition(status, now=clock.now(), reason=reason)
+    uow.tasks.save(task)
+    uow.commit()
+    log.info("task.ended", task_id=str(task.id), status=status.value, reason=reason)
+
+
+def time_out_if_due(uow: UnitOfWork, clock: Clock, task: Task) -> bool:
+    """End the task `timed_out` if its deadline has passed; answers whether it did."""
+    if not task.is_past_deadline(clock.now()):
+        return False
+    timeout = (task.deadline_at - task.created_at).total_seconds()
+    end(uow, clock, task, TaskStatus.TIMED_OUT, f"timed out after {timeout:.0f} s")
+    return True

@@ -1,0 +1,156 @@
+"""The sweeper re-drives what a lost message left undone, from what the record holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshcore.domain.network import NetworkConfig
+from meshcore.domain.task import Priority, Task, TaskStatus
+from meshcore.services.recovery import Sweeper
+from tests.fakes import Call, FakeMesh
+
+STALL = 30.0
+TWO_WAVES: list[dict[str, object]] = [
+    {"key": "facts", "agent": "research", "description": "Find the facts"},
+    {"key": "copy", "agent": "content", "description": "Write it", "depends_on": ["facts"]},
+]
+
+
+@pytest.fixture
+def mesh() -> FakeMesh:
+    return FakeMesh.build("acme")
+
+
+def sweeper(mesh: FakeMesh) -> Sweeper:
+    return Sweeper(
+        finder=mesh.uow,
+        coordination=lambda t: mesh.for_tenant(t).coordination,
+        clock=mesh.clock,
+        stall_seconds=STALL,
+    )
+
+
+def submit(mesh: FakeMesh, **kwargs: object) -> Task:
+    network = mesh.create_network(NetworkConfig(quality_threshold=0.0))
+    return mesh.tasks.submit(
+        network.id, description="Launch email", context={}, priority=Priority.NORMAL, **kwargs
+    )
+
+
+def take_wave(mesh: FakeMesh) -> Call:
+    """Take the pending wave off the broker, as if its chord were lost with it."""
+    wave = next(c for c in mesh.dispatcher.pending if c.name == "run_wave")
+    mesh.dispatcher.pending.remove(wave)
+    return wave
+
+
+def read(mesh: FakeMesh, task: Task) -> Task:
+    return mesh.tasks.get(task.network_id, task.id)
+
+
+def test_a_task_whose_coordinate_was_lost_is_started_by_the_sweep(mesh: FakeMesh) -> None:
+    task = submit(mesh)
+    assert mesh.dispatcher.lose("coordinate") == 1
+    mesh.clock.advance(STALL + 1)
+
+    assert sweeper(mesh).sweep() == {"coordinate": 1}
+    mesh.drain()
+
+    done = read(mesh, task)
+    assert done.status is TaskStatus.COMPLETED
+    assert [e.detail["action"] for e in done.history if e.kind == "recovery"] == ["coordinate"]
+
+
+def test_a_wave_whose_fan_in_was_lost_is_collected_without_rerunning_its_steps(
+    mesh: FakeMesh,
+) -> None:
+    task = submit(mesh, plan=TWO_WAVES)
+    mesh.dispatcher.deliver_next(mesh.coordination)  # coordinate: plans, sends wave 0
+    wave = take_wave(mesh)  # the chord's steps run, its callback is lost
+    for subtask in wave.subtasks:
+        mesh.coordination.run_step(task.id, 1, subtask.key)
+    calls_before = len(mesh.models.calls)
+    mesh.clock.advance(STALL + 1)
+
+    assert sweeper(mesh).sweep() == {"collect": 1}
+    mesh.drain()
+
+    assert read(mesh, task).status is TaskStatus.COMPLETED
+    rerun = [c for c in mesh.models.calls[calls_before:] if "research specialist" in c.system]
+    assert rerun == []
+
+
+def test_only_the_missing_steps_of_a_wave_are_sent_again(mesh: FakeMesh) -> None:
+    task = submit(mesh)
+    mesh.dispatcher.deliver_next(mesh.coordination)
+    wave = take_wave(mesh)  # five steps; only the first two ever ran
+    ran = [s.key for s in wave.subtasks[:2]]
+    for key in ran:
+        mesh.coordination.run_step(task.id, 1, key)
+    mesh.clock.advance(STALL + 1)
+
+    assert sweeper(mesh).sweep() == {"wave": 1}
+    resent = take_wave(mesh)
+    mesh.dispatcher.pending.appendleft(resent)
+    assert sorted(s.key for s in resent.subtasks) == sorted(s.key for s in wave.subtasks[2:])
+    mesh.drain()
+    done = read(mesh, task)
+    assert done.status is TaskStatus.COMPLETED
+    steps = [e for e in done.history if e.kind == "step"]
+    assert len([e for e in steps if e.detail["subtask"] in ran]) == 2
+
+
+def test_a_held_task_and_a_task_still_moving_are_left_alone(mesh: FakeMesh) -> None:
+    held = submit(mesh, auto_process=False)
+    moving = submit(mesh)
+    mesh.clock.advance(STALL - 1)
+
+    assert sweeper(mesh).sweep() == {}
+    mesh.clock.advance(2)
+    assert sweeper(mesh).sweep() == {"coordinate": 1}  # only the one whose message was sent
+    assert read(mesh, held).status is TaskStatus.QUEUED
+    assert {c.ref.task_id for c in mesh.dispatcher.calls if c.name == "coordinate"} == {moving.id}
+
+
+def test_two_sweeps_do_not_redrive_a_task_twice(mesh: FakeMesh) -> None:
+    submit(mesh)
+    mesh.dispatcher.lose("coordinate")
+    mesh.clock.advance(STALL + 1)
+
+    first, second = sweeper(mesh).sweep(), sweeper(mesh).sweep()
+
+    assert (first, second) == ({"coordinate": 1}, {})
+
+
+def test_a_stalled_task_past_its_deadline_is_timed_out_by_the_sweep(mesh: FakeMesh) -> None:
+    task = submit(mesh)
+    mesh.dispatcher.lose("coordinate")
+    mesh.clock.advance(NetworkConfig().timeout_seconds + 1)
+
+    assert sweeper(mesh).sweep() == {"timed out": 1}
+    assert read(mesh, task).status is TaskStatus.TIMED_OUT
+
+
+def test_the_memory_view_is_rebuilt_from_the_record_after_redis_lost_it(mesh: FakeMesh) -> None:
+    from meshcore.domain.memory import MemoryQuery, MemoryType
+
+    network = mesh.create_network()
+    item = mesh.memory.add(network.id, type=MemoryType.FACT, content="Ships Monday", confidence=0.9)
+    mesh.redis.flushall()  # a Redis restarted with no persistence
+
+    found = mesh.memory.query(network.id, MemoryQuery())
+
+    assert [m.id for m in found] == [item.id]
+    assert mesh.store.is_built(mesh.tenant_id, network.id)
+
+
+def test_reads_fall_back_to_the_record_while_redis_is_down(mesh: FakeMesh) -> None:
+    from meshcore.domain.memory import MemoryQuery, MemoryType
+
+    network = mesh.create_network()
+    item = mesh.memory.add(network.id, type=MemoryType.FACT, content="Ships Monday", confidence=0.9)
+    mesh.redis.connected = False  # fakeredis then raises ConnectionError
+
+    found = mesh.memory.query(network.id, MemoryQuery())
+
+    assert [m.id for m in found] == [item.id]
