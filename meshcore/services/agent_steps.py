@@ -167,6 +167,14 @@ class StepRunner:
                 error=f"gave up after {attempt - 1} attempts that never finished",
             )
         base["attempt"] = attempt
+        # One line per model call, so an audit can show no recorded step was called again.
+        log.info(
+            "step.model_call",
+            task_id=str(task.id),
+            iteration=iteration,
+            subtask=key,
+            attempt=attempt,
+        )
         started = time.perf_counter()
         try:
             completion = self._models.complete(

@@ -1,0 +1,128 @@
+"""Fault drills: a batch of tasks through real workers while something breaks.
+
+Every drill asserts what the durability rule promises: every accepted task completes, each
+subtask result is recorded once, and no model call is made again for a step that had already
+recorded its result. Each prints its counts for the record.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from meshcore.domain.task import Task, TaskStatus
+from tests.drills.harness import AGENT_QUEUES, Drill, Worker, audit, drill
+from tests.provider_server import provider_server
+
+pytestmark = pytest.mark.drill
+
+BATCH = 50
+TIMEOUT = 240
+
+
+def steps_recorded(tasks: list[Task]) -> int:
+    return sum(1 for t in tasks for e in t.history if e.kind == "step")
+
+
+def fleet(run: Drill, *, agents_pool: str = "threads") -> None:
+    run.start(Worker("coordinator", ["coordinator"], concurrency=16, beat=True))
+    concurrency = 2 if agents_pool == "prefork" else 32
+    run.start(Worker("agents", AGENT_QUEUES, pool=agents_pool, concurrency=concurrency))
+    run.wait_ready(["coordinator", "agents"])
+
+
+def finish(run: Drill, tasks: list[Task], name: str) -> None:
+    started = time.monotonic()
+    done, _ = run.wait_all(tasks, TIMEOUT)
+    result = audit(run, tasks, time.monotonic() - started)
+    print(result.line(name))
+    stuck = {t.status.value for t in done if t.status is not TaskStatus.COMPLETED}
+    assert result.completed == result.accepted == BATCH, f"not completed: {stuck}"
+    assert result.duplicates == 0
+    assert result.repeated_model_calls == 0
+
+
+def test_a_specialist_worker_killed_mid_step_then_restarted(
+    tmp_path: Path, database_url: str
+) -> None:
+    with drill(tmp_path, database_url) as (run, _redis):
+        fleet(run)
+        tasks = run.submit_batch(BATCH)
+        run.wait_until(tasks, lambda ts: steps_recorded(ts) >= BATCH)  # mid-batch, mid-wave
+
+        run.kill("agents")  # the whole process, threads pool and all
+        time.sleep(1)
+        run.start(run.workers["agents"])
+
+        finish(run, tasks, "specialist worker (threads) SIGKILLed")
+
+
+def test_a_specialist_pool_child_killed_mid_step(tmp_path: Path, database_url: str) -> None:
+    with drill(tmp_path, database_url) as (run, _redis):
+        fleet(run, agents_pool="prefork")
+        tasks = run.submit_batch(BATCH)
+        run.wait_until(tasks, lambda ts: steps_recorded(ts) >= BATCH)
+
+        parent = run.workers["agents"].process
+        children = subprocess.run(
+            ["pgrep", "-P", str(parent.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert children, "the prefork pool has no children"
+        subprocess.run(["kill", "-9", children[0]], check=True)
+
+        finish(run, tasks, "specialist pool child (prefork) SIGKILLed")
+
+
+def test_the_coordinator_worker_killed_between_waves(tmp_path: Path, database_url: str) -> None:
+    with drill(tmp_path, database_url) as (run, _redis):
+        fleet(run)
+        tasks = run.submit_batch(BATCH)
+        run.wait_until(tasks, lambda ts: any(t.status is TaskStatus.RUNNING for t in ts))
+
+        run.kill("coordinator")
+        time.sleep(1)
+        run.start(run.workers["coordinator"])
+
+        finish(run, tasks, "coordinator worker SIGKILLed")
+
+
+def test_redis_restarted_with_nothing_kept(tmp_path: Path, database_url: str) -> None:
+    with drill(tmp_path, database_url) as (run, redis_server):
+        fleet(run)
+        tasks = run.submit_batch(BATCH)
+        run.wait_until(tasks, lambda ts: steps_recorded(ts) >= BATCH)
+
+        redis_server.stop()  # queues, unacked messages, chord counters, memory view: gone
+        time.sleep(1)
+        redis_server.start()
+
+        finish(run, tasks, "Redis restarted empty")
+
+
+def test_a_provider_outage_for_the_whole_batch(tmp_path: Path, database_url: str) -> None:
+    with provider_server() as provider:
+        provider.behave("gpt-4o", default="500")
+        env = {
+            "MESH_MODEL_CHAIN": json.dumps(
+                ["openai/gpt-4o", "anthropic/claude-3-7-sonnet-20250219"]
+            ),
+            "MESH_PROVIDER_API_BASES": json.dumps(
+                {"openai": provider.openai_base, "anthropic": provider.anthropic_base}
+            ),
+            "MESH_ALLOW_OFFLINE_MODEL": "false",
+            "OPENAI_API_KEY": "sk-test",
+            "ANTHROPIC_API_KEY": "sk-ant-test",
+        }
+        with drill(tmp_path, database_url, env) as (run, _redis):
+            fleet(run)
+            tasks = run.submit_batch(BATCH)
+            finish(run, tasks, "first provider down")
+        print(
+            f"drill first provider down: {provider.requests['gpt-4o']} requests to the dead "
+            f"provider, {provider.requests['claude-3-7-sonnet-20250219']} to the fallback"
+        )
+        assert provider.requests["gpt-4o"] <= 20
