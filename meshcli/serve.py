@@ -30,50 +30,48 @@ def run(settings: Settings, *, host: str, port: int) -> int:
 
     upgrade(env["MESH_DATABASE_URL"])
     mesh = [sys.executable, "-m", "meshcli.main"]
-    children = [
-        subprocess.Popen(
-            [
-                *mesh,
-                "worker",
-                "--queues",
-                "coordinator",
-                "--concurrency",
-                "8",
-                "--hostname",
-                "coordinator@%h",
-                "--beat",
-            ],
-            env=env,
-        ),
-        subprocess.Popen(
-            [*mesh, "worker", "--queues", ",".join(_agent_queues()), "--hostname", "agents@%h"],
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"{host}:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                "--worker-class",
-                "gthread",
-                "--access-logfile",
-                "-",
-                "meshapi.app:create_app()",
-            ],
-            env=env,
-        ),
+    workers = [
+        [
+            *mesh,
+            "worker",
+            "--queues",
+            "coordinator",
+            "--concurrency",
+            "8",
+            "--hostname",
+            "coordinator@%h",
+            "--beat",
+        ],
+        [*mesh, "worker", "--queues", ",".join(_agent_queues()), "--hostname", "agents@%h"],
     ]
+    api = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "8",
+        "--worker-class",
+        "gthread",
+        "--access-logfile",
+        "-",
+        "meshapi.app:create_app()",
+    ]
+    children = [subprocess.Popen(argv, env=env) for argv in [*workers, api]]
     _announce(host, port, embedded=embedded_redis is not None, data_dir=data_dir)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        while not stopping and all(c.poll() is None for c in children):
+        while not stopping and children[-1].poll() is None:
+            # A worker that dies is started again, as a supervisor would: its unfinished
+            # steps are re-driven from the record. The API's exit ends everything.
+            for i, argv in enumerate(workers):
+                if children[i].poll() is not None:
+                    click.echo(f"worker exited ({children[i].returncode}); restarting", err=True)
+                    children[i] = subprocess.Popen(argv, env=env)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

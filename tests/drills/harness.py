@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -86,6 +88,80 @@ class PrivateRedis:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+
+class PrivatePostgres:
+    """A Postgres cluster of the drill's own (initdb, pg_ctl), so it can be restarted."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        # The server runs as postgres, which cannot enter pytest's root-only temp folders.
+        self._dir = Path(tempfile.mkdtemp(prefix="mesh-drill-pg-"))
+        shutil.chown(self._dir, "postgres", "postgres")
+        bin_dir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+        self._initdb, self._pg_ctl = str(bin_dir / "initdb"), str(bin_dir / "pg_ctl")
+        self._as_postgres(
+            [
+                self._initdb,
+                "-D",
+                str(self._dir / "data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ]
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=200"
+        )
+        self._as_postgres(
+            [
+                self._pg_ctl,
+                "-D",
+                str(self._dir / "data"),
+                "-o",
+                options,
+                "-l",
+                str(self._dir / "log"),
+                "-w",
+                "start",
+            ]
+        )
+
+    def stop(self) -> None:
+        self._as_postgres(
+            [self._pg_ctl, "-D", str(self._dir / "data"), "-m", "immediate", "-w", "stop"]
+        )
+
+    def remove(self) -> None:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                self._pg_ctl,
+                "-D",
+                str(self._dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _as_postgres(self, argv: list[str]) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True)
 
 
 @dataclass
@@ -238,7 +314,7 @@ class Audit:
 
     def line(self, name: str) -> str:
         return (
-            f"\ndrill {name}: accepted={self.accepted} completed={self.completed} "
+            f"drill {name}: accepted={self.accepted} completed={self.completed} "
             f"duplicates={self.duplicates} lost={self.lost} "
             f"repeated_model_calls={self.repeated_model_calls} "
             f"recovery_seconds={self.recovery_seconds:.1f}"

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from meshapi.app import create_app
+from meshcore.adapters.sql.migrate import upgrade
 from meshcore.domain.task import Task, TaskStatus
-from tests.drills.harness import AGENT_QUEUES, Drill, Worker, audit, drill
+from tests.drills.conftest import REPORT
+from tests.drills.harness import AGENT_QUEUES, Drill, PrivatePostgres, Worker, audit, drill
 from tests.provider_server import provider_server
 
 pytestmark = pytest.mark.drill
@@ -39,7 +42,7 @@ def finish(run: Drill, tasks: list[Task], name: str) -> None:
     started = time.monotonic()
     done, _ = run.wait_all(tasks, TIMEOUT)
     result = audit(run, tasks, time.monotonic() - started)
-    print(result.line(name))
+    REPORT.append(result.line(name))
     stuck = {t.status.value for t in done if t.status is not TaskStatus.COMPLETED}
     assert result.completed == result.accepted == BATCH, f"not completed: {stuck}"
     assert result.duplicates == 0
@@ -121,8 +124,40 @@ def test_a_provider_outage_for_the_whole_batch(tmp_path: Path, database_url: str
             fleet(run)
             tasks = run.submit_batch(BATCH)
             finish(run, tasks, "first provider down")
-        print(
+        REPORT.append(
             f"drill first provider down: {provider.requests['gpt-4o']} requests to the dead "
             f"provider, {provider.requests['claude-3-7-sonnet-20250219']} to the fallback"
         )
         assert provider.requests["gpt-4o"] <= 20
+
+
+def test_postgres_restarted_mid_batch(tmp_path: Path) -> None:
+    postgres = PrivatePostgres()
+    postgres.start()
+    try:
+        upgrade(postgres.url)
+        with drill(tmp_path, postgres.url) as (run, _redis):
+            fleet(run)
+            tasks = run.submit_batch(BATCH)
+            api = create_app(run.mesh.settings).test_client()
+            location = f"/api/mesh/networks/{tasks[0].network_id}/tasks/{tasks[0].id}"
+            run.wait_until(tasks, lambda ts: steps_recorded(ts) >= BATCH)
+
+            postgres.stop()
+            while_down = [
+                api.get(location),
+                api.post(
+                    f"/api/mesh/networks/{tasks[0].network_id}/tasks",
+                    json={"description": "while the record is down"},
+                ),
+            ]
+            time.sleep(2)
+            postgres.start()
+
+            finish(run, tasks, "Postgres restarted")
+        for response in while_down:
+            assert response.status_code == 503, response.get_json()
+            assert response.headers["Retry-After"]
+            assert response.get_json()["code"] == 503
+    finally:
+        postgres.remove()
