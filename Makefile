@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e bench bench-quick clean
+.PHONY: install run test lint unit integration e2e chaos bench bench-quick clean flower deploy-check k8s-render
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,37 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
+# The fault drills alone (they also run in `make test`).
+chaos: $(STAMP)
+	$(BIN)/pytest -q tests/drills
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+# Flower, Celery's live view, on Mesh's broker: MESH_REDIS_URL, or with none set the embedded
+# Redis of a running `make run` (its socket is recorded next to its data). http://localhost:5555
+flower: $(STAMP)
+	@broker="$${MESH_REDIS_URL:-}"; \
+	settings="$${MESH_DATA_DIR:-.mesh}/redis.db.settings"; \
+	if [ -z "$$broker" ] && [ -f "$$settings" ]; then \
+	  broker="unix://$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["unixsocket"])' "$$settings")"; \
+	fi; \
+	if [ -z "$$broker" ]; then echo "Set MESH_REDIS_URL, or start 'make run' first." >&2; exit 2; fi; \
+	echo "Flower on http://localhost:5555 for $$broker"; \
+	exec $(BIN)/celery --broker "$$(echo "$$broker" | sed 's|^unix://|redis+socket://|')" flower
+
+# The Dockerfiles, compose.yaml, k8s/ and the Prometheus rules, checked offline (tests/deploy).
+deploy-check: $(STAMP)
+	$(BIN)/pytest -q tests/deploy
+
+# Print a Kubernetes overlay rendered: make k8s-render OVERLAY=prod
+OVERLAY ?= dev
+k8s-render: $(STAMP)
+	@if command -v kubectl >/dev/null 2>&1; then kubectl kustomize k8s/overlays/$(OVERLAY); \
+	else $(BIN)/python -m tests.deploy.kustomize k8s/overlays/$(OVERLAY); fi
 
 clean:
 	rm -rf $(VENV) .mesh .pytest_cache .ruff_cache

@@ -216,6 +216,16 @@ class Drill:
         os.killpg(worker.process.pid, signal.SIGKILL)
         worker.process.wait()
 
+    def terminate(self, name: str, timeout: float = 60) -> float:
+        """SIGTERM the worker, as Kubernetes does on a rollout; answers how long it took."""
+        worker = self.workers[name]
+        assert worker.process is not None
+        worker.is_stopped = True
+        started = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        worker.process.wait(timeout=timeout)
+        return time.monotonic() - started
+
     def supervise(self) -> int:
         """Restart workers that exited on their own, as Kubernetes or compose would."""
         restarted = 0
