@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import structlog.testing
 from pydantic import SecretStr
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
@@ -249,3 +250,29 @@ def test_garbage_from_a_provider_never_crashes_the_call(
     completion = ask(gateway(settings_for(server, breaker_redis)))
 
     assert completion.model == ANTHROPIC
+
+
+def test_a_provider_without_credentials_is_skipped_and_said_once(
+    server: ProviderServer, breaker_redis: str
+) -> None:
+    settings = settings_for(
+        server,
+        breaker_redis,
+        model_chain=("gemini/gemini-2.0-flash", OPENAI),
+        provider_api_bases={"openai": server.openai_base},
+    )
+    gw = gateway(settings)
+
+    with structlog.testing.capture_logs() as logs:
+        answers = [ask(gw) for _ in range(3)]
+
+    assert [a.model for a in answers] == [OPENAI] * 3
+    skips = [e for e in logs if e["event"] == "model.skipped"]
+    assert skips == [
+        {
+            "event": "model.skipped",
+            "model": "gemini/gemini-2.0-flash",
+            "reason": "no credentials",
+            "log_level": "info",
+        }
+    ]
