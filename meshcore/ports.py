@@ -188,7 +188,3 @@ class Dispatcher(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-
-
-class Readiness(Protocol):
-    def is_reachable(self) -> bool: ...

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshcore.domain.network import DEFAULT_TENANT
+
 DEFAULT_CHAIN = (
     "anthropic/claude-3-7-sonnet-20250219",
     "openai/gpt-4o",
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Path(".mesh")
     port: int = Field(8000, ge=1, le=65535)
-    tenant: str = "default"
+    tenant: str = DEFAULT_TENANT
 
     # Network defaults; each network may override them.
     max_iterations: int = Field(3, ge=1, le=10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -163,6 +163,3 @@ class Network:
     def agent_of(self, agent_type: AgentType) -> Agent | None:
         """The first enabled agent of a type: it takes that type's steps."""
         return next((a for a in self.agents if a.type is agent_type and not a.is_disabled), None)
-
-    def with_config(self, config: NetworkConfig) -> Network:
-        return replace(self, config=config)
