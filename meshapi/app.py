@@ -8,7 +8,7 @@ import structlog
 from celery import Celery
 from flask import Flask, send_from_directory
 
-from meshapi import errors
+from meshapi import errors, telemetry
 from meshapi.ids import IdConverter, id_schema
 from meshapi.routes import agents, health, memory, networks, providers, tasks
 from meshcore import bootstrap
@@ -51,5 +51,6 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
         "docs_assets",
         lambda name: send_from_directory(str(assets), name),
     )
+    telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
     return app

@@ -50,7 +50,11 @@ def worker(
     queues: str | None, pool: str, concurrency: int | None, hostname: str | None, beat: bool
 ) -> None:
     """Run a Celery worker on Mesh's queues."""
+    from meshcore.telemetry import exposition
+
+    exposition.own_directory()  # before anything imports prometheus_client
     from meshcore.logs import configure_logging
+    from meshworkers import telemetry
     from meshworkers.app import QUEUES, create_celery
 
     settings = Settings()
@@ -73,7 +77,12 @@ def worker(
     if beat:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
-    create_celery(settings).worker_main(argv)
+    app = create_celery(settings)
+    telemetry.install(app)
+    try:
+        app.worker_main(argv)
+    finally:
+        exposition.remove_directory()
 
 
 @main.command()

@@ -58,9 +58,20 @@ def run(settings: Settings, *, host: str, port: int) -> int:
         "gthread",
         "--access-logfile",
         "-",
+        "--config",
+        "python:meshapi.gunicorn_conf",
         "meshapi.app:create_app()",
     ]
-    children = [subprocess.Popen(argv, env=env) for argv in [*workers, api]]
+    # Each worker serves /metrics on its own port: the coordinator on MESH_METRICS_PORT, the
+    # agents on the next one.
+    envs = [
+        {**env, "MESH_METRICS_PORT": str(settings.metrics_port + i if settings.metrics_port else 0)}
+        for i in range(len(workers))
+    ]
+    children = [
+        *(subprocess.Popen(argv, env=e) for argv, e in zip(workers, envs, strict=True)),
+        subprocess.Popen(api, env=env),
+    ]
     _announce(host, port, embedded=embedded_redis is not None, data_dir=data_dir)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -71,7 +82,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
             for i, argv in enumerate(workers):
                 if children[i].poll() is not None:
                     click.echo(f"worker exited ({children[i].returncode}); restarting", err=True)
-                    children[i] = subprocess.Popen(argv, env=env)
+                    children[i] = subprocess.Popen(argv, env=envs[i])
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

@@ -10,12 +10,13 @@ import redis
 from celery import Celery
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.celery_dispatch import CeleryDispatcher
+from meshcore.adapters.celery_dispatch import PRIORITY_STEPS, CeleryDispatcher
+from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.clock import SystemClock
-from meshcore.domain.network import NetworkConfig
+from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.ports import ModelClient
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
@@ -24,6 +25,7 @@ from meshcore.services.networks import NetworkService
 from meshcore.services.recovery import Sweeper
 from meshcore.services.tasks import TaskService
 from meshcore.settings import Settings
+from meshcore.telemetry import tracing
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Mesh:
             raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
         self.settings = settings
         self.engine = create_engine(settings.resolved_database_url())
+        tracing.instrument_engine(self.engine)
         self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         self.uow = SqlUnitOfWorkFactory(self.engine)
         self.memory_store = RedisMemoryStore(self.redis)
@@ -139,6 +142,14 @@ class Mesh:
             timeout_seconds=s.timeout_seconds,
             quality_threshold=s.quality_threshold,
         )
+
+    def fleet_gauges(self) -> list[object]:
+        """Collectors of the fleet's state in Redis, for the API's /metrics."""
+        queues = [queue_for(t) for t in AgentType]
+        return [
+            QueueGauges(self.redis, queues, PRIORITY_STEPS),
+            BreakerGauges(self.breakers, self.settings.model_chain),
+        ]
 
     def readiness(self) -> dict[str, bool]:
         return {"database": self.uow.is_reachable(), "redis": self.memory_store.is_reachable()}

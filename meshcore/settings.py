@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)
+    # Each worker serves /metrics here (0: not at all); the API serves it on its own port.
+    metrics_port: int = Field(9100, ge=0, le=65535)
     log_level: str = "INFO"
 
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")

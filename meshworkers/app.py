@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from meshcore.adapters.celery_dispatch import PRIORITY_STEPS
 from meshcore.adapters.redis_urls import kombu_url
 from meshcore.domain.network import AgentType, queue_for
 from meshcore.settings import Settings
@@ -41,7 +42,7 @@ def create_celery(settings: Settings) -> Celery:
     # Longer than the longest step, else Redis hands a running step to a second worker.
     transport = {
         "visibility_timeout": settings.visibility_timeout_seconds,
-        "priority_steps": [0, 3, 6, 9],
+        "priority_steps": list(PRIORITY_STEPS),
         "queue_order_strategy": "priority",
     }
     app.conf.update(

@@ -4,7 +4,7 @@ Tests and benchmarks point litellm at it with `api_base` and tell it, per model,
 answer: in order, a script of actions, then a default one. It counts every request.
 
     ok                 200 with an answer shaped by the offline model's rules
-    500 / 401 / 400    that status with the provider's error body
+    500 / 401 / 400    that status with the provider's error body (401's names the key)
     429:<seconds>      429 with Retry-After
     hang:<seconds>     sleep, then answer 200 (a hung provider)
     garbage            200 whose body is not JSON
@@ -99,7 +99,11 @@ def _handler(provider: ProviderServer) -> type[BaseHTTPRequestHandler]:
             if action.startswith("429"):
                 retry_after = action.split(":", 1)[1] if ":" in action else "1"
                 self._error(429, "rate limited", is_anthropic, {"Retry-After": retry_after})
-            elif action in {"500", "401", "400", "404", "503"}:
+            elif action == "401":
+                # As a provider may: the rejected key, whole, in the error (logs must hide it).
+                key = self.headers.get("x-api-key") or self.headers.get("Authorization", "")
+                self._error(401, f"Incorrect API key provided: {key}", is_anthropic)
+            elif action in {"500", "400", "404", "503"}:
                 self._error(int(action), f"simulated {action}", is_anthropic)
             elif action == "garbage":
                 self._send(200, b"<html>not json", "text/html")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,13 +10,16 @@ from datetime import datetime
 import kombu.exceptions
 import redis
 from celery import Celery, chord
+from celery.signals import before_task_publish
 
+from meshcore.adapters.redis_gauges import SENT_AT_HEADER
 from meshcore.domain.errors import Unavailable
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.task import Priority
 from meshcore.ports import TaskRef
 
 # On the Redis transport 0 is the highest priority (unlike AMQP); steps are 0, 3, 6, 9.
+PRIORITY_STEPS = (0, 3, 6, 9)
 MESSAGE_PRIORITY = {Priority.HIGH: 0, Priority.NORMAL: 3, Priority.LOW: 6}
 
 
@@ -81,3 +85,10 @@ def _ids(ref: TaskRef) -> tuple[str, str]:
 
 def _priority(ref: TaskRef) -> int:
     return MESSAGE_PRIORITY[ref.priority]
+
+
+@before_task_publish.connect(weak=False)
+def _stamp_sent_at(headers: dict[str, object] | None = None, **_: object) -> None:
+    """Every message carries when it was sent, for the queue-age gauge."""
+    if headers is not None:
+        headers[SENT_AT_HEADER] = time.time()

@@ -36,6 +36,8 @@ from meshcore.domain.errors import ModelUnavailable
 from meshcore.domain.task import Usage
 from meshcore.ports import Completion, Message
 from meshcore.settings import Settings
+from meshcore.telemetry import metrics
+from meshcore.telemetry.tracing import tracer
 
 log = structlog.get_logger(__name__)
 
@@ -100,28 +102,63 @@ class ModelGateway:
             if time.monotonic() >= deadline:
                 failures.append("deadline reached")
                 break
-            try:
-                completion = self._attempt(model, messages, temperature, max_tokens, deadline)
-                if validate is not None:
-                    completion = self._validated(
-                        model, messages, completion, validate, temperature, max_tokens, deadline
-                    )
-            except CircuitBreakerError:
-                log.info("model.breaker_open", model=model)
-                failures.append(f"{model}: circuit open")
-            except InvalidAnswer as exc:
-                log.warning("model.invalid_answer", model=model, error=str(exc))
-                failures.append(f"{model}: invalid answer ({exc})")
-            except MODEL_ERRORS as exc:
-                log.warning(
-                    "model.failed", model=model, error=type(exc).__name__, status=status_of(exc)
+            with tracer.start_as_current_span(
+                "mesh.model_call",
+                attributes={"gen_ai.request.model": model, "gen_ai.system": _provider(model)},
+            ) as span:
+                completion, failure = self._try(
+                    model, messages, temperature, max_tokens, deadline, validate
                 )
-                failures.append(f"{model}: {type(exc).__name__}")
-            else:
+                span.set_attribute("mesh.outcome", failure[0] if failure else "success")
+                if completion is not None:
+                    span.set_attribute("gen_ai.usage.input_tokens", completion.usage.input_tokens)
+                    span.set_attribute("gen_ai.usage.output_tokens", completion.usage.output_tokens)
+            if completion is not None:
                 if failures:
                     log.info("model.fallback", model=model, skipped=len(failures))
                 return completion
+            metrics.model_calls.labels(model, failure[0]).inc()
+            metrics.model_fallbacks.labels(model).inc()
+            failures.append(f"{model}: {failure[1]}")
         raise ModelUnavailable("no model could answer: " + ("; ".join(failures) or "none usable"))
+
+    def _try(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        temperature: float,
+        max_tokens: int,
+        deadline: float,
+        validate: Callable[[str], object] | None,
+    ) -> tuple[Completion | None, tuple[str, str] | None]:
+        """One model of the chain: its answer, or (outcome, why) when it gave none."""
+        try:
+            completion = self._attempt(model, messages, temperature, max_tokens, deadline)
+            if validate is not None:
+                completion = self._validated(
+                    model, messages, completion, validate, temperature, max_tokens, deadline
+                )
+        except CircuitBreakerError:
+            log.info("model.breaker_open", model=model)
+            return None, ("skipped_open_breaker", "circuit open")
+        except InvalidAnswer as exc:
+            log.warning("model.invalid_answer", model=model, error=str(exc))
+            return None, ("invalid_answer", f"invalid answer ({exc})")
+        except MODEL_ERRORS as exc:
+            # The provider's own words say what to fix (a quota, a key); the log redacts keys.
+            log.warning(
+                "model.failed",
+                model=model,
+                error=type(exc).__name__,
+                status=status_of(exc),
+                detail=str(exc)[:500],
+            )
+            return None, ("error", type(exc).__name__)
+        metrics.model_calls.labels(model, "success").inc()
+        metrics.model_tokens.labels(model, "input").inc(completion.usage.input_tokens)
+        metrics.model_tokens.labels(model, "output").inc(completion.usage.output_tokens)
+        metrics.model_cost.labels(model).inc(completion.usage.cost_usd)
+        return completion, None
 
     def usable(self, chain: Sequence[str] | None) -> list[str]:
         """The chain without the models whose provider has no credentials (logged once)."""
@@ -176,7 +213,27 @@ class ModelGateway:
         if remaining <= 0:
             raise openai.APITimeoutError(request=None)  # type: ignore[arg-type]
         started = time.perf_counter()
-        response = litellm.completion(
+        timer = metrics.model_call_duration.labels(model).time()
+        with timer:
+            response = self._complete(model, messages, temperature, max_tokens, remaining)
+        latency_ms = (time.perf_counter() - started) * 1000
+        usage = response.usage
+        return Completion(
+            text=response.choices[0].message.content or "",
+            model=model,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens, self._cost(model, response)),
+            latency_ms=latency_ms,
+        )
+
+    def _complete(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        temperature: float,
+        max_tokens: int,
+        remaining: float,
+    ) -> litellm.ModelResponse:
+        return litellm.completion(
             model=model,
             messages=[{"role": m.role, "content": m.content} for m in messages],
             temperature=temperature,
@@ -186,14 +243,6 @@ class ModelGateway:
             max_retries=0,  # and none inside the provider's SDK either
             api_key=self._providers.api_key(model),
             api_base=self._providers.api_base(model),
-        )
-        latency_ms = (time.perf_counter() - started) * 1000
-        usage = response.usage
-        return Completion(
-            text=response.choices[0].message.content or "",
-            model=model,
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens, self._cost(model, response)),
-            latency_ms=latency_ms,
         )
 
     def _timeout(self, remaining: float) -> float:
@@ -257,6 +306,10 @@ def _retry_after_or(
             return fallback(state)
 
     return wait
+
+
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "unknown"
 
 
 def register_offline_model(latency_ms: int) -> None:

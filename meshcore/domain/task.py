@@ -96,6 +96,7 @@ class StepRecord:
     error: str | None = None
     worker: str | None = None  # the Celery node that ran it, as the broker delivered it
     attempt: int = 1  # which attempt produced it (history only; the step log keeps the first)
+    traceparent: str | None = None  # the span that ran it, for a synthesis to link to
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from meshcore.ports import (
     UnitOfWorkFactory,
 )
 from meshcore.services.memory import MemoryView
+from meshcore.telemetry import metrics
+from meshcore.telemetry.tracing import current_traceparent, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -56,12 +58,27 @@ class StepRunner:
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
     ) -> StepRecord | None:
         """Run a specialist's subtask once; a replay returns the recorded step."""
+        with tracer.start_as_current_span(
+            "mesh.agent_step",
+            attributes={"mesh.task_id": str(task_id), "mesh.iteration": iteration,
+                        "mesh.subtask": key},
+        ) as span:
+            step = self._run_subtask(task_id, iteration, key, delivery)
+            if step is not None:
+                span.set_attribute("mesh.agent", step.agent_type.value)
+                span.set_attribute("mesh.step_status", step.status.value)
+            return step
+
+    def _run_subtask(
+        self, task_id: UUID, iteration: int, key: str, delivery: Delivery
+    ) -> StepRecord | None:
         with self._uow(self._tenant_id) as uow:
             recorded = uow.steps.get(task_id, iteration, key)
             if recorded is not None:
                 log.info("step.replayed", task_id=str(task_id), iteration=iteration, subtask=key)
                 return recorded
             task = uow.tasks.get(task_id)
+            bind_log_context(task)
             if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
                 return None
             network = uow.networks.get(task.network_id)
@@ -129,6 +146,7 @@ class StepRunner:
             queue=delivery.queue or queue_for(agent_type),
             worker=delivery.worker,
             memory_read=memory_read,
+            traceparent=current_traceparent(),
         )
         if agent is None:
             return StepRecord(
@@ -167,6 +185,9 @@ class StepRunner:
                 error=f"gave up after {attempt - 1} attempts that never finished",
             )
         base["attempt"] = attempt
+        metrics.subtasks.labels(agent_type.value, base["queue"], "started").inc()
+        if attempt > 1:
+            metrics.subtasks.labels(agent_type.value, base["queue"], "retried").inc()
         # One line per model call, so an audit can show no recorded step was called again.
         log.info(
             "step.model_call",
@@ -231,6 +252,8 @@ class StepRunner:
                 if item is not None:
                     uow.memory.add(item)
             uow.commit()
+        if is_new:
+            _count_recorded(step)
         if is_new and item is not None:
             self._memory.publish(item)
         log.info(
@@ -284,3 +307,18 @@ class StepRunner:
         with self._uow(self._tenant_id) as uow:
             uow.agents.add_in_flight(agent.id, delta)
             uow.commit()
+
+
+def _count_recorded(step: StepRecord) -> None:
+    """A step's outcome, once: only the first recording of a key counts."""
+    outcome = "succeeded" if step.status is StepStatus.COMPLETED else "failed"
+    metrics.subtasks.labels(step.agent_type.value, step.queue, outcome).inc()
+    if step.latency_ms > 0:
+        metrics.subtask_duration.labels(step.agent_type.value, step.queue).observe(
+            step.latency_ms / 1000
+        )
+
+
+def bind_log_context(task: Task) -> None:
+    """Name the task and its network on every line logged while working on it."""
+    structlog.contextvars.bind_contextvars(task_id=str(task.id), network_id=str(task.network_id))

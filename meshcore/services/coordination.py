@@ -34,8 +34,10 @@ from meshcore.domain.task import (
 )
 from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWorkFactory
 from meshcore.services import answers
-from meshcore.services.agent_steps import NOWHERE, StepRunner
+from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
 from meshcore.services.endings import end, time_out_if_due
+from meshcore.telemetry import metrics
+from meshcore.telemetry.tracing import links_to, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,7 @@ class Coordination:
         """Plan the task's current iteration and start its current wave."""
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
+            bind_log_context(task)
             if task.status is TaskStatus.QUEUED:
                 if time_out_if_due(uow, self._clock, task):
                     return
@@ -104,6 +107,7 @@ class Coordination:
         """Fan-in of a wave, decided from the step log: next wave, or synthesis."""
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
+            bind_log_context(task)
             if task.iteration != iteration or task.status.is_terminal:
                 return
             if time_out_if_due(uow, self._clock, task):
@@ -150,6 +154,7 @@ class Coordination:
         """The critic scores the synthesis; the task completes or goes round again."""
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id)
+            bind_log_context(task)
             if task.status is not TaskStatus.REVIEWING or task.iteration != iteration:
                 return
             network = uow.networks.get(task.network_id)
@@ -192,6 +197,9 @@ class Coordination:
                 task.start_revision(now=now)
             uow.tasks.save(task)
             uow.commit()
+        metrics.critic_score.observe(score)
+        if task.status is TaskStatus.COMPLETED:
+            metrics.task_finished(task.status.value, task.created_at, now)
         log.info(
             "task.reviewed",
             task_id=str(task_id),
@@ -246,6 +254,12 @@ class Coordination:
 
     def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> bool:
         """Record the iteration's plan and its subtasks; False if another delivery plans it."""
+        with tracer.start_as_current_span("mesh.plan", attributes=_span_attrs(task, iteration)):
+            return self._record_plan(task, network, iteration, feedback)
+
+    def _record_plan(
+        self, task: Task, network: Network, iteration: int, feedback: str | None
+    ) -> bool:
         with self._uow(self._tenant_id) as uow:
             recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
@@ -314,8 +328,24 @@ class Coordination:
         steps: list[StepRecord],
         feedback: str | None,
     ) -> None:
-        recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
         contributions = [s for s in steps if not s.key.startswith("@")]
+        with tracer.start_as_current_span(
+            "mesh.synthesis",
+            attributes=_span_attrs(task, iteration),
+            links=links_to(s.traceparent for s in contributions),
+        ):
+            self._record_synthesis(task, network, iteration, steps, contributions, feedback)
+
+    def _record_synthesis(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        steps: list[StepRecord],
+        contributions: list[StepRecord],
+        feedback: str | None,
+    ) -> None:
+        recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
         if recorded is None:
             messages = coordinator.synthesis_messages(
                 task=task.description, steps=contributions, feedback=feedback
@@ -357,6 +387,17 @@ class Coordination:
         synthesis: StepRecord | None,
         delivery: Delivery,
     ) -> StepRecord | None:
+        with tracer.start_as_current_span("mesh.critique", attributes=_span_attrs(task, iteration)):
+            return self._record_critique(task, network, iteration, synthesis, delivery)
+
+    def _record_critique(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        synthesis: StepRecord | None,
+        delivery: Delivery,
+    ) -> StepRecord | None:
         messages = critic.review_messages(
             task=task.description, answer=synthesis.output if synthesis else "", iteration=iteration
         )
@@ -387,6 +428,11 @@ class Coordination:
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
+
+
+def _span_attrs(task: Task, iteration: int) -> dict[str, str | int]:
+    return {"mesh.task_id": str(task.id), "mesh.network_id": str(task.network_id),
+            "mesh.iteration": iteration}
 
 
 def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:

@@ -6,6 +6,7 @@ import structlog
 
 from meshcore.domain.task import StepStatus, Task, TaskStatus
 from meshcore.ports import Clock, UnitOfWork
+from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +26,7 @@ def end(uow: UnitOfWork, clock: Clock, task: Task, status: TaskStatus, reason: s
     task.transition(status, now=clock.now(), reason=reason)
     uow.tasks.save(task)
     uow.commit()
+    metrics.task_finished(status.value, task.created_at, clock.now())
     log.info("task.ended", task_id=str(task.id), status=status.value, reason=reason)
 
 

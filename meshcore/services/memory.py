@@ -15,6 +15,7 @@ import structlog
 from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
+from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,7 @@ class MemoryView:
         self.publish(*items)
 
     def publish(self, *items: MemoryItem) -> None:
+        metrics.memory_operations.labels("write").inc(len(items))
         try:
             self._store.put_many(items)
         except MemoryViewUnavailable as exc:
@@ -43,6 +45,7 @@ class MemoryView:
             log.warning("memory.view_stale", items=len(items), error=str(exc))
 
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
+        metrics.memory_operations.labels("read").inc()
         try:
             self._ensure(network_id)
             return self._store.query(self._tenant_id, network_id, query)
@@ -55,6 +58,7 @@ class MemoryView:
     ) -> list[MemoryItem]:
         if not keys:
             return []
+        metrics.memory_operations.labels("read").inc()
         try:
             self._ensure(network_id)
             return self._store.for_subtasks(self._tenant_id, network_id, task_id, keys)

@@ -11,6 +11,7 @@ from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.ports import Clock, Dispatcher, Page, TaskRef, UnitOfWorkFactory
+from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ class TaskService:
             )
             uow.tasks.add(task)
             uow.commit()
+        metrics.tasks_submitted.inc()
         log.info("task.submitted", task_id=str(task.id), network_id=str(network_id))
         if auto_process:
             self._enqueue(task)

@@ -355,7 +355,7 @@ def audit(run: Drill, tasks: list[Task], recovery_seconds: float) -> Audit:
             if event.get("event") != "step.model_call":
                 continue
             key = (event["task_id"], event["iteration"], event["subtask"])
-            at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+            at = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
             if key in recorded_at and at > recorded_at[key]:
                 repeated += 1
     completed = sum(t.status is TaskStatus.COMPLETED for t in done)

@@ -26,9 +26,16 @@ def free_port() -> int:
 
 @contextmanager
 def mesh_serve(
-    data_dir: Path, *, env: dict[str, str] | None = None, **settings: str
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
+    **settings: str,
 ) -> Iterator[str]:
-    """Run `mesh serve` with MESH_<NAME> settings (and `env`); yield its URL once it is ready."""
+    """Run `mesh serve` with MESH_<NAME> settings (and `env`); yield its URL once it is ready.
+
+    Everything its processes print goes to `output` when given (else to the test's output).
+    """
     port = free_port()
     extra = env or {}
     env = {
@@ -36,9 +43,15 @@ def mesh_serve(
     }
     env.update(extra)
     env.update({f"MESH_{k.upper()}": v for k, v in settings.items()})
-    env.update(MESH_PORT=str(port), MESH_DATA_DIR=str(data_dir), MESH_LOG_LEVEL="WARNING")
+    env.setdefault("MESH_LOG_LEVEL", "WARNING")
+    env.update(MESH_PORT=str(port), MESH_DATA_DIR=str(data_dir))
+    sink = output.open("wb") if output else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "meshcli.main", "serve"], env=env, start_new_session=True
+        [sys.executable, "-m", "meshcli.main", "serve"],
+        env=env,
+        start_new_session=True,
+        stdout=sink,
+        stderr=subprocess.STDOUT if sink else None,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -50,6 +63,8 @@ def mesh_serve(
             process.wait(timeout=40)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        if sink:
+            sink.close()
 
 
 def _wait_ready(base: str, process: subprocess.Popen) -> None:

@@ -27,6 +27,7 @@ class WorkerSpec:
     hostname: str
     queues: Sequence[str]
     concurrency: int = 8
+    metrics_port: int = 0  # 0: no /metrics (several workers share this host)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def fleet(
                 "--hostname",
                 w.hostname,
             ],
-            env=env,
+            env={**env, "MESH_METRICS_PORT": str(w.metrics_port)},
         )
         for w in workers
     ]

@@ -236,6 +236,7 @@ def step_row(tenant_id: str, step: StepRecord) -> dict[str, object]:
         "error": step.error,
         "worker": step.worker,
         "recorded_at": step.recorded_at,
+        "traceparent": step.traceparent,
     }
 
 
@@ -255,6 +256,7 @@ def step_from_row(row: Row) -> StepRecord:
         memory_read=tuple(row["memory_read"]),
         error=row["error"],
         worker=row["worker"],
+        traceparent=row["traceparent"],
     )
 
 

@@ -120,6 +120,7 @@ steps = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("worker", sa.String(200), nullable=True),
     sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("traceparent", sa.String(64), nullable=True),
 )
 
 task_events = sa.Table(

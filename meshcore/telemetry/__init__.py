@@ -1,0 +1,1 @@
+"""What Mesh tells operators: Prometheus metrics and OpenTelemetry traces."""
