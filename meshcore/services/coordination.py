@@ -37,7 +37,7 @@ from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
 from meshcore.services.endings import end, time_out_if_due
 from meshcore.telemetry import metrics
-from meshcore.telemetry.tracing import links_to, tracer
+from meshcore.telemetry.tracing import stage_span
 
 log = structlog.get_logger(__name__)
 
@@ -252,14 +252,9 @@ class Coordination:
         else:
             self._dispatcher.collect(self._ref(task), task.iteration, task.wave)
 
+    @stage_span("mesh.plan")
     def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> bool:
         """Record the iteration's plan and its subtasks; False if another delivery plans it."""
-        with tracer.start_as_current_span("mesh.plan", attributes=_span_attrs(task, iteration)):
-            return self._record_plan(task, network, iteration, feedback)
-
-    def _record_plan(
-        self, task: Task, network: Network, iteration: int, feedback: str | None
-    ) -> bool:
         with self._uow(self._tenant_id) as uow:
             recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
@@ -320,6 +315,7 @@ class Coordination:
             return step
         return replace(step, output=json.dumps(plan_to_json(coordinator.read_plan(step.output))))
 
+    @stage_span("mesh.synthesis", links=lambda steps: (s.traceparent for s in _merged(steps)))
     def _synthesise(
         self,
         task: Task,
@@ -328,24 +324,8 @@ class Coordination:
         steps: list[StepRecord],
         feedback: str | None,
     ) -> None:
-        contributions = [s for s in steps if not s.key.startswith("@")]
-        with tracer.start_as_current_span(
-            "mesh.synthesis",
-            attributes=_span_attrs(task, iteration),
-            links=links_to(s.traceparent for s in contributions),
-        ):
-            self._record_synthesis(task, network, iteration, steps, contributions, feedback)
-
-    def _record_synthesis(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        steps: list[StepRecord],
-        contributions: list[StepRecord],
-        feedback: str | None,
-    ) -> None:
         recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
+        contributions = _merged(steps)
         if recorded is None:
             messages = coordinator.synthesis_messages(
                 task=task.description, steps=contributions, feedback=feedback
@@ -379,18 +359,8 @@ class Coordination:
             uow.commit()
         self._dispatcher.review(self._ref(task), iteration)
 
+    @stage_span("mesh.critique")
     def _critique(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        synthesis: StepRecord | None,
-        delivery: Delivery,
-    ) -> StepRecord | None:
-        with tracer.start_as_current_span("mesh.critique", attributes=_span_attrs(task, iteration)):
-            return self._record_critique(task, network, iteration, synthesis, delivery)
-
-    def _record_critique(
         self,
         task: Task,
         network: Network,
@@ -430,9 +400,9 @@ class Coordination:
         return TaskRef(self._tenant_id, task.id, task.priority)
 
 
-def _span_attrs(task: Task, iteration: int) -> dict[str, str | int]:
-    return {"mesh.task_id": str(task.id), "mesh.network_id": str(task.network_id),
-            "mesh.iteration": iteration}
+def _merged(steps: list[StepRecord]) -> list[StepRecord]:
+    """The specialists' steps a synthesis merges (not the plan, synthesis or review)."""
+    return [s for s in steps if not s.key.startswith("@")]
 
 
 def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:

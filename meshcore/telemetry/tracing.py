@@ -8,13 +8,16 @@ instrumented by their entry points, Redis here, and the engine by the compositio
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 tracer = trace.get_tracer("mesh")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _configured: list[object] = []
 
@@ -96,3 +99,23 @@ def links_to(traceparents: Iterable[str | None]) -> list[Link]:
         if ctx.is_valid:
             links.append(Link(ctx))
     return links
+
+
+def stage_span(
+    name: str, links: Callable[[Any], Iterable[str | None]] | None = None
+) -> Callable[[F], F]:
+    """Run a coordinator stage, `method(self, task, network, iteration, steps?, ...)`, in a
+    span named for it; `links` picks, from the fourth argument, the traceparents to link."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def run(self: object, task: Any, network: Any, iteration: int, *args: Any) -> Any:
+            attributes = {"mesh.task_id": str(task.id), "mesh.network_id": str(task.network_id),
+                          "mesh.iteration": iteration}
+            linked = links_to(links(args[0])) if links and args else None
+            with tracer.start_as_current_span(name, attributes=attributes, links=linked):
+                return method(self, task, network, iteration, *args)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
