@@ -115,12 +115,15 @@ class FakeNetworkRepository(_Repository):
         for agent in network.agents:
             self._rows.agents[agent.id] = agent
 
-    def get(self, network_id: UUID) -> Network:
+    def get(self, network_id: UUID, *, with_usage: bool = False) -> Network:
         network = self._rows.networks.get(network_id)
         if network is None or network.tenant_id != self._tenant_id:
             raise NotFound("network", network_id)
         agents = FakeAgentRepository(self._rows, self._tenant_id, self._db).list(network_id)
         return replace(copy.deepcopy(network), agents=agents)
+
+    def require(self, network_id: UUID) -> None:
+        self.get(network_id)
 
     def list(self, page: Page) -> tuple[list[Network], int]:
         mine = [n for n in self._rows.networks.values() if n.tenant_id == self._tenant_id]

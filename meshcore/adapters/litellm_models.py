@@ -35,7 +35,7 @@ from meshcore.adapters.providers import Providers
 from meshcore.domain.errors import ModelUnavailable
 from meshcore.domain.task import Usage
 from meshcore.ports import Completion, Message
-from meshcore.settings import Settings
+from meshcore.settings import OFFLINE_MODEL, Settings
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import tracer
 
@@ -317,3 +317,15 @@ def register_offline_model(latency_ms: int) -> None:
     litellm.custom_provider_map = [
         entry for entry in litellm.custom_provider_map if entry["provider"] != PROVIDER
     ] + [{"provider": PROVIDER, "custom_handler": OfflineModel(latency_ms)}]
+    # Free, and priced as such: an unpriced model sends litellm searching its whole price map
+    # on every call (a third of the call's CPU), and its cost would read as unknown.
+    litellm.register_model({
+        OFFLINE_MODEL: {
+            "litellm_provider": PROVIDER,
+            "mode": "chat",
+            "input_cost_per_token": 0.0,
+            "output_cost_per_token": 0.0,
+            "cache_creation_input_token_cost": 0.0,
+            "cache_read_input_token_cost": 0.0,
+        }
+    })

@@ -95,19 +95,21 @@ class RedisMemoryStore:
         starts = dict.fromkeys(range(len(indexes)), 0)
         heap: list[tuple[float, int]] = []
 
-        def refill(i: int) -> None:
-            entries = self._redis.zrevrange(
-                indexes[i], starts[i], starts[i] + _PAGE - 1, withscores=True
-            )
-            starts[i] += _PAGE
-            items = self._load(prefix, [member for member, _ in entries])
-            by_id = {str(item.id): item for item in items}
-            pages[i] = deque((score, by_id[_text(m)]) for m, score in entries if _text(m) in by_id)
-            if pages[i]:
-                heapq.heappush(heap, (-pages[i][0][0], i))
+        def refill(*which: int) -> None:
+            # One round trip for the pages of every index asked, one for their items.
+            pipe = self._redis.pipeline(transaction=False)
+            for i in which:
+                pipe.zrevrange(indexes[i], starts[i], starts[i] + _PAGE - 1, withscores=True)
+                starts[i] += _PAGE
+            entries = dict(zip(which, pipe.execute(), strict=True))
+            members = [member for page in entries.values() for member, _ in page]
+            by_id = {str(item.id): item for item in self._load(prefix, members)}
+            for i, page in entries.items():
+                pages[i] = deque((score, by_id[_text(m)]) for m, score in page if _text(m) in by_id)
+                if pages[i]:
+                    heapq.heappush(heap, (-pages[i][0][0], i))
 
-        for i in range(len(indexes)):
-            refill(i)
+        refill(*range(len(indexes)))
         while heap:
             _, i = heapq.heappop(heap)
             _, item = pages[i].popleft()

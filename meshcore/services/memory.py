@@ -96,7 +96,7 @@ class MemoryService:
     ) -> MemoryItem:
         """Record an item in Postgres, then publish it to the shared view."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
             item = MemoryItem.create(
                 tenant_id=self._tenant_id,
                 network_id=network_id,
@@ -113,11 +113,11 @@ class MemoryService:
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         """Items newest first, from the view (or the record while Redis is down)."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
         return self._view.query(network_id, query)
 
     def count(self, network_id: UUID, query: MemoryQuery) -> int:
         """How many items match, from the record (the view keeps no counts by filter)."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
             return uow.memory.count(network_id, replace(query, offset=0))

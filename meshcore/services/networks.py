@@ -65,7 +65,7 @@ class NetworkService:
 
     def get(self, network_id: UUID) -> Network:
         with self._uow(self._tenant_id) as uow:
-            return uow.networks.get(network_id)
+            return uow.networks.get(network_id, with_usage=True)
 
     def delete(self, network_id: UUID) -> None:
         """Delete a network with its agents, tasks and memory, in Postgres and in Redis.
@@ -75,7 +75,7 @@ class NetworkService:
         wrote in between.
         """
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
         self._memory.purge_network(self._tenant_id, network_id)
         with self._uow(self._tenant_id) as uow:
             uow.networks.delete(network_id)
@@ -97,12 +97,12 @@ class NetworkService:
 
     def list_agents(self, network_id: UUID) -> list[Agent]:
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
             return uow.agents.list(network_id)
 
     def remove_agent(self, network_id: UUID, agent_id: UUID) -> None:
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)  # a missing network is reported as such
+            uow.networks.require(network_id)  # a missing network is reported as such
             uow.agents.delete(network_id, agent_id)
             uow.commit()
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))

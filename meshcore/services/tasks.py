@@ -6,7 +6,7 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.errors import Conflict, Unavailable
+from meshcore.domain.errors import Conflict, NotFound, Unavailable
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
 from meshcore.domain.task import Priority, Task, TaskStatus
@@ -68,7 +68,7 @@ class TaskService:
     def process(self, network_id: UUID, task_id: UUID) -> Task:
         """Start a task that was submitted with auto_process false."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
             task = uow.tasks.get(task_id, network_id=network_id, lock=True)
             if task.status is not TaskStatus.QUEUED:
                 raise Conflict(
@@ -84,8 +84,11 @@ class TaskService:
     def get(self, network_id: UUID, task_id: UUID) -> Task:
         """A task with its history and the subtasks of its current iteration."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)  # a missing network is reported as such
-            task = uow.tasks.get(task_id, network_id=network_id)
+            try:
+                task = uow.tasks.get(task_id, network_id=network_id)
+            except NotFound:
+                uow.networks.require(network_id)  # a missing network is reported as such
+                raise
             task.history = uow.tasks.history(task_id)
             task.subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
             return task
@@ -94,7 +97,7 @@ class TaskService:
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
     ) -> tuple[list[Task], int]:
         with self._uow(self._tenant_id) as uow:
-            uow.networks.get(network_id)
+            uow.networks.require(network_id)
             return uow.tasks.list(network_id, page, status)
 
     def _enqueue(self, task: Task) -> None:

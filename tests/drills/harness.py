@@ -26,6 +26,7 @@ from uuid import uuid4
 
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh
+from meshcore.domain.errors import Unavailable
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.settings import Settings
@@ -261,7 +262,13 @@ class Drill:
         ]
 
     def read(self, tasks: list[Task]) -> list[Task]:
+        """The tasks as the record has them; as a client would on a 503, try again."""
         services = self.mesh.tenant(self.mesh.settings.tenant)
+        for _ in range(10):
+            try:
+                return [services.tasks.get(t.network_id, t.id) for t in tasks]
+            except Unavailable:
+                time.sleep(0.5)
         return [services.tasks.get(t.network_id, t.id) for t in tasks]
 
     def wait_all(self, tasks: list[Task], timeout: float) -> tuple[list[Task], float]:

@@ -19,7 +19,10 @@ def create_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "connect", _tune_sqlite)
         sa.event.listen(engine, "begin", _begin_immediate)
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+    # No pre-ping: it is a round trip before every transaction. A connection the server
+    # dropped fails its statement instead (RecordUnavailable: a 503 or a retried message),
+    # and SQLAlchemy then discards every pooled connection older than the failure.
+    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_recycle=1800)
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:

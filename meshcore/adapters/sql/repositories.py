@@ -36,10 +36,12 @@ class _Repository:
     def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> int:
         """Insert rows whose primary key is not taken yet; answers how many went in."""
         dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing()
-        # RETURNING counts what went in; psycopg reports no rowcount for this statement.
         key = next(iter(table.primary_key.columns))
-        return len(self._db.execute(statement.returning(key)).all())
+        # Rows as parameters, not in the statement, so its compiled form is cached; SQLAlchemy
+        # batches them into one INSERT. RETURNING counts what went in (psycopg reports no
+        # rowcount for this statement).
+        statement = dialect.insert(table).on_conflict_do_nothing().returning(key)
+        return len(self._db.execute(statement, list(rows)).all())
 
 
 class SqlNetworkRepository(_Repository):
@@ -50,7 +52,8 @@ class SqlNetworkRepository(_Repository):
                 agents.insert(), [m.agent_row(a, i) for i, a in enumerate(network.agents)]
             )
 
-    def get(self, network_id: UUID) -> Network:
+    def get(self, network_id: UUID, *, with_usage: bool = False) -> Network:
+        """The network with its agents; what its tasks spent only when asked (it sums them)."""
         row = (
             self._db.execute(
                 networks.select().where(
@@ -65,8 +68,18 @@ class SqlNetworkRepository(_Repository):
         network = m.network_from_row(
             row, SqlAgentRepository(self._db, self._tenant_id).list(network_id)
         )
-        network.usage = self._usage([network_id]).get(network_id, Usage())
+        if with_usage:
+            network.usage = self._usage([network_id]).get(network_id, Usage())
         return network
+
+    def require(self, network_id: UUID) -> None:
+        found = self._db.execute(
+            sa.select(networks.c.id).where(
+                networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
+            )
+        ).first()
+        if found is None:
+            raise NotFound("network", network_id)
 
     def list(self, page: Page) -> tuple[list[Network], int]:
         mine = networks.c.tenant_id == self._tenant_id
