@@ -20,6 +20,8 @@ class Figure:
     baseline: float
     unit: str
     note: str = ""
+    target: str = ""  # e.g. "< 50", "ratio >= 0.7"; empty when the figure has none
+    met: bool | None = None
 
     @property
     def ratio(self) -> float:
@@ -40,13 +42,23 @@ def machine() -> dict[str, object]:
             "platform": platform.platform()}
 
 
+def verdict(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: ""}[met]
+
+
 def publish(suite: str, figures: list[Figure]) -> None:
-    """Print the table and merge the figures into bench/results/latest.json under `suite`."""
+    """Print the table, merge the figures into bench/results/latest.json under `suite`, and
+    rewrite bench/results/latest.md from every suite there."""
     print(f"\n{suite}")
-    print(f"  {'figure':<46} {'value':>10} {'baseline':>10} {'ratio':>7}  unit")
+    print(f"  {'figure':<52} {'value':>10} {'baseline':>10} {'ratio':>7}  unit")
     for f in figures:
-        print(f"  {f.name:<46} {f.value:>10.3f} {f.baseline:>10.3f} {f.ratio:>7.2f}  {f.unit}"
-              + (f"  ({f.note})" if f.note else ""))
+        target = f"  [{f.target}: {verdict(f.met)}]" if f.target else ""
+        print(
+            f"  {f.name:<52} {f.value:>10.3f} {f.baseline:>10.3f} {f.ratio:>7.2f}  {f.unit}"
+            + (f"  ({f.note})" if f.note else "")
+            + target,
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
     latest = RESULTS / "latest.json"
     data = json.loads(latest.read_text()) if latest.exists() else {}
@@ -56,3 +68,25 @@ def publish(suite: str, figures: list[Figure]) -> None:
         "figures": [{**asdict(f), "ratio": round(f.ratio, 4)} for f in figures],
     }
     latest.write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(data))
+
+
+def markdown(data: dict[str, dict]) -> str:
+    """Every suite's figures as one markdown table, with the machine they were measured on."""
+    first = next(iter(data.values()), {})
+    m = first.get("machine", machine())
+    lines = [
+        f"Measured {first.get('measured_at', '')} on {m['cpus']} CPUs, {m['platform']}, "
+        f"Python {m['python']}.",
+        "",
+        "| suite | figure | value | baseline | ratio | unit | target | note |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for suite, entry in data.items():
+        for f in entry["figures"]:
+            target = f"{f.get('target', '')} {verdict(f.get('met'))}".strip()
+            lines.append(
+                f"| {suite} | {f['name']} | {f['value']:.3f} | {f['baseline']:.3f} "
+                f"| {f['ratio']:.2f} | {f['unit']} | {target} | {f.get('note', '')} |"
+            )
+    return "\n".join(lines) + "\n"

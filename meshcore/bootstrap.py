@@ -51,7 +51,11 @@ class Mesh:
         if settings.redis_url is None:
             raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
         self.settings = settings
-        self.engine = create_engine(settings.resolved_database_url())
+        self.engine = create_engine(
+            settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         tracing.instrument_engine(self.engine)
         self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         self.uow = SqlUnitOfWorkFactory(self.engine)

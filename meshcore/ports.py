@@ -181,7 +181,11 @@ class TaskRef:
 
 
 class Dispatcher(Protocol):
-    def coordinate(self, ref: TaskRef) -> None: ...
+    def coordinate(self, ref: TaskRef, *, new: bool = False) -> None:
+        """Plan the task's iteration; `new`: its first message, which waits behind the work
+        of tasks already started, so that they finish before more begin."""
+        ...
+
     def run_wave(
         self, ref: TaskRef, iteration: int, wave: int, subtasks: Sequence[PlannedSubtask]
     ) -> None: ...

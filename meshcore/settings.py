@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)
+    # Postgres connections per process: a step holds one only for its short transactions,
+    # so a few serve many threads, and a fleet stays within the server's max_connections.
+    database_pool_size: int = Field(10, ge=1, le=200)
+    database_max_overflow: int = Field(10, ge=0, le=200)
     # Each worker serves /metrics here (0: not at all); the API serves it on its own port.
     metrics_port: int = Field(9100, ge=0, le=65535)
     log_level: str = "INFO"

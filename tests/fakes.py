@@ -456,7 +456,7 @@ class FakeDispatcher:
         self.pending: deque[Call] = deque()
         self._clock, self._step_deliveries, self._on_call = clock, step_deliveries, on_call
 
-    def coordinate(self, ref: TaskRef) -> None:
+    def coordinate(self, ref: TaskRef, *, new: bool = False) -> None:
         self._send(Call("coordinate", ref))
 
     def run_wave(

@@ -162,4 +162,8 @@ class Network:
 
     def agent_of(self, agent_type: AgentType) -> Agent | None:
         """The first enabled agent of a type: it takes that type's steps."""
-        return next((a for a in self.agents if a.type is agent_type and not a.is_disabled), None)
+        return Network.agent_of_in(self.agents, agent_type)
+
+    @staticmethod
+    def agent_of_in(agents: list[Agent], agent_type: AgentType) -> Agent | None:
+        return next((a for a in agents if a.type is agent_type and not a.is_disabled), None)

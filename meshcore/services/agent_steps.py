@@ -234,8 +234,14 @@ class StepRunner:
             stored, is_new = uow.steps.record(step)
             if is_new:
                 task = uow.tasks.get(step.task_id, lock=True)
-                network = uow.networks.get(task.network_id)
-                agent = network.agent_of(step.agent_type)
+                task.usage = task.usage + step.usage
+                task.record_step(step, now=self._clock.now(), attempt=step.attempt)
+                uow.tasks.save(task)
+                if item is not None:
+                    uow.memory.add(item)
+                # Last, so that the agent's row, which every task's steps of this type
+                # update, stays locked for one statement rather than the whole recording.
+                agent = Network.agent_of_in(uow.agents.list(task.network_id), step.agent_type)
                 # A step made a model call if it names a model or spent time failing in the
                 # chain; a client's plan, a budget refusal or a missing agent made none.
                 made_call = step.model is not None or step.latency_ms > 0
@@ -246,11 +252,6 @@ class StepRunner:
                         usage=step.usage,
                         is_failure=step.status is StepStatus.FAILED,
                     )
-                task.usage = task.usage + step.usage
-                task.record_step(step, now=self._clock.now(), attempt=step.attempt)
-                uow.tasks.save(task)
-                if item is not None:
-                    uow.memory.add(item)
             uow.commit()
         if is_new:
             _count_recorded(step)
@@ -299,7 +300,7 @@ class StepRunner:
             )
             if attempt is not None:
                 uow.tasks.touch(task.id, now)
-                uow.agents.add_in_flight(agent.id, 1)
+                uow.agents.add_in_flight(agent.id, 1)  # last: the agent's row is hot
             uow.commit()
         return attempt
 

@@ -102,7 +102,7 @@ class TaskService:
 
     def _enqueue(self, task: Task) -> None:
         try:
-            self._dispatcher.coordinate(self._ref(task))
+            self._dispatcher.coordinate(self._ref(task), new=True)
         except Unavailable as exc:
             # The task is recorded, so it is accepted: the sweeper starts it once the broker
             # is back. Refusing now would make the client submit it twice.

@@ -53,6 +53,26 @@ def test_priorities_map_to_the_brokers_priority_lists(broker: tuple[Celery, redi
     assert queued(client, f"coordinator{SEP}6") == ["mesh.coordinate"]
 
 
+def test_a_new_task_waits_one_step_behind_the_work_of_started_tasks(
+    broker: tuple[Celery, redis.Redis],
+) -> None:
+    app, client = broker
+    dispatcher = CeleryDispatcher(app)
+
+    dispatcher.coordinate(TaskRef("default", uuid4(), Priority.NORMAL), new=True)
+    dispatcher.review(TaskRef("default", uuid4(), Priority.NORMAL), 1)
+    dispatcher.coordinate(TaskRef("default", uuid4(), Priority.LOW), new=True)
+    dispatcher.coordinate(TaskRef("default", uuid4(), Priority.HIGH), new=True)
+
+    # A started normal task's next message is taken before a new one; a new high task ties
+    # with started normal work; nothing overtakes a started high task.
+    assert queued(client, f"coordinator{SEP}6") == ["mesh.coordinate"]
+    assert queued(client, f"coordinator{SEP}9") == ["mesh.coordinate"]
+    assert queued(client, f"coordinator{SEP}3") == ["mesh.coordinate"]
+    assert queued(client, f"agent.critic{SEP}3") == ["mesh.review"]
+    assert client.llen("coordinator") == 0
+
+
 def test_a_wave_goes_to_each_agents_queue(broker: tuple[Celery, redis.Redis]) -> None:
     app, client = broker
     subtasks = [

@@ -5,8 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine for `url`; a plain postgresql:// URL is driven by psycopg 3."""
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> sa.Engine:
+    """An engine for `url`; a plain postgresql:// URL is driven by psycopg 3.
+
+    A process holds at most pool_size + max_overflow Postgres connections; threads beyond
+    that wait for one. Size it so every process of the fleet fits the server's
+    max_connections (100 by default).
+    """
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
@@ -22,7 +27,9 @@ def create_engine(url: str) -> sa.Engine:
     # No pre-ping: it is a round trip before every transaction. A connection the server
     # dropped fails its statement instead (RecordUnavailable: a 503 or a retried message),
     # and SQLAlchemy then discards every pooled connection older than the failure.
-    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_recycle=1800)
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+    )
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:

@@ -1,0 +1,267 @@
+"""The real processes a benchmark runs against: gunicorn, `mesh worker`, a bare Celery worker.
+
+Every process is started in a session of its own, so that stopping it stops its children
+(gunicorn's workers, Celery's pool) with it, whatever happens to the benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+import redis
+
+from bench.report import RESULTS
+from meshworkers.app import QUEUES
+
+LOGS = RESULTS / "logs"
+
+PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
+AGENT_QUEUES = tuple(q for q in QUEUES if q != "coordinator")
+# The production shape on this 2-core machine (mesh serve, Dockerfile.api): gthread workers,
+# no access log (a line per request costs more CPU than some requests do).
+GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where the bench keeps its state: its own Postgres database and Redis databases."""
+
+    admin_url: str  # a database that exists, to create the bench's own
+    database: str
+    mesh_redis: str
+    bare_redis: str
+
+    @property
+    def database_url(self) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + self.database
+
+    @property
+    def psycopg_url(self) -> str:
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def prepare(servers: Servers) -> None:
+    """Create the bench database if missing and migrate it; empty the bench's Redis databases."""
+    from meshcore.adapters.sql.migrate import upgrade
+
+    admin = servers.admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (servers.database,))
+        if found.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{servers.database}"')
+    upgrade(servers.database_url)
+    reset_record(servers)
+
+
+def reset_record(servers: Servers) -> None:
+    """Drop every row the previous suite left, so that each suite starts on an empty record."""
+    with psycopg.connect(servers.psycopg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE networks, tasks, memory_items CASCADE")
+        conn.execute("DROP TABLE IF EXISTS bench_items")
+    redis.Redis.from_url(servers.mesh_redis).flushdb()
+    redis.Redis.from_url(servers.bare_redis).flushdb()
+
+
+def mesh_env(servers: Servers, *, latency_ms: int = 0) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS and not k.startswith("MESH_")
+    }
+    env.update(
+        MESH_DATABASE_URL=servers.database_url,
+        MESH_REDIS_URL=servers.mesh_redis,
+        MESH_OFFLINE_LATENCY_MS=str(latency_ms),
+        MESH_ALLOW_OFFLINE_MODEL="true",
+        MESH_MODEL_CHAIN='["mesh-offline/offline-v1"]',
+        MESH_LOG_LEVEL="WARNING",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",  # no fetch of the price map at import
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children (gunicorn workers, pool)."""
+        try:
+            root = psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+            return sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+        except psutil.NoSuchProcess:
+            return 0.0
+
+    def cpu_seconds(self) -> float:
+        try:
+            root = psutil.Process(self.pid)
+            total = 0.0
+            for p in [root, *root.children(recursive=True)]:
+                t = p.cpu_times()
+                total += t.user + t.system
+            return total
+        except psutil.NoSuchProcess:
+            return 0.0
+
+
+@contextmanager
+def started(name: str, argv: Sequence[str], env: dict[str, str]) -> Iterator[Proc]:
+    """Run argv in its own session; on exit, TERM its process group, then KILL it."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / f"{name.split('@')[0]}.log"
+    # A file, not a pipe: a chatty child must never block on a pipe no one reads.
+    log = path.open("wb")
+    popen = subprocess.Popen(
+        list(argv), env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+    )
+    proc = Proc(name, popen, path)
+    try:
+        yield proc
+    finally:
+        _stop_group(popen)
+        log.close()
+
+
+def _stop_group(popen: subprocess.Popen) -> None:
+    try:
+        os.killpg(popen.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with suppress(subprocess.TimeoutExpired):
+        popen.wait(timeout=15)
+    with suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)  # stragglers of the group, if any
+    popen.wait()
+
+
+def fail_if_exited(proc: Proc) -> None:
+    if proc.popen.poll() is not None:
+        err = proc.log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{err}")
+
+
+@contextmanager
+def gunicorn(name: str, app: str, env: dict[str, str]) -> Iterator[tuple[Proc, str]]:
+    """gunicorn serving `app` as in production; yields the process and its base URL."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(GUNICORN_WORKERS),
+        "--worker-class", "gthread",
+        "--threads", str(GUNICORN_THREADS),
+        "--worker-tmp-dir", "/dev/shm",
+        "--backlog", "4096",
+    ]  # fmt: skip
+    with started(name, argv, env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(proc, f"{base}/healthz")
+        yield proc, base
+
+
+def _wait_http(proc: Proc, url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fail_if_exited(proc)
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{proc.name} did not answer {url} in {timeout} s")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    hostname: str
+    queues: Sequence[str]
+    concurrency: int
+    pool: str = "threads"
+
+
+def mesh_worker_argv(spec: WorkerSpec) -> list[str]:
+    return [
+        sys.executable, "-m", "meshcli.main", "worker",
+        "--queues", ",".join(spec.queues),
+        "--pool", spec.pool,
+        "--concurrency", str(spec.concurrency),
+        "--hostname", spec.hostname,
+    ]  # fmt: skip
+
+
+def bare_worker_argv(spec: WorkerSpec) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "bench.bare_pipeline:app", "worker",
+        "--queues", ",".join(spec.queues),
+        "--pool", spec.pool,
+        "--concurrency", str(spec.concurrency),
+        "--hostname", spec.hostname,
+        "--loglevel", "WARNING",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
+@contextmanager
+def workers(
+    argvs: Sequence[tuple[str, list[str]]], env: dict[str, str], ping: object
+) -> Iterator[list[Proc]]:
+    """Start worker processes and wait until each answers a Celery ping on `ping` (an app)."""
+    with ExitStack() as stack:
+        procs = [stack.enter_context(started(name, argv, env)) for name, argv in argvs]
+        _wait_ping(ping, procs)
+        yield procs
+
+
+def _wait_ping(app: object, procs: list[Proc], timeout: float = 90) -> None:
+    names = {p.name for p in procs}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            fail_if_exited(p)
+        replies = app.control.ping(destination=list(names), timeout=0.5) or []  # type: ignore[attr-defined]
+        if {n for r in replies for n in r} >= names:
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"workers {sorted(names)} did not answer a ping in {timeout} s")
+
+
+def mesh_fleet_specs(coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
+    """A coordinator worker and one worker for every agent queue, as `mesh serve` runs them."""
+    return [
+        WorkerSpec("coordinator@bench", ["coordinator"], coordinator, pool),
+        WorkerSpec("agents@bench", list(AGENT_QUEUES), agents, pool),
+    ]
+
+
+def loadgen_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def flush_queues(servers: Servers) -> None:
+    """Drop messages no worker will take (tasks POSTed while only the API ran)."""
+    redis.Redis.from_url(servers.mesh_redis).flushdb()
