@@ -48,7 +48,7 @@ def completed_tasks(session: Session, count: int) -> tuple[str, list[str]]:
 
 
 def run(session: Session) -> list[Figure]:
-    seconds = 2 if session.quick else 8
+    seconds = 1.5 if session.quick else 8
     network, task_paths = completed_tasks(session, 10 if session.quick else 20)
     session.stop_fleet()  # the API alone on the cores
     ids = bare_api.seed(session.servers.psycopg_url, 1000)

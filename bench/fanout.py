@@ -45,15 +45,15 @@ def ideal_tps() -> float:
     return min(COORDINATOR_C / (2 * step_s), AGENTS_C / (6 * step_s))
 
 
-def bare(session: Session, concurrent: int) -> tuple[float, float]:
+def bare(session: Session, concurrent: int, singles: int) -> tuple[float, float]:
     """The bare pipeline's single wall time and its throughput of `concurrent` at once."""
     from bench import bare_pipeline
 
     bare_pipeline.create_table(session.servers.psycopg_url)
     argvs = [(s.hostname, processes.bare_worker_argv(s)) for s in specs("bare-")]
     with processes.workers(argvs, bare_env(session.servers), bare_pipeline.app):
-        bare_pipeline.run(4, LATENCY_MS)
-        single = median([bare_pipeline.run(1, LATENCY_MS)[1][0] for _ in range(3)])
+        bare_pipeline.run(2, LATENCY_MS)
+        single = median([bare_pipeline.run(1, LATENCY_MS)[1][0] for _ in range(singles)])
         wall, _ = bare_pipeline.run(concurrent, LATENCY_MS)
     return single, concurrent / wall
 
@@ -87,14 +87,14 @@ class InFlight(Sampler):
 
 
 def run(session: Session) -> list[Figure]:
-    concurrent = 20 if session.quick else 500
+    concurrent, singles = (20, 1) if session.quick else (500, 3)
     session.stop_fleet()
     session.stop_api()
-    bare_single, bare_tps = bare(session, concurrent)
+    bare_single, bare_tps = bare(session, concurrent, singles)
     fleet = session.fleet(specs(), LATENCY_MS)
     network = session.network(fleet)
     walls, paths = [], []
-    for _ in range(3):
+    for _ in range(singles):
         ids = fleet.submit(1, network)
         fleet.wait(ids, poll_s=0.01)
         walls.extend(fleet.outcomes(ids)[0])

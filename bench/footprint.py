@@ -57,9 +57,9 @@ def run(session: Session) -> list[Figure]:
     idle = {p.name: p.rss_mb() for p in (api, coordinator, agents)}
     host, port = _address(base)
     with Peak([api, coordinator, agents]) as peak:
-        ids = fleet.submit(30 if session.quick else 100, network)
+        ids = fleet.submit(20 if session.quick else 100, network)
         drive({"mode": "saturate", "host": host, "port": port, "connections": 128,
-               "duration": 3 if session.quick else 6,
+               "duration": 2 if session.quick else 6,
                "requests": [{"kind": "get", "method": "GET", "path": p}
                             for p in paths]})  # fmt: skip
         fleet.wait(ids, timeout=600)

@@ -96,7 +96,7 @@ def _created_to_ended_ms(task: dict) -> float:
 
 
 def run(session: Session) -> list[Figure]:
-    sequential, concurrent = (5, 30) if session.quick else (20, 200)
+    sequential, concurrent = (3, 20) if session.quick else (20, 200)
     session.stop_fleet()  # the bare workers get the cores to themselves
     bare = measure_bare(session.servers, sequential, concurrent)
     specs = processes.mesh_fleet_specs(COORDINATOR_C, AGENTS_C)

@@ -38,8 +38,10 @@ def median(samples: list[float]) -> float:
 
 
 def machine() -> dict[str, object]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+    import psutil
+
+    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def verdict(met: bool | None) -> str:
@@ -76,8 +78,8 @@ def markdown(data: dict[str, dict]) -> str:
     first = next(iter(data.values()), {})
     m = first.get("machine", machine())
     lines = [
-        f"Measured {first.get('measured_at', '')} on {m['cpus']} CPUs, {m['platform']}, "
-        f"Python {m['python']}.",
+        f"Measured {first.get('measured_at', '')} on {m['cpus']} CPUs, "
+        f"{m.get('memory_gib', '?')} GiB, {m['platform']}, Python {m['python']}.",
         "",
         "| suite | figure | value | baseline | ratio | unit | target | note |",
         "| --- | --- | ---: | ---: | ---: | --- | --- | --- |",

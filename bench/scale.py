@@ -33,7 +33,7 @@ from meshcore.services.memory import MemoryView
 def in_flight(session: Session) -> list[Figure]:
     fleet = session.fleet(processes.mesh_fleet_specs(COORDINATOR_C, AGENTS_C))
     network = session.network(fleet)
-    sizes = (10, 50) if session.quick else (10, 100, 1000)
+    sizes = (10, 30) if session.quick else (10, 100, 1000)
     results = {}
     for n in sizes:
         started = time.perf_counter()

@@ -30,3 +30,15 @@ def test_a_kept_traceparent_links_back_to_its_span() -> None:
 def test_steps_recorded_without_a_trace_or_with_garbage_make_no_links() -> None:
     assert links_to([None, "", "00-zz-yy-01", "00-" + "0" * 32 + "-" + "0" * 16 + "-01"]) == []
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+def test_without_an_otlp_endpoint_nothing_is_set_up_or_exported(monkeypatch) -> None:
+    from meshcore.telemetry import tracing
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.setattr(tracing, "_configured", [])
+
+    assert tracing.configure("mesh-test") is False
+    assert tracing._configured == []
+    with tracing.tracer.start_as_current_span("mesh.plan") as span:
+        assert not span.is_recording()
