@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from opentelemetry import trace
+
+from meshcore.telemetry.tracing import current_trace_id
 
 CONTEXT_FIELDS = ("task_id", "network_id", "agent", "queue", "trace_id")
 REDACTED = "[redacted]"
@@ -68,8 +69,7 @@ def add_context_fields(
     _: Any, __: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     if event.get("trace_id") is None:
-        span = trace.get_current_span().get_span_context()
-        event["trace_id"] = f"{span.trace_id:032x}" if span.is_valid else None
+        event["trace_id"] = current_trace_id()
     for name in CONTEXT_FIELDS:
         event.setdefault(name, None)
     return event

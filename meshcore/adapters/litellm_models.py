@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import openai
 import structlog
@@ -72,6 +73,16 @@ def is_breaker_failure(exc_type: type[BaseException], exc: BaseException) -> boo
     return is_transient(exc) or status_of(exc) in (401, 403, 404)
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One call's arguments, the same for every model of the chain."""
+
+    messages: Sequence[Message]
+    temperature: float
+    max_tokens: int
+    deadline: float  # time.monotonic() by which the whole chain must have answered
+
+
 class ModelGateway:
     def __init__(
         self,
@@ -96,19 +107,17 @@ class ModelGateway:
         validate: Callable[[str], object] | None = None,
     ) -> Completion:
         """The first good answer along the chain, or ModelUnavailable saying why none came."""
-        deadline = time.monotonic() + timeout_s
+        request = _Request(messages, temperature, max_tokens, time.monotonic() + timeout_s)
         failures = []
         for model in self.usable(chain):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= request.deadline:
                 failures.append("deadline reached")
                 break
             with tracer.start_as_current_span(
                 "mesh.model_call",
                 attributes={"gen_ai.request.model": model, "gen_ai.system": _provider(model)},
             ) as span:
-                completion, failure = self._try(
-                    model, messages, temperature, max_tokens, deadline, validate
-                )
+                completion, failure = self._try(model, request, validate)
                 span.set_attribute("mesh.outcome", failure[0] if failure else "success")
                 if completion is not None:
                     span.set_attribute("gen_ai.usage.input_tokens", completion.usage.input_tokens)
@@ -123,21 +132,13 @@ class ModelGateway:
         raise ModelUnavailable("no model could answer: " + ("; ".join(failures) or "none usable"))
 
     def _try(
-        self,
-        model: str,
-        messages: Sequence[Message],
-        temperature: float,
-        max_tokens: int,
-        deadline: float,
-        validate: Callable[[str], object] | None,
+        self, model: str, request: _Request, validate: Callable[[str], object] | None
     ) -> tuple[Completion | None, tuple[str, str] | None]:
         """One model of the chain: its answer, or (outcome, why) when it gave none."""
         try:
-            completion = self._attempt(model, messages, temperature, max_tokens, deadline)
+            completion = self._attempt(model, request)
             if validate is not None:
-                completion = self._validated(
-                    model, messages, completion, validate, temperature, max_tokens, deadline
-                )
+                completion = self._validated(model, request, completion, validate)
         except CircuitBreakerError:
             log.info("model.breaker_open", model=model)
             return None, ("skipped_open_breaker", "circuit open")
@@ -171,20 +172,13 @@ class ModelGateway:
                 log.info("model.skipped", model=model, reason="no credentials")
         return usable
 
-    def _attempt(
-        self,
-        model: str,
-        messages: Sequence[Message],
-        temperature: float,
-        max_tokens: int,
-        deadline: float,
-    ) -> Completion:
+    def _attempt(self, model: str, request: _Request) -> Completion:
         s = self._settings
         breaker = self._breakers.breaker(model)
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(s.model_attempts)
-            | stop_before_delay(max(0.0, deadline - time.monotonic())),
+            | stop_before_delay(max(0.0, request.deadline - time.monotonic())),
             wait=_retry_after_or(
                 wait_random_exponential(s.retry_base_seconds, max=s.retry_max_seconds)
             ),
@@ -197,25 +191,16 @@ class ModelGateway:
                 error=type(state.outcome.exception()).__name__,
             ),
         )
-        return retrying(
-            breaker.call, self._call, model, messages, temperature, max_tokens, deadline
-        )
+        return retrying(breaker.call, self._call, model, request)
 
-    def _call(
-        self,
-        model: str,
-        messages: Sequence[Message],
-        temperature: float,
-        max_tokens: int,
-        deadline: float,
-    ) -> Completion:
-        remaining = deadline - time.monotonic()
+    def _call(self, model: str, request: _Request) -> Completion:
+        remaining = request.deadline - time.monotonic()
         if remaining <= 0:
             raise openai.APITimeoutError(request=None)  # type: ignore[arg-type]
         started = time.perf_counter()
         timer = metrics.model_call_duration.labels(model).time()
         with timer:
-            response = self._complete(model, messages, temperature, max_tokens, remaining)
+            response = self._complete(model, request, remaining)
         latency_ms = (time.perf_counter() - started) * 1000
         usage = response.usage
         return Completion(
@@ -226,18 +211,13 @@ class ModelGateway:
         )
 
     def _complete(
-        self,
-        model: str,
-        messages: Sequence[Message],
-        temperature: float,
-        max_tokens: int,
-        remaining: float,
+        self, model: str, request: _Request, remaining: float
     ) -> litellm.ModelResponse:
         return litellm.completion(
             model=model,
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            temperature=temperature,
-            max_tokens=max_tokens,
+            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
             timeout=self._timeout(remaining),
             num_retries=0,  # one retry layer only: ours
             max_retries=0,  # and none inside the provider's SDK either
@@ -253,12 +233,9 @@ class ModelGateway:
     def _validated(
         self,
         model: str,
-        messages: Sequence[Message],
+        request: _Request,
         completion: Completion,
         validate: Callable[[str], object],
-        temperature: float,
-        max_tokens: int,
-        deadline: float,
     ) -> Completion:
         """Check the answer; a bad one gets one retry that shows the model its error."""
         try:
@@ -267,7 +244,7 @@ class ModelGateway:
         except ValueError as exc:
             problem = str(exc)
         retry = [
-            *messages,
+            *request.messages,
             Message("assistant", completion.text),
             Message(
                 "user",
@@ -275,7 +252,7 @@ class ModelGateway:
                 "asked for.",
             ),
         ]
-        second = self._attempt(model, retry, temperature, max_tokens, deadline)
+        second = self._attempt(model, replace(request, messages=retry))
         try:
             validate(second.text)
         except ValueError as exc:

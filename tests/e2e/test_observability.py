@@ -154,6 +154,9 @@ def test_a_real_prometheus_scrapes_the_api_and_the_workers(mesh: Running) -> Non
     api = mesh.base.removeprefix("http://")
     workers = [f"127.0.0.1:{mesh.metrics_port}", f"127.0.0.1:{mesh.metrics_port + 1}"]
     with prometheus(mesh.workdir, {"mesh-api": [api], "mesh-worker": workers}) as prom:
+        deadline = time.monotonic() + 20  # each target's first scrape, before any assertion
+        while set(prom.targets_up().values()) != {"up"} and time.monotonic() < deadline:
+            time.sleep(0.3)
         before = _total(prom.query('sum(mesh_tasks_total{status="completed"})'))
         for i in range(3):
             assert run_task(mesh, f"Plan the launch, part {i}")["status"] == "completed"
