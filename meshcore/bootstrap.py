@@ -11,6 +11,7 @@ from celery import Celery
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS, CeleryDispatcher
+from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sql.engine import create_engine
@@ -60,6 +61,7 @@ class Mesh:
         self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         self.uow = SqlUnitOfWorkFactory(self.engine)
         self.memory_store = RedisMemoryStore(self.redis)
+        self.activity = RedisAgentActivity(self.redis)
         self.dispatcher = CeleryDispatcher(celery_app)
         self.clock = SystemClock()
         self._tenants: dict[str, Services] = {}
@@ -74,6 +76,7 @@ class Mesh:
                         tenant_id=tenant_id,
                         uow=self.uow,
                         memory=self.memory_store,
+                        activity=self.activity,
                         clock=self.clock,
                     ),
                     tasks=TaskService(
@@ -94,6 +97,7 @@ class Mesh:
             tenant_id=tenant_id,
             uow=self.uow,
             memory=self.memory_store,
+            activity=self.activity,
             models=self.models,
             clock=self.clock,
             memory_limit=self.settings.memory_read_limit,

@@ -10,7 +10,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import Agent, Network
+from meshcore.domain.network import Agent, AgentType, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.task import (
     HistoryEntry,
@@ -48,9 +48,16 @@ class AgentRepository(Protocol):
     def list(self, network_id: UUID) -> list[Agent]: ...
     def delete(self, network_id: UUID, agent_id: UUID) -> None: ...
     def record_call(
-        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
-    ) -> None: ...
-    def add_in_flight(self, agent_id: UUID, delta: int) -> None: ...
+        self,
+        network_id: UUID,
+        agent_type: AgentType,
+        *,
+        latency_ms: float,
+        usage: Usage,
+        is_failure: bool,
+    ) -> None:
+        """Count a call against the agent that takes the type's steps (`Network.agent_of`)."""
+        ...
 
 
 class TaskRepository(Protocol):
@@ -64,6 +71,10 @@ class TaskRepository(Protocol):
     def history(self, task_id: UUID) -> list[HistoryEntry]: ...
     def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None: ...
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]: ...
+    def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None: ...
+    def add_step(self, step: StepRecord, *, now: datetime) -> None:
+        """Add a recorded step's usage to its task's and note it in the task's history."""
+        ...
 
 
 class StepRepository(Protocol):
@@ -130,6 +141,18 @@ class MemoryStore(Protocol):
     ) -> list[MemoryItem]: ...
     def purge_network(self, tenant_id: str, network_id: UUID) -> None: ...
     def is_reachable(self) -> bool: ...
+
+
+class AgentActivity(Protocol):
+    """The steps each agent is running now, each under a lease that ends by itself."""
+
+    def began(
+        self, tenant_id: str, agent_id: UUID, step: str, *, now: datetime, until: datetime
+    ) -> None: ...
+    def ended(self, tenant_id: str, agent_id: UUID, step: str) -> None: ...
+    def in_flight(
+        self, tenant_id: str, agent_ids: Sequence[UUID], *, now: datetime
+    ) -> dict[UUID, int]: ...
 
 
 @dataclass(frozen=True)

@@ -27,18 +27,27 @@ import fakeredis
 # the network.
 from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
+from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.domain.errors import MeshError, ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import (
     Agent,
-    AgentMetrics,
+    AgentType,
     Network,
     NetworkConfig,
     queue_for,
 )
 from meshcore.domain.plan import Plan, PlannedSubtask
-from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus, Usage
+from meshcore.domain.task import (
+    HistoryEntry,
+    StepRecord,
+    Subtask,
+    Task,
+    TaskStatus,
+    Usage,
+    step_entry,
+)
 from meshcore.ports import Completion, Delivery, Message, Page, TaskRef
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
@@ -158,26 +167,32 @@ class FakeAgentRepository(_Repository):
         agent = self._rows.agents.get(agent_id)
         if agent is None or not self._is_mine(agent, network_id):
             raise NotFound("agent", agent_id)
-        return _clamped(agent)
+        return agent
 
     def list(self, network_id: UUID) -> list[Agent]:
         mine = [a for a in self._rows.agents.values() if self._is_mine(a, network_id)]
         mine.sort(key=lambda a: (a.created_at, str(a.id)))
-        return [_clamped(a) for a in mine]
+        return mine
 
     def delete(self, network_id: UUID, agent_id: UUID) -> None:
         self.get(network_id, agent_id)
         del self._rows.agents[agent_id]
 
     def record_call(
-        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
+        self,
+        network_id: UUID,
+        agent_type: AgentType,
+        *,
+        latency_ms: float,
+        usage: Usage,
+        is_failure: bool,
     ) -> None:
-        agent = self._rows.agents.get(agent_id)
-        if agent is None or agent.tenant_id != self._tenant_id:
+        agent = Network.agent_of_in(self.list(network_id), agent_type)
+        if agent is None:
             return
         m = agent.metrics
-        self._rows.agents[agent_id] = replace(
-            agent,
+        self._rows.agents[agent.id] = replace(
+            self._rows.agents[agent.id],
             metrics=replace(
                 m,
                 calls=m.calls + 1,
@@ -189,20 +204,8 @@ class FakeAgentRepository(_Repository):
             ),
         )
 
-    def add_in_flight(self, agent_id: UUID, delta: int) -> None:
-        agent = self._rows.agents.get(agent_id)
-        if agent is None or agent.tenant_id != self._tenant_id:
-            return
-        metrics = replace(agent.metrics, in_flight=agent.metrics.in_flight + delta)
-        self._rows.agents[agent_id] = replace(agent, metrics=metrics)
-
     def _is_mine(self, agent: Agent, network_id: UUID) -> bool:
         return agent.tenant_id == self._tenant_id and agent.network_id == network_id
-
-
-def _clamped(agent: Agent) -> Agent:
-    metrics: AgentMetrics = agent.metrics
-    return replace(agent, metrics=replace(metrics, in_flight=max(0, metrics.in_flight)))
 
 
 class FakeTaskRepository(_Repository):
@@ -282,6 +285,17 @@ class FakeTaskRepository(_Repository):
         return [
             Subtask(task_id, iteration, row.wave, row.planned, steps.get(*key)) for key, row in rows
         ]
+
+    def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None:
+        return next((s for s in self.subtasks(task_id, iteration) if s.key == key), None)
+
+    def add_step(self, step: StepRecord, *, now: datetime) -> None:
+        task = self.get(step.task_id)
+        self._rows.tasks[task.id] = replace(
+            self._rows.tasks[task.id], usage=task.usage + step.usage, heartbeat_at=now
+        )
+        entry = step_entry(step, task.status, now=now)
+        self._rows.events[next(self._db.sequence)] = (self._tenant_id, task.id, entry)
 
     def _append_history(self, task: Task) -> None:
         for entry in task.new_history:
@@ -620,7 +634,15 @@ class FakeMesh:
         dispatcher = dispatcher or FakeDispatcher(clock=clock)
         uow = FakeUnitOfWorkFactory(database)
         store = RedisMemoryStore(redis)
-        steps = StepRunner(tenant_id=tenant_id, uow=uow, memory=store, models=models, clock=clock)
+        activity = RedisAgentActivity(redis)
+        steps = StepRunner(
+            tenant_id=tenant_id,
+            uow=uow,
+            memory=store,
+            activity=activity,
+            models=models,
+            clock=clock,
+        )
         return cls(
             tenant_id=tenant_id,
             database=database,
@@ -630,7 +652,9 @@ class FakeMesh:
             store=store,
             models=models,
             dispatcher=dispatcher,
-            networks=NetworkService(tenant_id=tenant_id, uow=uow, memory=store, clock=clock),
+            networks=NetworkService(
+                tenant_id=tenant_id, uow=uow, memory=store, activity=activity, clock=clock
+            ),
             tasks=TaskService(tenant_id=tenant_id, uow=uow, dispatcher=dispatcher, clock=clock),
             memory=MemoryService(tenant_id=tenant_id, uow=uow, store=store, clock=clock),
             steps=steps,

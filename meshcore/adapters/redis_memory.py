@@ -28,7 +28,9 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_PAGE = 100
+# An index is read a page at a time: first as many ids as the query wants (most items pass
+# its filters), then pages that double up to _MAX_PAGE while the filters keep rejecting.
+_MAX_PAGE = 1000
 
 
 def _translated(method: Callable[P, T]) -> Callable[P, T]:
@@ -82,32 +84,46 @@ class RedisMemoryStore:
             indexes = [f"{prefix}:type:{t.value}" for t in query.types]
         wanted = query.offset + query.limit
         found: list[MemoryItem] = []
-        for item in self._newest_first(prefix, indexes):
+        for item in self._newest_first(prefix, indexes, first_page=wanted):
             if item.type in query.types and item.confidence >= query.min_confidence:
                 found.append(item)
                 if len(found) == wanted:
                     break
         return found[query.offset :]
 
-    def _newest_first(self, prefix: str, indexes: list[str]) -> Iterator[MemoryItem]:
+    def _newest_first(
+        self, prefix: str, indexes: list[str], *, first_page: int
+    ) -> Iterator[MemoryItem]:
         """Merge the indexes by creation time, reading each a page at a time as needed."""
         pages: dict[int, deque[tuple[float, MemoryItem]]] = {}
         starts = dict.fromkeys(range(len(indexes)), 0)
+        sizes = dict.fromkeys(range(len(indexes)), max(1, min(first_page, _MAX_PAGE)))
+        more: set[int] = set()  # the indexes whose last page came back full
         heap: list[tuple[float, int]] = []
 
         def refill(*which: int) -> None:
             # One round trip for the pages of every index asked, one for their items.
             pipe = self._redis.pipeline(transaction=False)
             for i in which:
-                pipe.zrevrange(indexes[i], starts[i], starts[i] + _PAGE - 1, withscores=True)
-                starts[i] += _PAGE
+                pipe.zrevrange(indexes[i], starts[i], starts[i] + sizes[i] - 1, withscores=True)
             entries = dict(zip(which, pipe.execute(), strict=True))
+            for i, page in entries.items():
+                more.discard(i)
+                if len(page) == sizes[i]:
+                    more.add(i)
+                starts[i] += sizes[i]
+                sizes[i] = min(2 * sizes[i], _MAX_PAGE)
             members = [member for page in entries.values() for member, _ in page]
             by_id = {str(item.id): item for item in self._load(prefix, members)}
+            emptied = []  # a page whose items were all deleted meanwhile: read on
             for i, page in entries.items():
                 pages[i] = deque((score, by_id[_text(m)]) for m, score in page if _text(m) in by_id)
                 if pages[i]:
                     heapq.heappush(heap, (-pages[i][0][0], i))
+                elif i in more:
+                    emptied.append(i)
+            if emptied:
+                refill(*emptied)
 
         refill(*range(len(indexes)))
         while heap:
@@ -116,7 +132,7 @@ class RedisMemoryStore:
             yield item
             if pages[i]:
                 heapq.heappush(heap, (-pages[i][0][0], i))
-            elif starts[i] > 0:
+            elif i in more:
                 refill(i)
 
     @_translated

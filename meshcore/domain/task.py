@@ -191,27 +191,6 @@ class Task:
         self.updated_at = self.heartbeat_at = now
         self._record(entry)
 
-    def record_step(self, step: StepRecord, *, now: datetime, attempt: int = 1) -> None:
-        """Append an agent step to the history (the step log holds the result itself)."""
-        self._record(
-            HistoryEntry(
-                now,
-                "step",
-                self.status,
-                agent=step.agent_type.value,
-                queue=step.queue,
-                detail={
-                    "iteration": step.iteration,
-                    "subtask": step.key,
-                    "status": step.status.value,
-                    "model": step.model,
-                    "latency_ms": round(step.latency_ms, 1),
-                    "worker": step.worker,
-                    "attempt": attempt,
-                },
-            )
-        )
-
     def advance_wave(self, *, now: datetime) -> None:
         """The current wave is done; the next one is being dispatched."""
         self.wave += 1
@@ -243,3 +222,23 @@ class Task:
     def _record(self, entry: HistoryEntry) -> None:
         self.history.append(entry)
         self.new_history.append(entry)
+
+
+def step_entry(step: StepRecord, status: TaskStatus, *, now: datetime) -> HistoryEntry:
+    """The history line a recorded step adds to its task, which was in `status` then."""
+    return HistoryEntry(
+        now,
+        "step",
+        status,
+        agent=step.agent_type.value,
+        queue=step.queue,
+        detail={
+            "iteration": step.iteration,
+            "subtask": step.key,
+            "status": step.status.value,
+            "model": step.model,
+            "latency_ms": round(step.latency_ms, 1),
+            "worker": step.worker,
+            "attempt": step.attempt,
+        },
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from uuid import UUID
 
 import structlog
@@ -15,9 +16,10 @@ import structlog
 from meshcore.agents import profile_for
 from meshcore.domain.errors import ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import Agent, AgentType, Network, queue_for
+from meshcore.domain.network import AgentType, Network, queue_for
 from meshcore.domain.task import StepRecord, StepStatus, Task
 from meshcore.ports import (
+    AgentActivity,
     Clock,
     Delivery,
     MemoryStore,
@@ -41,6 +43,7 @@ class StepRunner:
         tenant_id: str,
         uow: UnitOfWorkFactory,
         memory: MemoryStore,
+        activity: AgentActivity,
         models: ModelClient,
         clock: Clock,
         memory_limit: int = 20,
@@ -50,7 +53,7 @@ class StepRunner:
     ) -> None:
         self._tenant_id, self._uow = tenant_id, uow
         self._memory = MemoryView(tenant_id=tenant_id, uow=uow, store=memory)
-        self._models, self._clock = models, clock
+        self._activity, self._models, self._clock = activity, models, clock
         self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
         self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
 
@@ -73,20 +76,17 @@ class StepRunner:
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery
     ) -> StepRecord | None:
         with self._uow(self._tenant_id) as uow:
-            recorded = uow.steps.get(task_id, iteration, key)
-            if recorded is not None:
+            subtask = uow.tasks.subtask(task_id, iteration, key)
+            if subtask is None:
+                raise NotFound("subtask", f"{task_id}/{iteration}/{key}")
+            if subtask.step is not None:
                 log.info("step.replayed", task_id=str(task_id), iteration=iteration, subtask=key)
-                return recorded
+                return subtask.step
             task = uow.tasks.get(task_id)
             bind_log_context(task)
             if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
                 return None
             network = uow.networks.get(task.network_id)
-            subtask = next(
-                (s for s in uow.tasks.subtasks(task_id, iteration) if s.key == key), None
-            )
-            if subtask is None:
-                raise NotFound("subtask", f"{task_id}/{iteration}/{key}")
         planned = subtask.planned
         profile = profile_for(planned.agent_type)
         dependencies = self._memory.for_subtasks(network.id, task_id, planned.depends_on)
@@ -119,7 +119,7 @@ class StepRunner:
         if step is None:
             return None
         item = self.memory_item(task, network, step, confidence=profile.confidence)
-        return self.record(step, item)
+        return self.record(step, network.id, item)
 
     def call(
         self,
@@ -167,7 +167,7 @@ class StepRunner:
                 recorded_at=self._clock.now(),
                 error=refusal,
             )
-        attempt = self._begin(agent, task, iteration, key)
+        attempt = self._begin(task, iteration, key)
         if attempt is None:
             log.info(
                 "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
@@ -175,7 +175,6 @@ class StepRunner:
             return None
         if attempt > self._max_attempts:
             # Each earlier attempt died with its worker (or kept timing out): a poison step.
-            self._add_in_flight(agent, -1)
             return StepRecord(
                 **base,
                 status=StepStatus.FAILED,
@@ -197,6 +196,12 @@ class StepRunner:
             attempt=attempt,
         )
         started = time.perf_counter()
+        lease = f"{task.id}/{iteration}/{key}/{attempt}"
+        now = self._clock.now()
+        self._activity.began(
+            self._tenant_id, agent.id, lease, now=now,
+            until=now + timedelta(seconds=self._lease_seconds),
+        )  # fmt: skip
         try:
             completion = self._models.complete(
                 messages,
@@ -217,7 +222,7 @@ class StepRunner:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         finally:
-            self._add_in_flight(agent, -1)
+            self._activity.ended(self._tenant_id, agent.id, lease)
         return StepRecord(
             **base,
             status=StepStatus.COMPLETED,
@@ -228,26 +233,24 @@ class StepRunner:
             latency_ms=completion.latency_ms,
         )
 
-    def record(self, step: StepRecord, item: MemoryItem | None = None) -> StepRecord:
+    def record(
+        self, step: StepRecord, network_id: UUID, item: MemoryItem | None = None
+    ) -> StepRecord:
         """Record a step (first write wins); the winner's usage, history and memory go with it."""
         with self._uow(self._tenant_id) as uow:
             stored, is_new = uow.steps.record(step)
             if is_new:
-                task = uow.tasks.get(step.task_id, lock=True)
-                task.usage = task.usage + step.usage
-                task.record_step(step, now=self._clock.now(), attempt=step.attempt)
-                uow.tasks.save(task)
+                uow.tasks.add_step(step, now=self._clock.now())
                 if item is not None:
                     uow.memory.add(item)
-                # Last, so that the agent's row, which every task's steps of this type
-                # update, stays locked for one statement rather than the whole recording.
-                agent = Network.agent_of_in(uow.agents.list(task.network_id), step.agent_type)
                 # A step made a model call if it names a model or spent time failing in the
                 # chain; a client's plan, a budget refusal or a missing agent made none.
-                made_call = step.model is not None or step.latency_ms > 0
-                if agent is not None and made_call:
+                if step.model is not None or step.latency_ms > 0:
+                    # Last, so that the agent's row, which every task's steps of this type
+                    # update, stays locked for one statement rather than the whole recording.
                     uow.agents.record_call(
-                        agent.id,
+                        network_id,
+                        step.agent_type,
                         latency_ms=step.latency_ms,
                         usage=step.usage,
                         is_failure=step.status is StepStatus.FAILED,
@@ -291,7 +294,7 @@ class StepRunner:
             },
         )
 
-    def _begin(self, agent: Agent, task: Task, iteration: int, key: str) -> int | None:
+    def _begin(self, task: Task, iteration: int, key: str) -> int | None:
         """Lease the step, count the attempt and show the task alive, in one transaction."""
         now = self._clock.now()
         with self._uow(self._tenant_id) as uow:
@@ -300,14 +303,8 @@ class StepRunner:
             )
             if attempt is not None:
                 uow.tasks.touch(task.id, now)
-                uow.agents.add_in_flight(agent.id, 1)  # last: the agent's row is hot
             uow.commit()
         return attempt
-
-    def _add_in_flight(self, agent: Agent, delta: int) -> None:
-        with self._uow(self._tenant_id) as uow:
-            uow.agents.add_in_flight(agent.id, delta)
-            uow.commit()
 
 
 def _count_recorded(step: StepRecord) -> None:

@@ -264,7 +264,7 @@ class Coordination:
             if step.status is StepStatus.FAILED:
                 raise InvalidPlan(step.error or "the coordinator gave no plan")
             answers.recorded_plan(step, network)  # a client plan the network cannot run fails
-            recorded = self._steps.record(step)
+            recorded = self._steps.record(step, network.id)
         if recorded.status is StepStatus.FAILED:
             raise InvalidPlan(recorded.error or "the coordinator gave no plan")
         # Two racing planners may disagree; the recorded plan wins and both follow it.
@@ -338,7 +338,7 @@ class Coordination:
             item = self._steps.memory_item(
                 task, network, step, confidence=coordinator.PROFILE.confidence
             )
-            recorded = self._steps.record(step, item)
+            recorded = self._steps.record(step, network.id, item)
         if recorded.status is StepStatus.FAILED:
             self._fail(task.id, f"synthesis failed: {recorded.error}")
             return
@@ -388,7 +388,7 @@ class Coordination:
         if item is not None:
             verdict = critic.read_verdict(step.output)
             item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")
-        return self._steps.record(step, item)
+        return self._steps.record(step, network.id, item)
 
     def _fail(self, task_id: UUID, reason: str) -> None:
         with self._uow(self._tenant_id) as uow:

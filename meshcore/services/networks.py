@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from meshcore.domain.network import (
     Network,
     NetworkConfig,
 )
-from meshcore.ports import Clock, MemoryStore, Page, UnitOfWorkFactory
+from meshcore.ports import AgentActivity, Clock, MemoryStore, Page, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +33,16 @@ class AgentSpec:
 
 class NetworkService:
     def __init__(
-        self, *, tenant_id: str, uow: UnitOfWorkFactory, memory: MemoryStore, clock: Clock
+        self,
+        *,
+        tenant_id: str,
+        uow: UnitOfWorkFactory,
+        memory: MemoryStore,
+        activity: AgentActivity,
+        clock: Clock,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
+        self._activity = activity
 
     def create(
         self,
@@ -61,11 +68,17 @@ class NetworkService:
 
     def list(self, page: Page) -> tuple[list[Network], int]:
         with self._uow(self._tenant_id) as uow:
-            return uow.networks.list(page)
+            found, total = uow.networks.list(page)
+        live = iter(self._live([a for n in found for a in n.agents]))
+        for network in found:
+            network.agents = [next(live) for _ in network.agents]
+        return found, total
 
     def get(self, network_id: UUID) -> Network:
         with self._uow(self._tenant_id) as uow:
-            return uow.networks.get(network_id, with_usage=True)
+            network = uow.networks.get(network_id, with_usage=True)
+        network.agents = self._live(network.agents)
+        return network
 
     def delete(self, network_id: UUID) -> None:
         """Delete a network with its agents, tasks and memory, in Postgres and in Redis.
@@ -98,7 +111,8 @@ class NetworkService:
     def list_agents(self, network_id: UUID) -> list[Agent]:
         with self._uow(self._tenant_id) as uow:
             uow.networks.require(network_id)
-            return uow.agents.list(network_id)
+            found = uow.agents.list(network_id)
+        return self._live(found)
 
     def remove_agent(self, network_id: UUID, agent_id: UUID) -> None:
         with self._uow(self._tenant_id) as uow:
@@ -106,6 +120,15 @@ class NetworkService:
             uow.agents.delete(network_id, agent_id)
             uow.commit()
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))
+
+    def _live(self, agents: list[Agent]) -> list[Agent]:
+        """The agents with the steps each is running now (live state, kept in Redis)."""
+        counts = self._activity.in_flight(
+            self._tenant_id, [a.id for a in agents], now=self._clock.now()
+        )
+        return [
+            replace(a, metrics=replace(a.metrics, in_flight=counts.get(a.id, 0))) for a in agents
+        ]
 
 
 def _add_agent(network: Network, spec: AgentSpec, now: datetime) -> Agent:

@@ -105,7 +105,6 @@ def agent_row(agent: Agent, position: int) -> dict[str, object]:
         "input_tokens": m.input_tokens,
         "output_tokens": m.output_tokens,
         "cost_usd": m.cost_usd,
-        "in_flight": m.in_flight,
         "created_at": agent.created_at,
     }
 
@@ -133,7 +132,6 @@ def agent_from_row(row: Row) -> Agent:
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             cost_usd=row["cost_usd"],
-            in_flight=max(0, row["in_flight"]),
         ),
     )
 

@@ -22,9 +22,16 @@ from meshcore.adapters.sql.tables import (
 )
 from meshcore.domain.errors import NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import Agent, Network
+from meshcore.domain.network import Agent, AgentType, Network
 from meshcore.domain.plan import Plan
-from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskStatus
+from meshcore.domain.task import (
+    HistoryEntry,
+    StepRecord,
+    Subtask,
+    Task,
+    TaskStatus,
+    step_entry,
+)
 from meshcore.domain.usage import Usage
 from meshcore.ports import Page
 
@@ -54,20 +61,27 @@ class SqlNetworkRepository(_Repository):
 
     def get(self, network_id: UUID, *, with_usage: bool = False) -> Network:
         """The network with its agents; what its tasks spent only when asked (it sums them)."""
-        row = (
+        # One statement: every step reads its network, so a second round trip for the agents
+        # would be paid on every step.
+        agent_columns = [c.label(f"agent_{c.name}") for c in agents.c]
+        rows = (
             self._db.execute(
-                networks.select().where(
-                    networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
-                )
+                sa.select(networks, *agent_columns)
+                .select_from(networks.outerjoin(agents, agents.c.network_id == networks.c.id))
+                .where(networks.c.id == network_id, networks.c.tenant_id == self._tenant_id)
+                .order_by(agents.c.position, agents.c.id)
             )
             .mappings()
-            .first()
+            .all()
         )
-        if row is None:
+        if not rows:
             raise NotFound("network", network_id)
-        network = m.network_from_row(
-            row, SqlAgentRepository(self._db, self._tenant_id).list(network_id)
-        )
+        found = [
+            m.agent_from_row({c.name: row[f"agent_{c.name}"] for c in agents.c})
+            for row in rows
+            if row["agent_id"] is not None
+        ]
+        network = m.network_from_row(rows[0], found)
         if with_usage:
             network.usage = self._usage([network_id]).get(network_id, Usage())
         return network
@@ -172,12 +186,27 @@ class SqlAgentRepository(_Repository):
             raise NotFound("agent", agent_id)
 
     def record_call(
-        self, agent_id: UUID, *, latency_ms: float, usage: Usage, is_failure: bool
+        self,
+        network_id: UUID,
+        agent_type: AgentType,
+        *,
+        latency_ms: float,
+        usage: Usage,
+        is_failure: bool,
     ) -> None:
-        # Increments in SQL, so concurrent steps of one agent never lose a count.
+        # The agent is chosen in the statement, as Network.agent_of chooses it; increments in
+        # SQL, so concurrent steps of one agent never lose a count.
+        takes_the_steps = (
+            sa.select(agents.c.id)
+            .where(self._mine(network_id), agents.c.type == agent_type.value,
+                   sa.not_(agents.c.is_disabled))
+            .order_by(agents.c.position, agents.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )  # fmt: skip
         self._db.execute(
             agents.update()
-            .where(agents.c.id == agent_id, agents.c.tenant_id == self._tenant_id)
+            .where(agents.c.id == takes_the_steps)
             .values(
                 calls=agents.c.calls + 1,
                 failures=agents.c.failures + int(is_failure),
@@ -186,13 +215,6 @@ class SqlAgentRepository(_Repository):
                 output_tokens=agents.c.output_tokens + usage.output_tokens,
                 cost_usd=agents.c.cost_usd + usage.cost_usd,
             )
-        )
-
-    def add_in_flight(self, agent_id: UUID, delta: int) -> None:
-        self._db.execute(
-            agents.update()
-            .where(agents.c.id == agent_id, agents.c.tenant_id == self._tenant_id)
-            .values(in_flight=agents.c.in_flight + delta)
         )
 
 
@@ -238,6 +260,26 @@ class SqlTaskRepository(_Repository):
         )
         self._append_history(task)
 
+    def add_step(self, step: StepRecord, *, now: datetime) -> None:
+        # Without loading or locking the task first: its steps record concurrently, and the
+        # sums are increments in SQL, so none is lost.
+        usage = step.usage
+        status = self._db.execute(
+            tasks.update()
+            .where(tasks.c.id == step.task_id, tasks.c.tenant_id == self._tenant_id)
+            .values(
+                input_tokens=tasks.c.input_tokens + usage.input_tokens,
+                output_tokens=tasks.c.output_tokens + usage.output_tokens,
+                cost_usd=tasks.c.cost_usd + usage.cost_usd,
+                heartbeat_at=now,
+            )
+            .returning(tasks.c.status)
+        ).scalar()
+        if status is None:
+            raise NotFound("task", step.task_id)
+        entry = step_entry(step, TaskStatus(status), now=now)
+        self._db.execute(task_events.insert(), [m.event_row(self._tenant_id, step.task_id, entry)])
+
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Show the task is alive (a step began) without locking or loading it."""
         self._db.execute(
@@ -272,6 +314,14 @@ class SqlTaskRepository(_Repository):
         self._insert_absent(subtasks, rows)
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
+        return self._subtasks(task_id, iteration)
+
+    def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None:
+        found = self._subtasks(task_id, iteration, key)
+        return found[0] if found else None
+
+    def _subtasks(self, task_id: UUID, iteration: int, key: str | None = None) -> list[Subtask]:
+        """The iteration's subtasks (or the one under `key`), each with its step if recorded."""
         joined = subtasks.outerjoin(
             steps,
             sa.and_(
@@ -281,7 +331,7 @@ class SqlTaskRepository(_Repository):
             ),
         )
         step_columns = [c.label(f"step_{c.name}") for c in steps.c]
-        rows = self._db.execute(
+        query = (
             sa.select(subtasks, *step_columns)
             .select_from(joined)
             .where(
@@ -290,9 +340,11 @@ class SqlTaskRepository(_Repository):
                 subtasks.c.tenant_id == self._tenant_id,
             )
             .order_by(subtasks.c.position)
-        ).mappings()
+        )
+        if key is not None:
+            query = query.where(subtasks.c.key == key)
         result = []
-        for row in rows:
+        for row in self._db.execute(query).mappings():
             step = None
             if row["step_status"] is not None:
                 step = m.step_from_row({c.name: row[f"step_{c.name}"] for c in steps.c})
@@ -330,10 +382,14 @@ class SqlStepRepository(_Repository):
         return self._db.execute(statement).scalar()
 
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
-        is_new = self._insert_absent(steps, [m.step_row(self._tenant_id, step)]) == 1
+        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(steps).on_conflict_do_nothing().returning(*steps.c)
+        inserted = self._db.execute(statement, m.step_row(self._tenant_id, step)).mappings().first()
+        if inserted is not None:
+            return m.step_from_row(inserted), True
         stored = self.get(step.task_id, step.iteration, step.key)
-        assert stored is not None  # it was just inserted, or was already there
-        return stored, is_new
+        assert stored is not None  # a conflict: it was already there
+        return stored, False
 
     def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
         row = (

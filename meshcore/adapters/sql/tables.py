@@ -49,7 +49,6 @@ agents = sa.Table(
     sa.Column("input_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("output_tokens", sa.BigInteger, nullable=False, default=0),
     sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
-    sa.Column("in_flight", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index("ix_agents_network", "tenant_id", "network_id"),
 )

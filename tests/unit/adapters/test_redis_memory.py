@@ -209,3 +209,14 @@ def test_the_store_says_whether_redis_answers(
     server.connected = False
 
     assert not store.is_reachable()
+
+
+def test_a_query_reads_past_a_page_whose_items_are_gone(
+    store: RedisMemoryStore, redis: fakeredis.FakeRedis
+) -> None:
+    put(store, item("kept", minute=0))
+    gone = [item(f"gone {i}", minute=1 + i) for i in range(5)]
+    put(store, *gone)
+    redis.delete(*(f"mesh:acme:mem:{NETWORK}:item:{g.id}" for g in gone))
+
+    assert query(store, limit=3) == ["kept"]

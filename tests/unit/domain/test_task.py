@@ -17,6 +17,7 @@ from meshcore.domain.task import (
     Task,
     TaskStatus,
     Usage,
+    step_entry,
 )
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -167,6 +168,7 @@ def test_seconds_left_counts_down_and_stops_at_zero() -> None:
 def test_a_recorded_step_joins_the_history_with_where_it_ran() -> None:
     task = task_in(TaskStatus.RUNNING)
     step = StepRecord(
+        attempt=2,
         task_id=task.id,
         iteration=2,
         key="research",
@@ -180,9 +182,8 @@ def test_a_recorded_step_joins_the_history_with_where_it_ran() -> None:
         worker="w1@host",
     )
 
-    task.record_step(step, now=NOW, attempt=2)
+    entry = step_entry(step, task.status, now=NOW)
 
-    entry = task.history[-1]
     assert (entry.kind, entry.status, entry.agent, entry.queue) == (
         "step",
         TaskStatus.RUNNING,

@@ -71,7 +71,7 @@ def test_the_first_recorded_result_wins_and_the_second_leaves_no_trace(mesh: Fak
     racing: list[StepRecord] = [first, second]
 
     stored = [
-        mesh.steps.record(s, mesh.steps.memory_item(task, network, s, confidence=0.8))
+        mesh.steps.record(s, network.id, mesh.steps.memory_item(task, network, s, confidence=0.8))
         for s in racing
     ]
 

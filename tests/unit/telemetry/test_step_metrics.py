@@ -34,8 +34,8 @@ def test_a_step_counts_each_attempt_and_only_the_first_recorded_outcome() -> Non
     mesh.clock.advance(91)  # past the lease: a second attempt, as after a lost worker
     second = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
     assert first is not None and second is not None
-    mesh.steps.record(first)
-    mesh.steps.record(second)  # the duplicate: discarded, and not counted again
+    mesh.steps.record(first, network.id)
+    mesh.steps.record(second, network.id)  # the duplicate: discarded, and not counted again
 
     assert first.status is StepStatus.COMPLETED
     assert count("started") - before["started"] == 2
