@@ -27,22 +27,21 @@ from bench.sampling import Sampler
 from bench.session import Session
 
 LATENCY_MS = 200
-# Each Mesh process's SQLAlchemy pool opens up to 50 connections (meshcore/adapters/sql/
-# engine.py) and Postgres here allows 100 in all: -c16 keeps the coordinator at 16, the agents
-# worker stays at its pool's 50 whatever its threads, and the API is stopped meanwhile.
+# Calls in flight: 16 on the coordinator and 128 on the agents workers, shared among them.
+# Each process holds at most 20 Postgres connections (MESH_DATABASE_POOL_SIZE + overflow)
+# whatever its threads, well within the server's 100.
 COORDINATOR_C, AGENTS_C = 16, 128
 
 
 def specs(prefix: str = "") -> list[WorkerSpec]:
-    return [
-        WorkerSpec(f"{prefix}coordinator@bench", ["coordinator"], COORDINATOR_C),
-        WorkerSpec(f"{prefix}agents@bench", list(processes.AGENT_QUEUES), AGENTS_C),
-    ]
+    workers = len(processes.layout(prefix, 1, 1)) - 1
+    return processes.layout(prefix, COORDINATOR_C, AGENTS_C // workers)
 
 
 def ideal_tps() -> float:
     step_s = LATENCY_MS / 1000
-    return min(COORDINATOR_C / (2 * step_s), AGENTS_C / (6 * step_s))
+    agent_slots = sum(s.concurrency for s in specs()[1:])
+    return min(COORDINATOR_C / (2 * step_s), agent_slots / (6 * step_s))
 
 
 def bare(session: Session, concurrent: int, singles: int) -> tuple[float, float]:
@@ -107,7 +106,7 @@ def run(session: Session) -> list[Figure]:
     _, not_completed = fleet.outcomes(ids)
     session.stop_fleet()
     ideal = ideal_tps()
-    layout = f"threads, coordinator -c{COORDINATOR_C}, agents -c{AGENTS_C}"
+    layout = f"threads, coordinator -c{COORDINATOR_C}, agents -c{AGENTS_C} over {len(specs()) - 1}"
     wall, path = median(walls), median(paths)
     return [
         Figure("single task wall time vs its critical path", wall, path, "ms",

@@ -53,7 +53,7 @@ def run(session: Session) -> list[Figure]:
     fleet.wait(warm)
     paths = [f"/api/mesh/networks/{network}/tasks/{i}" for i in warm]
     time.sleep(1)
-    coordinator, agents = fleet.workers
+    coordinator, agents = fleet.workers[:2]  # the coordinator and the first agents worker
     idle = {p.name: p.rss_mb() for p in (api, coordinator, agents)}
     host, port = _address(base)
     with Peak([api, coordinator, agents]) as peak:

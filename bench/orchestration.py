@@ -22,10 +22,7 @@ COORDINATOR_C, AGENTS_C = 8, 32
 
 
 def bare_specs() -> list[WorkerSpec]:
-    return [
-        WorkerSpec("bare-coordinator@bench", ["coordinator"], COORDINATOR_C),
-        WorkerSpec("bare-agents@bench", list(processes.AGENT_QUEUES), AGENTS_C),
-    ]
+    return processes.layout("bare-", COORDINATOR_C, AGENTS_C)
 
 
 def measure_bare(servers: Servers, sequential: int, concurrent: int, step_ms: int = 0) -> dict:
@@ -105,7 +102,7 @@ def run(session: Session) -> list[Figure]:
     bare_tps, mesh_tps = concurrent / bare["wall"], concurrent / mesh["wall"]
     ratio = mesh_tps / bare_tps
     single_ratio = median(mesh["single"]) / median(bare["single"])
-    layout = f"coordinator -c{COORDINATOR_C}, agents -c{AGENTS_C}, threads"
+    layout = f"coordinator -c{COORDINATOR_C}, {len(specs) - 1} x agents -c{AGENTS_C}, threads"
     return [
         Figure(
             f"throughput, {concurrent} tasks at once", mesh_tps, bare_tps, "tasks/s",

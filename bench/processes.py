@@ -251,10 +251,21 @@ def _wait_ping(app: object, procs: list[Proc], timeout: float = 90) -> None:
 
 
 def mesh_fleet_specs(coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
-    """A coordinator worker and one worker for every agent queue, as `mesh serve` runs them."""
+    """The workers `mesh serve` runs: a coordinator, and agents workers serving every agent
+    queue, one per CPU (MESH_AGENT_WORKERS), each with `agents` threads."""
+    return layout("", coordinator, agents, pool)
+
+
+def layout(prefix: str, coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
+    from meshcli.serve import agent_workers
+    from meshcore.settings import Settings
+
     return [
-        WorkerSpec("coordinator@bench", ["coordinator"], coordinator, pool),
-        WorkerSpec("agents@bench", list(AGENT_QUEUES), agents, pool),
+        WorkerSpec(f"{prefix}coordinator@bench", ["coordinator"], coordinator, pool),
+        *(
+            WorkerSpec(f"{prefix}agents{i}@bench", list(AGENT_QUEUES), agents, pool)
+            for i in range(1, agent_workers(Settings()) + 1)
+        ),
     ]
 
 

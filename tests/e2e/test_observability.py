@@ -64,6 +64,7 @@ def mesh(
             database_url=database_url,
             redis_url=url,
             metrics_port=str(metrics_port),
+            agent_workers="2",
             log_level="INFO",
             model_chain=json.dumps([FIRST, SECOND]),
             provider_api_bases=json.dumps(
@@ -152,7 +153,8 @@ def test_every_span_of_a_task_shares_one_trace_across_the_queue_hops(mesh: Runni
 
 def test_a_real_prometheus_scrapes_the_api_and_the_workers(mesh: Running) -> None:
     api = mesh.base.removeprefix("http://")
-    workers = [f"127.0.0.1:{mesh.metrics_port}", f"127.0.0.1:{mesh.metrics_port + 1}"]
+    # The coordinator on the metrics port, the two agents workers on the ports after it.
+    workers = [f"127.0.0.1:{mesh.metrics_port + i}" for i in range(3)]
     with prometheus(mesh.workdir, {"mesh-api": [api], "mesh-worker": workers}) as prom:
         deadline = time.monotonic() + 20  # each target's first scrape, before any assertion
         while set(prom.targets_up().values()) != {"up"} and time.monotonic() < deadline:
