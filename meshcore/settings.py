@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # so a few serve many threads, and a fleet stays within the server's max_connections.
     database_pool_size: int = Field(10, ge=1, le=200)
     database_max_overflow: int = Field(10, ge=0, le=200)
+    # Celery task events (for Flower) from the start. Off, they cost nothing: every message
+    # would otherwise publish four events (sent, received, started, succeeded) that no one
+    # reads. Flower turns them on in the running workers while it watches.
+    task_events: bool = False
     # Each worker serves /metrics here (0: not at all); the API serves it on its own port.
     metrics_port: int = Field(9100, ge=0, le=65535)
     log_level: str = "INFO"

@@ -62,8 +62,8 @@ def create_celery(settings: Settings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
     )
     # Stalled tasks are found by a sweep that beat sends; a lost sweep is replaced by the next.
     app.conf.beat_schedule = {

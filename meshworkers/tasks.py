@@ -47,7 +47,12 @@ _DELIVERY = {
 }
 
 
-@shared_task(name="mesh.coordinate", **_DELIVERY)
+# Only a chord's header needs results in the backend (they count its steps); the other tasks'
+# results would be a Redis write and a publish per message that nothing reads.
+_NO_RESULT = {**_DELIVERY, "ignore_result": True}
+
+
+@shared_task(name="mesh.coordinate", **_NO_RESULT)
 def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
     services(self.app, tenant_id).coordination.coordinate(UUID(task_id))
 
@@ -61,17 +66,17 @@ def run_agent(
     )
 
 
-@shared_task(name="mesh.collect", **_DELIVERY)
+@shared_task(name="mesh.collect", **_NO_RESULT)
 def collect(self: Task, tenant_id: str, task_id: str, iteration: int, wave: int) -> None:
     services(self.app, tenant_id).coordination.collect(UUID(task_id), iteration, wave)
 
 
-@shared_task(name="mesh.review", **_DELIVERY)
+@shared_task(name="mesh.review", **_NO_RESULT)
 def review(self: Task, tenant_id: str, task_id: str, iteration: int) -> None:
     services(self.app, tenant_id).coordination.review(UUID(task_id), iteration, delivery_of(self))
 
 
-@shared_task(name="mesh.expire", **_DELIVERY)
+@shared_task(name="mesh.expire", **_NO_RESULT)
 def expire(self: Task, tenant_id: str, task_id: str) -> None:
     services(self.app, tenant_id).coordination.expire(UUID(task_id))
 

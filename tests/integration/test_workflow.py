@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from uuid import uuid4
 
@@ -11,6 +13,7 @@ from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.domain.task import PLAN_KEY, REVIEW_KEY, Priority, TaskStatus
 from meshcore.domain.usage import Budget
 from meshcore.services.networks import AgentSpec
+from meshworkers.app import create_celery
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 
 pytestmark = pytest.mark.integration
@@ -172,3 +175,34 @@ def test_a_budget_stops_a_task_keeping_its_work(workers: Fleet) -> None:
     assert done.usage.input_tokens + done.usage.output_tokens <= budget.tokens
     assert done.result["answer"].startswith("[offline model, not an AI]")  # the work it has
     assert done.result["partial"] is True
+
+
+def test_workers_send_task_events_only_once_flower_asks_for_them(workers: Fleet) -> None:
+    app = create_celery(workers.settings)
+    seen: list[str] = []
+
+    def run_one() -> list[str]:
+        seen.clear()
+        with app.connection() as connection:
+            receiver = app.events.Receiver(
+                connection, handlers={"*": lambda event: seen.append(event["type"])}
+            )
+            listener = threading.Thread(target=receiver.capture, kwargs={"limit": None})
+            listener.start()
+            time.sleep(0.5)  # subscribed before the task starts
+            net = network(workers, quality_threshold=0.0)
+            task = workers.services.tasks.submit(
+                net.id, description="One line of copy", context={}, priority=Priority.NORMAL
+            )
+            assert workers.wait(task).status is TaskStatus.COMPLETED
+            time.sleep(0.5)  # the last events in flight
+            receiver.should_stop = True  # it stops at its next wake-up (at most 1 s)
+            listener.join(timeout=10)
+        return [t for t in seen if t.startswith("task-")]
+
+    assert run_one() == []
+    app.control.enable_events()  # what Flower sends every 5 s while it runs
+    try:
+        assert "task-succeeded" in run_one()
+    finally:
+        app.control.disable_events()
