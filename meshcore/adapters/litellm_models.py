@@ -13,6 +13,7 @@ Only processes that call models import this module: importing litellm costs seco
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from tenacity import (
 )
 
 from meshcore.adapters.breaker import BreakerBoard, CircuitBreakerError
-from meshcore.adapters.litellm_env import litellm
+from meshcore.adapters.litellm_env import litellm, quiet_call
 from meshcore.adapters.offline_model import PROVIDER, OfflineModel
 from meshcore.adapters.providers import Providers
 from meshcore.domain.errors import ModelUnavailable
@@ -213,17 +214,18 @@ class ModelGateway:
     def _complete(
         self, model: str, request: _Request, remaining: float
     ) -> litellm.ModelResponse:
-        return litellm.completion(
-            model=model,
-            messages=[{"role": m.role, "content": m.content} for m in request.messages],
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            timeout=self._timeout(remaining),
-            num_retries=0,  # one retry layer only: ours
-            max_retries=0,  # and none inside the provider's SDK either
-            api_key=self._providers.api_key(model),
-            api_base=self._providers.api_base(model),
-        )
+        with quiet_call():
+            return litellm.completion(
+                model=model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                timeout=self._timeout(remaining),
+                num_retries=0,  # one retry layer only: ours
+                max_retries=0,  # and none inside the provider's SDK either
+                api_key=self._providers.api_key(model),
+                api_base=self._providers.api_base(model),
+            )
 
     def _timeout(self, remaining: float) -> float:
         # litellm keeps one HTTP client (and its open connections) per distinct timeout; whole
@@ -261,11 +263,54 @@ class ModelGateway:
         return Completion(second.text, model, total, completion.latency_ms + second.latency_ms)
 
     def _cost(self, model: str, response: litellm.ModelResponse) -> float:
-        cost = response._hidden_params.get("response_cost")
-        if cost is None and model not in self._unpriced:
-            self._unpriced.add(model)
-            log.info("model.unpriced", model=model, reason="not in litellm's cost map")
-        return float(cost or 0.0)
+        prices = price_of(model)
+        if prices is None:
+            if model not in self._unpriced:
+                self._unpriced.add(model)
+                log.info("model.unpriced", model=model, reason="not in litellm's cost map")
+            return 0.0
+        return prices.cost(response.usage)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """A model's price per token, from litellm's price map."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    def cost(self, usage: litellm.Usage) -> float:
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = getattr(details, "cached_tokens", None) or 0
+        written = getattr(usage, "cache_creation_input_tokens", None) or 0
+        fresh = usage.prompt_tokens - cached - written
+        return (
+            fresh * self.input
+            + cached * self.cache_read
+            + written * self.cache_write
+            + usage.completion_tokens * self.output
+        )
+
+
+@functools.cache
+def price_of(model: str) -> Prices | None:
+    """What litellm's price map says `model` costs per token; None when it is not there.
+
+    Flat prices only: tiered prices (above 200k tokens of context) and batch or priority
+    rates are not applied.
+    """
+    info = litellm.model_cost.get(model) or litellm.model_cost.get(model.partition("/")[2])
+    if not info or info.get("input_cost_per_token") is None:
+        return None
+    per_input = info["input_cost_per_token"]
+    return Prices(
+        input=per_input,
+        output=info.get("output_cost_per_token") or 0.0,
+        cache_read=info.get("cache_read_input_token_cost", per_input),
+        cache_write=info.get("cache_creation_input_token_cost", per_input),
+    )
 
 
 def _retry_after_or(
@@ -294,8 +339,7 @@ def register_offline_model(latency_ms: int) -> None:
     litellm.custom_provider_map = [
         entry for entry in litellm.custom_provider_map if entry["provider"] != PROVIDER
     ] + [{"provider": PROVIDER, "custom_handler": OfflineModel(latency_ms)}]
-    # Free, and priced as such: an unpriced model sends litellm searching its whole price map
-    # on every call (a third of the call's CPU), and its cost would read as unknown.
+    # Free, and priced as such: its cost reads as $0 rather than unknown.
     litellm.register_model({
         OFFLINE_MODEL: {
             "litellm_provider": PROVIDER,

@@ -16,6 +16,7 @@ import structlog.testing
 from pydantic import SecretStr
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
+from meshcore.adapters.litellm_env import litellm
 from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
 from meshcore.agents import coordinator, critic
 from meshcore.domain.errors import InvalidPlan, ModelUnavailable
@@ -93,6 +94,19 @@ def ask(gw: ModelGateway, messages: list[Message] | None = None, **kwargs: objec
         timeout_s=kwargs.pop("timeout_s", 20),
         **kwargs,
     )
+
+
+def test_a_call_is_priced_from_its_tokens(server: ProviderServer, breaker_redis: str) -> None:
+    completion = ask(gateway(settings_for(server, breaker_redis)))
+
+    usage = completion.usage
+    assert completion.model == OPENAI
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+    expected = litellm.cost_per_token(
+        model=OPENAI, prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens
+    )
+    assert usage.cost_usd == pytest.approx(sum(expected))
+    assert usage.cost_usd > 0
 
 
 @pytest.mark.parametrize("failure", ["500", "401"])
