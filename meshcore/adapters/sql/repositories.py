@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 
 from meshcore.adapters.sql import mapping as m
+from meshcore.adapters.sql import statements as q
 from meshcore.adapters.sql.tables import (
     agents,
     memory_items,
     networks,
-    step_attempts,
     steps,
     subtasks,
     task_events,
@@ -40,15 +40,14 @@ class _Repository:
     def __init__(self, connection: sa.Connection, tenant_id: str) -> None:
         self._db, self._tenant_id = connection, tenant_id
 
-    def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> int:
-        """Insert rows whose primary key is not taken yet; answers how many went in."""
-        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
-        key = next(iter(table.primary_key.columns))
-        # Rows as parameters, not in the statement, so its compiled form is cached; SQLAlchemy
-        # batches them into one INSERT. RETURNING counts what went in (psycopg reports no
-        # rowcount for this statement).
-        statement = dialect.insert(table).on_conflict_do_nothing().returning(key)
-        return len(self._db.execute(statement, list(rows)).all())
+    def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> list[Row]:
+        """Insert rows whose primary key is not taken yet; answers the rows that went in.
+
+        Rows go as parameters, which SQLAlchemy batches into one INSERT; RETURNING tells what
+        went in (psycopg reports no rowcount for this statement).
+        """
+        statement = q.insert_absent(self._db.dialect.name, table)
+        return self._db.execute(statement, list(rows)).mappings().all()
 
 
 class SqlNetworkRepository(_Repository):
@@ -61,15 +60,9 @@ class SqlNetworkRepository(_Repository):
 
     def get(self, network_id: UUID, *, with_usage: bool = False) -> Network:
         """The network with its agents; what its tasks spent only when asked (it sums them)."""
-        # One statement: every step reads its network, so a second round trip for the agents
-        # would be paid on every step.
-        agent_columns = [c.label(f"agent_{c.name}") for c in agents.c]
         rows = (
             self._db.execute(
-                sa.select(networks, *agent_columns)
-                .select_from(networks.outerjoin(agents, agents.c.network_id == networks.c.id))
-                .where(networks.c.id == network_id, networks.c.tenant_id == self._tenant_id)
-                .order_by(agents.c.position, agents.c.id)
+                q.NETWORK_WITH_AGENTS, {"p_id": network_id, "p_tenant": self._tenant_id}
             )
             .mappings()
             .all()
@@ -194,27 +187,18 @@ class SqlAgentRepository(_Repository):
         usage: Usage,
         is_failure: bool,
     ) -> None:
-        # The agent is chosen in the statement, as Network.agent_of chooses it; increments in
-        # SQL, so concurrent steps of one agent never lose a count.
-        takes_the_steps = (
-            sa.select(agents.c.id)
-            .where(self._mine(network_id), agents.c.type == agent_type.value,
-                   sa.not_(agents.c.is_disabled))
-            .order_by(agents.c.position, agents.c.id)
-            .limit(1)
-            .scalar_subquery()
-        )  # fmt: skip
         self._db.execute(
-            agents.update()
-            .where(agents.c.id == takes_the_steps)
-            .values(
-                calls=agents.c.calls + 1,
-                failures=agents.c.failures + int(is_failure),
-                latency_ms_total=agents.c.latency_ms_total + latency_ms,
-                input_tokens=agents.c.input_tokens + usage.input_tokens,
-                output_tokens=agents.c.output_tokens + usage.output_tokens,
-                cost_usd=agents.c.cost_usd + usage.cost_usd,
-            )
+            q.RECORD_CALL,
+            {
+                "p_tenant": self._tenant_id,
+                "p_network": network_id,
+                "p_type": agent_type.value,
+                "p_failures": int(is_failure),
+                "p_latency_ms": latency_ms,
+                "p_input_tokens": usage.input_tokens,
+                "p_output_tokens": usage.output_tokens,
+                "p_cost_usd": usage.cost_usd,
+            },
         )
 
 
@@ -224,14 +208,12 @@ class SqlTaskRepository(_Repository):
         self._append_history(task)
 
     def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task:
-        query = tasks.select().where(tasks.c.id == task_id, tasks.c.tenant_id == self._tenant_id)
+        params = {"p_id": task_id, "p_tenant": self._tenant_id}
         if network_id is not None:
-            query = query.where(tasks.c.network_id == network_id)
-        if lock:
-            # FOR NO KEY UPDATE: it serialises writers of the task yet does not wait on the
-            # KEY SHARE locks that inserting steps and events (foreign keys) take.
-            query = query.with_for_update(key_share=True)
-        row = self._db.execute(query).mappings().first()
+            query, params["p_network"] = q.TASK_IN_NETWORK, network_id
+        else:
+            query = q.TASK_LOCKED if lock else q.TASK
+        row = self._db.execute(query, params).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
         return m.task_from_row(row)
@@ -253,27 +235,23 @@ class SqlTaskRepository(_Repository):
         return [m.task_from_row(r) for r in rows], total.scalar_one()
 
     def save(self, task: Task) -> None:
-        self._db.execute(
-            tasks.update()
-            .where(tasks.c.id == task.id, tasks.c.tenant_id == self._tenant_id)
-            .values(m.task_state(task))
-        )
+        params = {"p_id": task.id, "p_tenant": self._tenant_id, **m.task_state(task)}
+        self._db.execute(q.UPDATE_TASK, params)
         self._append_history(task)
 
     def add_step(self, step: StepRecord, *, now: datetime) -> None:
         # Without loading or locking the task first: its steps record concurrently, and the
         # sums are increments in SQL, so none is lost.
-        usage = step.usage
         status = self._db.execute(
-            tasks.update()
-            .where(tasks.c.id == step.task_id, tasks.c.tenant_id == self._tenant_id)
-            .values(
-                input_tokens=tasks.c.input_tokens + usage.input_tokens,
-                output_tokens=tasks.c.output_tokens + usage.output_tokens,
-                cost_usd=tasks.c.cost_usd + usage.cost_usd,
-                heartbeat_at=now,
-            )
-            .returning(tasks.c.status)
+            q.ADD_USAGE,
+            {
+                "p_id": step.task_id,
+                "p_tenant": self._tenant_id,
+                "p_input_tokens": step.usage.input_tokens,
+                "p_output_tokens": step.usage.output_tokens,
+                "p_cost_usd": step.usage.cost_usd,
+                "p_now": now,
+            },
         ).scalar()
         if status is None:
             raise NotFound("task", step.task_id)
@@ -283,9 +261,7 @@ class SqlTaskRepository(_Repository):
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Show the task is alive (a step began) without locking or loading it."""
         self._db.execute(
-            tasks.update()
-            .where(tasks.c.id == task_id, tasks.c.tenant_id == self._tenant_id)
-            .values(heartbeat_at=now)
+            q.UPDATE_TASK, {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now}
         )
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
@@ -322,29 +298,11 @@ class SqlTaskRepository(_Repository):
 
     def _subtasks(self, task_id: UUID, iteration: int, key: str | None = None) -> list[Subtask]:
         """The iteration's subtasks (or the one under `key`), each with its step if recorded."""
-        joined = subtasks.outerjoin(
-            steps,
-            sa.and_(
-                steps.c.task_id == subtasks.c.task_id,
-                steps.c.iteration == subtasks.c.iteration,
-                steps.c.key == subtasks.c.key,
-            ),
-        )
-        step_columns = [c.label(f"step_{c.name}") for c in steps.c]
-        query = (
-            sa.select(subtasks, *step_columns)
-            .select_from(joined)
-            .where(
-                subtasks.c.task_id == task_id,
-                subtasks.c.iteration == iteration,
-                subtasks.c.tenant_id == self._tenant_id,
-            )
-            .order_by(subtasks.c.position)
-        )
+        params = {"p_task": task_id, "p_iteration": iteration, "p_tenant": self._tenant_id}
         if key is not None:
-            query = query.where(subtasks.c.key == key)
+            params["p_key"] = key
         result = []
-        for row in self._db.execute(query).mappings():
+        for row in self._db.execute(q.SUBTASK if key else q.SUBTASKS, params).mappings():
             step = None
             if row["step_status"] is not None:
                 step = m.step_from_row({c.name: row[f"step_{c.name}"] for c in steps.c})
@@ -365,45 +323,28 @@ class SqlStepRepository(_Repository):
         self, task_id: UUID, iteration: int, key: str, *, now: datetime, lease_seconds: float
     ) -> int | None:
         """Count an attempt at a step and lease it, or None while another attempt holds it."""
-        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(step_attempts).values(
-            task_id=task_id,
-            iteration=iteration,
-            key=key,
-            tenant_id=self._tenant_id,
-            attempts=1,
-            started_at=now,
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=["task_id", "iteration", "key"],
-            set_={"attempts": step_attempts.c.attempts + 1, "started_at": now},
-            where=step_attempts.c.started_at < now - timedelta(seconds=lease_seconds),
-        ).returning(step_attempts.c.attempts)
-        return self._db.execute(statement).scalar()
+        row = {"task_id": task_id, "iteration": iteration, "key": key, "tenant_id": self._tenant_id}
+        return self._db.execute(
+            q.begin_attempt(self._db.dialect.name),
+            {
+                **row,
+                "attempts": 1,
+                "started_at": now,
+                "p_stale": now - timedelta(seconds=lease_seconds),
+            },
+        ).scalar()
 
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
-        dialect = postgresql if self._db.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(steps).on_conflict_do_nothing().returning(*steps.c)
-        inserted = self._db.execute(statement, m.step_row(self._tenant_id, step)).mappings().first()
-        if inserted is not None:
-            return m.step_from_row(inserted), True
+        inserted = self._insert_absent(steps, [m.step_row(self._tenant_id, step)])
+        if inserted:
+            return m.step_from_row(inserted[0]), True
         stored = self.get(step.task_id, step.iteration, step.key)
         assert stored is not None  # a conflict: it was already there
         return stored, False
 
     def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
-        row = (
-            self._db.execute(
-                steps.select().where(
-                    steps.c.task_id == task_id,
-                    steps.c.iteration == iteration,
-                    steps.c.key == key,
-                    steps.c.tenant_id == self._tenant_id,
-                )
-            )
-            .mappings()
-            .first()
-        )
+        params = {"p_task": task_id, "p_iteration": iteration, "p_key": key}
+        row = self._db.execute(q.STEP, {**params, "p_tenant": self._tenant_id}).mappings().first()
         return m.step_from_row(row) if row else None
 
     def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]:
@@ -421,7 +362,7 @@ class SqlStepRepository(_Repository):
 
 class SqlMemoryRepository(_Repository):
     def add(self, item: MemoryItem) -> None:
-        self._db.execute(memory_items.insert().values(m.memory_row(item)))
+        self._db.execute(memory_items.insert(), m.memory_row(item))
 
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         rows = self._db.execute(
