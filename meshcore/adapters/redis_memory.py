@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -28,8 +29,8 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# An index is read a page at a time: first as many ids as the query wants (most items pass
-# its filters), then pages that double up to _MAX_PAGE while the filters keep rejecting.
+# Ids are read a page at a time, and items loaded a batch at a time: first as many as the
+# query wants (most items pass its filters), then twice as many while the filters reject.
 _MAX_PAGE = 1000
 
 
@@ -94,42 +95,40 @@ class RedisMemoryStore:
     def _newest_first(
         self, prefix: str, indexes: list[str], *, first_page: int
     ) -> Iterator[MemoryItem]:
-        """Merge the indexes by creation time, reading each a page at a time as needed."""
-        pages: dict[int, deque[tuple[float, MemoryItem]]] = {}
+        """The indexes' items newest first, each loaded only when the caller gets that far."""
+        ids = self._ids_newest_first(indexes, first_page=first_page)
+        batch = max(1, min(first_page, _MAX_PAGE))
+        while chunk := list(itertools.islice(ids, batch)):
+            yield from self._load(prefix, chunk)  # in order; an item deleted meanwhile is skipped
+            batch = min(2 * batch, _MAX_PAGE)
+
+    def _ids_newest_first(self, indexes: list[str], *, first_page: int) -> Iterator[bytes]:
+        """Merge the indexes' ids by creation time, reading each a page at a time as needed."""
+        pages: dict[int, deque[tuple[float, bytes]]] = {}
         starts = dict.fromkeys(range(len(indexes)), 0)
         sizes = dict.fromkeys(range(len(indexes)), max(1, min(first_page, _MAX_PAGE)))
         more: set[int] = set()  # the indexes whose last page came back full
         heap: list[tuple[float, int]] = []
 
         def refill(*which: int) -> None:
-            # One round trip for the pages of every index asked, one for their items.
-            pipe = self._redis.pipeline(transaction=False)
+            pipe = self._redis.pipeline(transaction=False)  # one round trip for every index
             for i in which:
                 pipe.zrevrange(indexes[i], starts[i], starts[i] + sizes[i] - 1, withscores=True)
-            entries = dict(zip(which, pipe.execute(), strict=True))
-            for i, page in entries.items():
+            for i, page in zip(which, pipe.execute(), strict=True):
                 more.discard(i)
                 if len(page) == sizes[i]:
                     more.add(i)
                 starts[i] += sizes[i]
                 sizes[i] = min(2 * sizes[i], _MAX_PAGE)
-            members = [member for page in entries.values() for member, _ in page]
-            by_id = {str(item.id): item for item in self._load(prefix, members)}
-            emptied = []  # a page whose items were all deleted meanwhile: read on
-            for i, page in entries.items():
-                pages[i] = deque((score, by_id[_text(m)]) for m, score in page if _text(m) in by_id)
+                pages[i] = deque((score, member) for member, score in page)
                 if pages[i]:
                     heapq.heappush(heap, (-pages[i][0][0], i))
-                elif i in more:
-                    emptied.append(i)
-            if emptied:
-                refill(*emptied)
 
         refill(*range(len(indexes)))
         while heap:
             _, i = heapq.heappop(heap)
-            _, item = pages[i].popleft()
-            yield item
+            _, member = pages[i].popleft()
+            yield member
             if pages[i]:
                 heapq.heappush(heap, (-pages[i][0][0], i))
             elif i in more:
