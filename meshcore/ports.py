@@ -119,7 +119,10 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, tenant_id: str) -> UnitOfWork: ...
+    def __call__(self, tenant_id: str, *, autocommit: bool = False) -> UnitOfWork:
+        """A unit of work; with `autocommit`, each statement commits as it runs, so an update
+        of a row every worker contends for holds its lock only while the server runs it."""
+        ...
 
 
 class StallFinder(Protocol):

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     breaker_recovery_seconds: float = Field(30.0, gt=0, le=86_400)
 
     # A task whose heartbeat (a transition, a step begun or recorded) is older than this is
-    # re-driven from the record; it must exceed the longest model call (model_timeout_seconds).
+    # re-driven from the record; it must exceed the longest model call (model_timeout_seconds)
+    # by more than 5 s (a step that begins right after a heartbeat does not renew it).
     stall_seconds: float = Field(90.0, gt=0, le=86_400)
     sweep_interval_seconds: float = Field(15.0, gt=0, le=3600)
     max_step_attempts: int = Field(5, ge=1, le=100)

@@ -364,8 +364,8 @@ class FakeMemoryRepository(_Repository):
 class FakeUnitOfWork:
     """Reads the record as it was when the block began; leaving without commit() drops changes."""
 
-    def __init__(self, database: FakeDatabase, tenant_id: str) -> None:
-        self._db, self.tenant_id = database, tenant_id
+    def __init__(self, database: FakeDatabase, tenant_id: str, *, autocommit: bool = False) -> None:
+        self._db, self.tenant_id, self._autocommit = database, tenant_id, autocommit
         self.committed = False
         self.commits = 0
 
@@ -386,6 +386,8 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._autocommit and exc is None:
+            self.commit()  # as if each write had committed as it ran
         self.rollback()
 
     def commit(self) -> None:
@@ -409,8 +411,8 @@ class FakeUnitOfWorkFactory:
         self.database = database or FakeDatabase()
         self.made: list[FakeUnitOfWork] = []
 
-    def __call__(self, tenant_id: str) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.database, tenant_id)
+    def __call__(self, tenant_id: str, *, autocommit: bool = False) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.database, tenant_id, autocommit=autocommit)
         self.made.append(uow)
         return uow
 

@@ -34,6 +34,9 @@ from meshcore.telemetry.tracing import current_traceparent, tracer
 log = structlog.get_logger(__name__)
 
 NOWHERE = Delivery()
+# A heartbeat this recent needs no touch when a step begins; stall_seconds must exceed the
+# longest model call by at least this much.
+FRESH_HEARTBEAT = timedelta(seconds=5)
 
 
 class StepRunner:
@@ -240,22 +243,26 @@ class StepRunner:
         with self._uow(self._tenant_id) as uow:
             stored, is_new = uow.steps.record(step)
             if is_new:
-                uow.tasks.add_step(step, now=self._clock.now())
                 if item is not None:
                     uow.memory.add(item)
-                # A step made a model call if it names a model or spent time failing in the
-                # chain; a client's plan, a budget refusal or a missing agent made none.
-                if step.model is not None or step.latency_ms > 0:
-                    # Last, so that the agent's row, which every task's steps of this type
-                    # update, stays locked for one statement rather than the whole recording.
-                    uow.agents.record_call(
-                        network_id,
-                        step.agent_type,
-                        latency_ms=step.latency_ms,
-                        usage=step.usage,
-                        is_failure=step.status is StepStatus.FAILED,
-                    )
+                # Last: the task's row, which its other steps update too, stays locked for
+                # the fewest statements.
+                uow.tasks.add_step(step, now=self._clock.now())
             uow.commit()
+        # A step made a model call if it names a model or spent time failing in the chain; a
+        # client's plan, a budget refusal or a missing agent made none.
+        if is_new and (step.model is not None or step.latency_ms > 0):
+            # The agent's row is updated by every task's steps of its type: in a statement
+            # that commits as it runs, it is locked only while the server runs it. A crash
+            # in between loses one call from the agent's counts, never the step.
+            with self._uow(self._tenant_id, autocommit=True) as uow:
+                uow.agents.record_call(
+                    network_id,
+                    step.agent_type,
+                    latency_ms=step.latency_ms,
+                    usage=step.usage,
+                    is_failure=step.status is StepStatus.FAILED,
+                )
         if is_new:
             _count_recorded(step)
         if is_new and item is not None:
@@ -301,7 +308,10 @@ class StepRunner:
             attempt = uow.steps.begin_attempt(
                 task.id, iteration, key, now=now, lease_seconds=self._lease_seconds
             )
-            if attempt is not None:
+            # Every step of a wave begins within moments of the transition that started it,
+            # and each touch would queue on the task's row behind its siblings' recordings.
+            beat = task.heartbeat_at
+            if attempt is not None and (beat is None or now - beat > FRESH_HEARTBEAT):
                 uow.tasks.touch(task.id, now)
             uow.commit()
         return attempt

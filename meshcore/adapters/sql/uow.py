@@ -29,13 +29,17 @@ ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: sa.Engine, tenant_id: str) -> None:
-        self._engine, self._tenant_id = engine, tenant_id
+    def __init__(self, engine: sa.Engine, tenant_id: str, *, autocommit: bool = False) -> None:
+        self._engine, self._tenant_id, self._autocommit = engine, tenant_id, autocommit
 
     def __enter__(self) -> Self:
         try:
             self._connection = self._engine.connect()
-            self._transaction = self._connection.begin()
+            if self._autocommit:
+                self._connection = self._connection.execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
+            self._transaction = None if self._autocommit else self._connection.begin()
         except UNAVAILABLE as exc:
             raise _unavailable(exc) from exc
         db, tenant = self._connection, self._tenant_id
@@ -53,7 +57,7 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._transaction.is_active:
+            if self._transaction is not None and self._transaction.is_active:
                 self._transaction.rollback()
             self._connection.close()
         except UNAVAILABLE as close_error:
@@ -63,11 +67,15 @@ class SqlUnitOfWork:
             raise _unavailable(exc) from exc
 
     def commit(self) -> None:
+        if self._transaction is None:
+            return  # autocommit: each statement committed as it ran
         self._transaction.commit()
         # Services may commit more than once in a block: the next writes get a new transaction.
         self._transaction = self._connection.begin()
 
     def rollback(self) -> None:
+        if self._transaction is None:
+            return
         self._transaction.rollback()
         self._transaction = self._connection.begin()
 
@@ -76,8 +84,8 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def __call__(self, tenant_id: str) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, tenant_id)
+    def __call__(self, tenant_id: str, *, autocommit: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, tenant_id, autocommit=autocommit)
 
     def is_reachable(self) -> bool:
         try:
