@@ -60,7 +60,9 @@ class Coordination:
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             bind_log_context(task)
-            if task.status is TaskStatus.QUEUED:
+            # A task this delivery starts has no plan yet: no other delivery plans before it.
+            started = task.status is TaskStatus.QUEUED
+            if started:
                 if time_out_if_due(uow, self._clock, task):
                     return
                 task.transition(TaskStatus.PLANNING, now=self._clock.now())
@@ -74,11 +76,11 @@ class Coordination:
                 return
             network = uow.networks.get(task.network_id)
             iteration = task.iteration
-            has_plan = bool(uow.tasks.subtasks(task_id, iteration))
+            has_plan = not started and bool(uow.tasks.subtasks(task_id, iteration))
             feedback = answers.feedback_of(uow, task_id, iteration - 1)
         if not has_plan:
             try:
-                if not self._plan(task, network, iteration, feedback):
+                if not self._plan(task, network, iteration, feedback, unplanned=started):
                     return  # another delivery is planning it right now
             except MeshError as exc:
                 self._fail(task_id, f"planning failed: {exc}")
@@ -253,10 +255,23 @@ class Coordination:
             self._dispatcher.collect(self._ref(task), task.iteration, task.wave)
 
     @stage_span("mesh.plan")
-    def _plan(self, task: Task, network: Network, iteration: int, feedback: str | None) -> bool:
-        """Record the iteration's plan and its subtasks; False if another delivery plans it."""
-        with self._uow(self._tenant_id) as uow:
-            recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
+    def _plan(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        feedback: str | None,
+        *,
+        unplanned: bool = False,
+    ) -> bool:
+        """Record the iteration's plan and its subtasks; False if another delivery plans it.
+
+        `unplanned`: no plan can be recorded yet, so the step log need not be asked.
+        """
+        recorded = None
+        if not unplanned:
+            with self._uow(self._tenant_id) as uow:
+                recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
             step = self._plan_step(task, network, iteration, feedback)
             if step is None:

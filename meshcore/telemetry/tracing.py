@@ -109,12 +109,14 @@ def stage_span(
 
     def decorate(method: F) -> F:
         @functools.wraps(method)
-        def run(self: object, task: Any, network: Any, iteration: int, *args: Any) -> Any:
+        def run(
+            self: object, task: Any, network: Any, iteration: int, *args: Any, **kwargs: Any
+        ) -> Any:
             attributes = {"mesh.task_id": str(task.id), "mesh.network_id": str(task.network_id),
                           "mesh.iteration": iteration}
             linked = links_to(links(args[0])) if links and args else None
             with tracer.start_as_current_span(name, attributes=attributes, links=linked):
-                return method(self, task, network, iteration, *args)
+                return method(self, task, network, iteration, *args, **kwargs)
 
         return run  # type: ignore[return-value]
 

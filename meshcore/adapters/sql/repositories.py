@@ -265,12 +265,8 @@ class SqlTaskRepository(_Repository):
         )
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
-        rows = self._db.execute(
-            task_events.select()
-            .where(task_events.c.task_id == task_id, task_events.c.tenant_id == self._tenant_id)
-            .order_by(task_events.c.id)
-        ).mappings()
-        return [m.event_from_row(r) for r in rows]
+        rows = self._db.execute(q.HISTORY, {"p_task": task_id, "p_tenant": self._tenant_id})
+        return [m.event_from_row(r) for r in rows.mappings()]
 
     def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
         rows = [

@@ -14,7 +14,15 @@ import functools
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from meshcore.adapters.sql.tables import agents, networks, step_attempts, steps, subtasks, tasks
+from meshcore.adapters.sql.tables import (
+    agents,
+    networks,
+    step_attempts,
+    steps,
+    subtasks,
+    task_events,
+    tasks,
+)
 
 p = sa.bindparam
 
@@ -32,6 +40,12 @@ ADD_USAGE = UPDATE_TASK.values(
     cost_usd=tasks.c.cost_usd + p("p_cost_usd", type_=sa.Float),
     heartbeat_at=p("p_now", type_=tasks.c.heartbeat_at.type),
 ).returning(tasks.c.status)
+
+HISTORY = (
+    task_events.select()
+    .where(task_events.c.task_id == p("p_task"), task_events.c.tenant_id == p("p_tenant"))
+    .order_by(task_events.c.id)
+)
 
 # --- networks ---------------------------------------------------------------------------
 AGENT_COLUMNS = [c.label(f"agent_{c.name}") for c in agents.c]
