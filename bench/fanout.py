@@ -18,6 +18,7 @@ import time
 from uuid import UUID
 
 import psycopg
+import redis
 
 from bench import processes
 from bench.orchestration import bare_env
@@ -70,19 +71,21 @@ def critical_paths(session: Session, ids: list[UUID]) -> list[float]:
 
 
 class InFlight(Sampler):
-    """The peak of model calls in flight (the agents' in_flight counters) while a run goes."""
+    """The peak of model calls in flight (the agents' leases in Redis) while a run goes."""
 
     interval = 0.1
 
     def __init__(self, session: Session) -> None:
         super().__init__()
-        self._url, self.peak = session.servers.psycopg_url, 0
-        self._conn: psycopg.Connection | None = None
+        self._redis, self.peak = redis.Redis.from_url(session.servers.mesh_redis), 0
 
     def sample(self) -> None:
-        self._conn = self._conn or psycopg.connect(self._url, autocommit=True)
-        row = self._conn.execute("SELECT coalesce(sum(in_flight), 0) FROM agents").fetchone()
-        self.peak = max(self.peak, int(row[0]) if row else 0)
+        now = time.time()
+        keys = list(self._redis.scan_iter(match="mesh:*:agent:*:calls", count=1000))
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(key, now, "+inf")
+        self.peak = max(self.peak, sum(pipe.execute()))
 
 
 def run(session: Session) -> list[Figure]:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from bench.report import Figure, median, percentile, publish
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.litellm_env import litellm
+from meshcore.adapters.litellm_env import litellm, quiet_call
 from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
 from meshcore.agents import critic
 from meshcore.settings import Settings
@@ -41,9 +41,10 @@ def run(redis_url: str, calls: int) -> list[Figure]:
 
         def direct() -> None:
             # The same arguments the gateway passes, so only the gateway's own work differs.
-            litellm.completion(model=ALIVE, messages=wire, api_base=server.anthropic_base,
-                               api_key="k", num_retries=0, max_retries=0, max_tokens=100,
-                               temperature=0, timeout=30)
+            with quiet_call():
+                litellm.completion(model=ALIVE, messages=wire, api_base=server.anthropic_base,
+                                   api_key="k", num_retries=0, max_retries=0, max_tokens=100,
+                                   temperature=0, timeout=30)
 
         def through_gateway() -> None:
             gateway.complete(messages, chain=None, temperature=0, max_tokens=100, timeout_s=30)
