@@ -26,7 +26,7 @@ def loads(host_port: tuple[str, int], get_paths: list[str], post_path: str,
         # A second at the same rate first, not counted: the server's threads open their
         # database and broker connections, and the previous phase's backlog drains.
         spec = {**common, "mode": "rate", "rate": rate, "connections": 64, "requests": requests}
-        drive({**spec, "duration": min(1.0, seconds)})
+        drive({**spec, "duration": min(1.0, seconds / 4)})
         return drive(spec)["kinds"][kind]
 
     return {
