@@ -274,3 +274,21 @@ def test_an_agent_is_busy_while_its_model_answers_and_idle_after() -> None:
 
     assert seen == [AgentStatus.BUSY]
     assert status() is AgentStatus.IDLE
+
+
+@pytest.mark.parametrize("waited_s", [1, 60])
+def test_a_task_shows_alive_while_a_step_that_began_late_calls_its_model(waited_s: int) -> None:
+    beats: list[object] = []
+    mesh = FakeMesh.build("acme", models=FakeModelClient(on_call=lambda _: beats.append(beat())))
+    task = started(mesh)
+
+    def beat() -> object:
+        return mesh.tasks.get(task.network_id, task.id).heartbeat_at
+
+    mesh.clock.advance(waited_s)  # the step waited this long in its queue
+    mesh.steps.run_subtask(task.id, 1, "facts")
+
+    # A step that begins right after the task's last heartbeat leaves it; a late one renews it,
+    # so the sweeper never takes a task whose step is calling its model for stalled.
+    (during,) = beats
+    assert mesh.clock.now() - during <= timedelta(seconds=5)
