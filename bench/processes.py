@@ -252,7 +252,7 @@ def _wait_ping(app: object, procs: list[Proc], timeout: float = 90) -> None:
 
 def mesh_fleet_specs(coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
     """The workers `mesh serve` runs: a coordinator, and agents workers serving every agent
-    queue, one per CPU (MESH_AGENT_WORKERS), each with `agents` threads."""
+    queue, as many as `mesh serve` starts (MESH_AGENT_WORKERS), each with `agents` threads."""
     return layout("", coordinator, agents, pool)
 
 

@@ -111,8 +111,10 @@ def start_embedded_redis(data_dir: Path):
 
 
 def agent_workers(settings: Settings) -> int:
-    """MESH_AGENT_WORKERS, or one agents worker per CPU this process may run on."""
-    return settings.agent_workers or max(1, len(os.sched_getaffinity(0)))
+    """MESH_AGENT_WORKERS, or one agents worker per CPU this process may run on, at most 2:
+    each holds about 300 MiB and up to 20 Postgres connections, and a larger fleet is a
+    decision for its operator."""
+    return settings.agent_workers or min(2, len(os.sched_getaffinity(0)))
 
 
 def _agent_queues() -> list[str]:

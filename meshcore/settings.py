@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)
-    # Agents worker processes `mesh serve` starts (None: one per CPU). A threads pool runs
-    # Python on one core at a time, so a wave's parallel steps need a process per core.
+    # Agents worker processes `mesh serve` starts (None: one per CPU, at most 2). A threads
+    # pool runs Python on one core at a time, so a wave's parallel steps need a process per core.
     agent_workers: int | None = Field(None, ge=1, le=64)
     # Postgres connections per process: a step holds one only for its short transactions,
     # so a few serve many threads, and a fleet stays within the server's max_connections.
