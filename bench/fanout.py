@@ -35,8 +35,7 @@ COORDINATOR_C, AGENTS_C = 16, 128
 
 
 def specs(prefix: str = "") -> list[WorkerSpec]:
-    workers = len(processes.layout(prefix, 1, 1)) - 1
-    return processes.layout(prefix, COORDINATOR_C, AGENTS_C // workers)
+    return processes.layout(prefix, COORDINATOR_C, AGENTS_C // processes.agent_workers())
 
 
 def ideal_tps() -> float:

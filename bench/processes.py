@@ -256,15 +256,20 @@ def mesh_fleet_specs(coordinator: int, agents: int, pool: str = "threads") -> li
     return layout("", coordinator, agents, pool)
 
 
-def layout(prefix: str, coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
+def agent_workers() -> int:
+    """How many agents workers `mesh serve` starts on this machine."""
     from meshcli.serve import agent_workers
     from meshcore.settings import Settings
 
+    return agent_workers(Settings())
+
+
+def layout(prefix: str, coordinator: int, agents: int, pool: str = "threads") -> list[WorkerSpec]:
     return [
         WorkerSpec(f"{prefix}coordinator@bench", ["coordinator"], coordinator, pool),
         *(
             WorkerSpec(f"{prefix}agents{i}@bench", list(AGENT_QUEUES), agents, pool)
-            for i in range(1, agent_workers(Settings()) + 1)
+            for i in range(1, agent_workers() + 1)
         ),
     ]
 
