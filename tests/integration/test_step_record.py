@@ -1,4 +1,7 @@
-"""Recording a step on real Postgres: first write wins, sums add up, the right agent counts."""
+"""Recording a step on the real record: first write wins, sums add up, the right agent counts.
+
+Each test runs on real Postgres and on a SQLite file, the embedded default's record.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from meshcore.adapters.sql.engine import create_engine
+from meshcore.adapters.sql.migrate import upgrade
+from meshcore.adapters.sql.tables import agents
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.network import AgentType, Network, NetworkConfig
 from meshcore.domain.task import Priority, StepRecord, StepStatus, Task, TaskStatus, Usage
@@ -20,13 +25,25 @@ NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 TENANT = f"record-test-{uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-def uow(database_url: str) -> Iterator[SqlUnitOfWorkFactory]:
-    engine = create_engine(database_url)
-    yield SqlUnitOfWorkFactory(engine)
+@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sa.Engine]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("database_url")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('record') / 'mesh.db'}"
+        upgrade(url)
+    engine = create_engine(url)
+    yield engine
     with engine.begin() as db:
         db.execute(sa.text("DELETE FROM networks WHERE tenant_id = :t"), {"t": TENANT})
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def uow(engine: sa.Engine) -> SqlUnitOfWorkFactory:
+    return SqlUnitOfWorkFactory(engine)
 
 
 @pytest.fixture
@@ -107,3 +124,23 @@ def test_a_call_counts_against_the_agent_that_takes_the_steps_of_its_type(
 
     assert (agents["first writer"].calls, agents["first writer"].input_tokens) == (1, 10)
     assert agents["second writer"].calls == 0
+
+
+def test_a_call_counted_in_an_autocommit_unit_of_work_is_kept(
+    uow: SqlUnitOfWorkFactory, engine: sa.Engine, world: tuple[Network, Task]
+) -> None:
+    # As the step runner counts a call: in a statement that commits as it runs, no commit().
+    network, _ = world
+    for latency_ms in (12.0, 30.0):
+        with uow(TENANT, autocommit=True) as work:
+            work.agents.record_call(
+                network.id, AgentType.CONTENT, latency_ms=latency_ms, usage=Usage(10, 5, 0.01),
+                is_failure=False,
+            )  # fmt: skip
+
+    with uow(TENANT) as work:
+        first = next(a for a in work.agents.list(network.id) if a.name == "first writer")
+    assert (first.metrics.calls, first.metrics.latency_ms_total) == (2, 42.0)
+    with engine.connect() as db:  # what a user reading the agents table sees
+        calls = db.execute(sa.select(agents.c.calls).where(agents.c.id == first.id)).scalar_one()
+    assert calls == 2

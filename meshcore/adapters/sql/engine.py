@@ -46,4 +46,8 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
 def _begin_immediate(connection: sa.Connection) -> None:
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock at BEGIN gives the same
     # serialisation and avoids the upgrade deadlock of two readers turning writers.
+    # An AUTOCOMMIT connection must get no BEGIN: nothing would commit it, and the pool's
+    # rollback on return would silently undo its writes (the agents' call counts were lost so).
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
