@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import structlog
 from celery import Celery
-from flask import Flask, send_from_directory
+from flask import Flask, redirect, send_from_directory
 
 from meshapi import errors, telemetry
 from meshapi.ids import IdConverter, id_schema
@@ -17,7 +17,8 @@ from meshcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-DOCS_ASSETS = "/api/mesh/docs/assets/"
+DOCS = "/api/mesh/docs"
+DOCS_ASSETS = f"{DOCS}/assets/"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
         "docs_assets",
         lambda name: send_from_directory(str(assets), name),
     )
+    # Where a newcomer looks first; both answered 404 and left them guessing.
+    for path, endpoint in (("/", "root"), (f"{DOCS}/", "docs_slash")):
+        app.add_url_rule(path, endpoint, lambda: redirect(DOCS, 302))
     telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
     return app

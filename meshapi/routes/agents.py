@@ -11,7 +11,7 @@ from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.routes.networks import agent_spec
 from meshapi.schemas.common import ErrorSchema
-from meshapi.schemas.networks import AgentCreateSchema, AgentSchema
+from meshapi.schemas.networks import AGENT_EXAMPLE, AgentCreateSchema, AgentSchema
 
 blp = Blueprint(
     "agents",
@@ -23,7 +23,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Agents(MethodView):
-    @blp.arguments(AgentCreateSchema)
+    @blp.arguments(AgentCreateSchema, example=AGENT_EXAMPLE)
     @blp.response(201, AgentSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)

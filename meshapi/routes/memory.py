@@ -10,7 +10,12 @@ from flask_smorest.pagination import PaginationParameters
 from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.schemas.common import ErrorSchema
-from meshapi.schemas.memory import MemoryCreateSchema, MemoryItemSchema, MemoryQueryArgsSchema
+from meshapi.schemas.memory import (
+    MEMORY_EXAMPLE,
+    MemoryCreateSchema,
+    MemoryItemSchema,
+    MemoryQueryArgsSchema,
+)
 from meshcore.domain.memory import MemoryQuery, MemoryType
 
 blp = Blueprint(
@@ -23,7 +28,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Memory(MethodView):
-    @blp.arguments(MemoryCreateSchema)
+    @blp.arguments(MemoryCreateSchema, example=MEMORY_EXAMPLE)
     @blp.response(201, MemoryItemSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)

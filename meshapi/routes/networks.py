@@ -11,7 +11,7 @@ from flask_smorest.pagination import PaginationParameters
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.schemas.common import ErrorSchema
-from meshapi.schemas.networks import NetworkCreateSchema, NetworkSchema
+from meshapi.schemas.networks import NETWORK_EXAMPLE, NetworkCreateSchema, NetworkSchema
 from meshcore.domain.network import ModelConfig
 from meshcore.domain.usage import Budget
 from meshcore.ports import Page
@@ -27,7 +27,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Networks(MethodView):
-    @blp.arguments(NetworkCreateSchema)
+    @blp.arguments(NetworkCreateSchema, example=NETWORK_EXAMPLE)
     @blp.response(201, NetworkSchema)
     @blp.alt_response(422, schema=ErrorSchema)
     def post(self, body: dict) -> object:

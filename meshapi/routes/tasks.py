@@ -13,6 +13,7 @@ from meshapi.context import services
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.tasks import (
+    TASK_EXAMPLE,
     TaskCreateSchema,
     TaskListArgsSchema,
     TaskSchema,
@@ -29,7 +30,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Tasks(MethodView):
-    @blp.arguments(TaskCreateSchema)
+    @blp.arguments(TaskCreateSchema, example=TASK_EXAMPLE)
     @blp.response(
         202,
         TaskSchema,

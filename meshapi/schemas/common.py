@@ -67,6 +67,25 @@ def storable_json(value: object, depth: int = 0) -> None:
             storable_json(item, depth + 1)
 
 
+class Rounded(ma.fields.Float):
+    """A float shown to `places` decimals: a latency of 1.3984569999934138 ms reads 1.4."""
+
+    def __init__(self, *, places: int = 1, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.places = places
+
+    def _serialize(self, value: object, attr: str | None, obj: object, **kwargs: object) -> object:
+        shown = super()._serialize(value, attr, obj, **kwargs)
+        return round(shown, self.places) if isinstance(shown, float) else shown
+
+
+class Ordinal(ma.fields.Integer):
+    """A count the record keeps from 0 (a wave), shown from 1 as iterations are."""
+
+    def _serialize(self, value: object, attr: str | None, obj: object, **kwargs: object) -> object:
+        return value + 1 if isinstance(value, int) else value
+
+
 class UsageSchema(ma.Schema):
     input_tokens = ma.fields.Integer()
     output_tokens = ma.fields.Integer()

@@ -16,6 +16,15 @@ class MemoryCreateSchema(ma.Schema):
     metadata = json_object(load_default=dict)
 
 
+# What the docs UI fills a new item in with; it must succeed as sent (a test posts it).
+MEMORY_EXAMPLE = {
+    "type": "fact",
+    "content": "Orbit launches on 12 May at $4.99 a month",
+    "confidence": 0.9,
+    "metadata": {"source": "product brief"},
+}
+
+
 class MemoryQueryArgsSchema(ma.Schema):
     type = ma.fields.List(
         ma.fields.Enum(MemoryType, by_value=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import UsageSchema, no_nul, text
+from meshapi.schemas.common import Rounded, UsageSchema, no_nul, text
 from meshcore.domain.network import AgentType
 
 MODEL_NAME = validate.Length(min=1, max=200)
@@ -34,7 +34,7 @@ class AgentCreateSchema(ma.Schema):
 class AgentMetricsSchema(ma.Schema):
     calls = ma.fields.Integer()
     failures = ma.fields.Integer()
-    mean_latency_ms = ma.fields.Float()
+    mean_latency_ms = Rounded(metadata={"description": "Milliseconds, to a tenth"})
     input_tokens = ma.fields.Integer()
     output_tokens = ma.fields.Integer()
     cost_usd = ma.fields.Float()
@@ -88,8 +88,31 @@ class NetworkCreateSchema(ma.Schema):
     agents = ma.fields.List(
         ma.fields.Nested(AgentCreateSchema),
         validate=validate.Length(1, 32),
-        metadata={"description": "Omit for the default team of all seven agent types"},
+        metadata={
+            "description": "Omit for the default team of all seven agent types; a team "
+            "given here needs a coordinator and a critic"
+        },
     )
+
+
+# What the docs UI fills a request in with: each must succeed as sent (a test posts them).
+NETWORK_EXAMPLE = {
+    "name": "Launch team",
+    "description": "Writes and reviews our product launch emails",
+    "config": {"max_iterations": 3, "quality_threshold": 0.8, "timeout_seconds": 600},
+    "agents": [
+        {"type": "coordinator"},
+        {"type": "research", "name": "Market researcher"},
+        {"type": "content", "model": {"temperature": 0.7, "max_tokens": 1024}},
+        {"type": "critic"},
+    ],
+}
+AGENT_EXAMPLE = {
+    "type": "design",
+    "name": "Layout designer",
+    "capabilities": ["layout", "accessibility"],
+    "model": {"temperature": 0.3, "max_tokens": 1024},
+}
 
 
 class NetworkSchema(ma.Schema):
