@@ -213,15 +213,24 @@ class FakeTaskRepository(_Repository):
         self._rows.tasks[task.id] = _row_of(task)
         self._append_history(task)
 
-    def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task:
+    # The fake runs one unit of work at a time, so a locked read is an ordinary one here.
+    def get(self, task_id: UUID, *, lock: bool = False) -> Task:
         task = self._rows.tasks.get(task_id)
-        if (
-            task is None
-            or task.tenant_id != self._tenant_id
-            or (network_id is not None and task.network_id != network_id)
-        ):
+        if task is None or task.tenant_id != self._tenant_id:
             raise NotFound("task", task_id)
         return copy.deepcopy(task)
+
+    def get_locked(self, task_id: UUID) -> Task:
+        return self.get(task_id)
+
+    def in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
+        task = self.get(task_id)
+        if task.network_id != network_id:
+            raise NotFound("task", task_id)
+        return task
+
+    def locked_in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
+        return self.in_network(task_id, network_id=network_id)
 
     def list(
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
@@ -273,17 +282,20 @@ class FakeTaskRepository(_Repository):
             self._rows.subtasks.setdefault((task_id, iteration, planned.key), row)
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
+        return [s for s in self.every_subtask(task_id) if s.iteration == iteration]
+
+    def every_subtask(self, task_id: UUID) -> list[Subtask]:
         rows = sorted(
             (
                 (key, row)
                 for key, row in self._rows.subtasks.items()
-                if key[:2] == (task_id, iteration) and row.tenant_id == self._tenant_id
+                if key[0] == task_id and row.tenant_id == self._tenant_id
             ),
-            key=lambda kv: kv[1].position,
+            key=lambda kv: (kv[0][1], kv[1].wave, kv[1].position),
         )
         steps = FakeStepRepository(self._rows, self._tenant_id, self._db)
         return [
-            Subtask(task_id, iteration, row.wave, row.planned, steps.get(*key)) for key, row in rows
+            Subtask(task_id, key[1], row.wave, row.planned, steps.get(*key)) for key, row in rows
         ]
 
     def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None:

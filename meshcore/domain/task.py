@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from meshcore.domain.errors import InvalidInput, InvalidTransition
+from meshcore.domain.errors import Conflict, InvalidInput, InvalidTransition
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.usage import Usage
@@ -190,6 +190,19 @@ class Task:
         self.status = target
         self.updated_at = self.heartbeat_at = now
         self._record(entry)
+
+    def release(self, *, now: datetime) -> None:
+        """Let a task held with auto_process false start; a task is released once only."""
+        if self.status is not TaskStatus.QUEUED:
+            raise Conflict(f"task {self.id} is {self.status}; only a queued task can be processed")
+        if not self.is_held:
+            raise Conflict(
+                f"task {self.id} was already released for processing; only a task held"
+                " with auto_process false can be processed"
+            )
+        self.is_held = False
+        # The sweeper times a stall from the heartbeat: the hold was no stall.
+        self.updated_at = self.heartbeat_at = now
 
     def advance_wave(self, *, now: datetime) -> None:
         """The current wave is done; the next one is being dispatched."""

@@ -69,12 +69,9 @@ class TaskService:
         """Start a task that was submitted with auto_process false."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.require(network_id)
-            task = uow.tasks.get(task_id, network_id=network_id, lock=True)
-            if task.status is not TaskStatus.QUEUED:
-                raise Conflict(
-                    f"task {task_id} is {task.status}; only a queued task can be processed"
-                )
-            task.is_held = False
+            # Locked until the commit: of two concurrent calls, the second sees the release.
+            task = uow.tasks.locked_in_network(task_id, network_id=network_id)
+            task.release(now=self._clock.now())
             uow.tasks.save(task)
             uow.commit()
         self._enqueue(task)
@@ -82,15 +79,15 @@ class TaskService:
         return self.get(network_id, task_id)
 
     def get(self, network_id: UUID, task_id: UUID) -> Task:
-        """A task with its history and the subtasks of its current iteration."""
+        """A task with its history and every iteration's subtasks, oldest iteration first."""
         with self._uow(self._tenant_id) as uow:
             try:
-                task = uow.tasks.get(task_id, network_id=network_id)
+                task = uow.tasks.in_network(task_id, network_id=network_id)
             except NotFound:
                 uow.networks.require(network_id)  # a missing network is reported as such
                 raise
             task.history = uow.tasks.history(task_id)
-            task.subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
+            task.subtasks = uow.tasks.every_subtask(task_id) if task.iteration else []
             return task
 
     def list(

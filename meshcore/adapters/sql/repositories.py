@@ -207,13 +207,25 @@ class SqlTaskRepository(_Repository):
         self._db.execute(tasks.insert().values(m.task_row(task)))
         self._append_history(task)
 
-    def get(self, task_id: UUID, *, network_id: UUID | None = None, lock: bool = False) -> Task:
-        params = {"p_id": task_id, "p_tenant": self._tenant_id}
-        if network_id is not None:
-            query, params["p_network"] = q.TASK_IN_NETWORK, network_id
-        else:
-            query = q.TASK_LOCKED if lock else q.TASK
-        row = self._db.execute(query, params).mappings().first()
+    def get(self, task_id: UUID, *, lock: bool = False) -> Task:
+        # TODO(#12): `lock=True` is the older spelling of get_locked, kept for callers not
+        # moved yet; each spelling runs its own statement, so the lock is never dropped.
+        if lock:
+            return self.get_locked(task_id)
+        return self._one(q.TASK, task_id)
+
+    def get_locked(self, task_id: UUID) -> Task:
+        return self._one(q.TASK_LOCKED, task_id)
+
+    def in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
+        return self._one(q.TASK_IN_NETWORK, task_id, p_network=network_id)
+
+    def locked_in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
+        return self._one(q.TASK_IN_NETWORK_LOCKED, task_id, p_network=network_id)
+
+    def _one(self, statement: sa.Select, task_id: UUID, **params: object) -> Task:
+        params.update(p_id=task_id, p_tenant=self._tenant_id)
+        row = self._db.execute(statement, params).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
         return m.task_from_row(row)
@@ -286,23 +298,25 @@ class SqlTaskRepository(_Repository):
         self._insert_absent(subtasks, rows)
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
-        return self._subtasks(task_id, iteration)
+        return self._subtasks(q.SUBTASKS, task_id, p_iteration=iteration)
 
     def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None:
-        found = self._subtasks(task_id, iteration, key)
+        found = self._subtasks(q.SUBTASK, task_id, p_iteration=iteration, p_key=key)
         return found[0] if found else None
 
-    def _subtasks(self, task_id: UUID, iteration: int, key: str | None = None) -> list[Subtask]:
-        """The iteration's subtasks (or the one under `key`), each with its step if recorded."""
-        params = {"p_task": task_id, "p_iteration": iteration, "p_tenant": self._tenant_id}
-        if key is not None:
-            params["p_key"] = key
+    def every_subtask(self, task_id: UUID) -> list[Subtask]:
+        return self._subtasks(q.EVERY_SUBTASK, task_id)
+
+    def _subtasks(self, statement: sa.Select, task_id: UUID, **params: object) -> list[Subtask]:
+        """The subtasks `statement` selects, each with its step if one is recorded."""
+        params.update(p_task=task_id, p_tenant=self._tenant_id)
         result = []
-        for row in self._db.execute(q.SUBTASK if key else q.SUBTASKS, params).mappings():
+        for row in self._db.execute(statement, params).mappings():
             step = None
             if row["step_status"] is not None:
                 step = m.step_from_row({c.name: row[f"step_{c.name}"] for c in steps.c})
-            result.append(Subtask(task_id, iteration, row["wave"], m.planned_from_row(row), step))
+            planned = m.planned_from_row(row)
+            result.append(Subtask(task_id, row["iteration"], row["wave"], planned, step))
         return result
 
     def _append_history(self, task: Task) -> None:

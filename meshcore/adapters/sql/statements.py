@@ -27,11 +27,14 @@ from meshcore.adapters.sql.tables import (
 p = sa.bindparam
 
 # --- tasks ------------------------------------------------------------------------------
+# One statement per way of reading a task, so that a locked read cannot lose its lock to
+# another option: each is chosen by name in SqlTaskRepository.
 TASK = tasks.select().where(tasks.c.id == p("p_id"), tasks.c.tenant_id == p("p_tenant"))
 TASK_IN_NETWORK = TASK.where(tasks.c.network_id == p("p_network"))
 # FOR NO KEY UPDATE: it serialises writers of the task yet does not wait on the KEY SHARE
 # locks that inserting steps and events (foreign keys) take.
 TASK_LOCKED = TASK.with_for_update(key_share=True)
+TASK_IN_NETWORK_LOCKED = TASK_IN_NETWORK.with_for_update(key_share=True)
 # The SET clause comes from the parameters given (mapping.task_state, or heartbeat_at).
 UPDATE_TASK = tasks.update().where(tasks.c.id == p("p_id"), tasks.c.tenant_id == p("p_tenant"))
 ADD_USAGE = UPDATE_TASK.values(
@@ -87,7 +90,7 @@ RECORD_CALL = (
 
 # --- subtasks and steps -----------------------------------------------------------------
 STEP_COLUMNS = [c.label(f"step_{c.name}") for c in steps.c]
-SUBTASKS = (
+_SUBTASKS_OF_TASK = (
     sa.select(subtasks, *STEP_COLUMNS)
     .select_from(
         subtasks.outerjoin(
@@ -99,14 +102,16 @@ SUBTASKS = (
             ),
         )
     )
-    .where(
-        subtasks.c.task_id == p("p_task"),
-        subtasks.c.iteration == p("p_iteration"),
-        subtasks.c.tenant_id == p("p_tenant"),
-    )
-    .order_by(subtasks.c.position)
+    .where(subtasks.c.task_id == p("p_task"), subtasks.c.tenant_id == p("p_tenant"))
+)
+SUBTASKS = _SUBTASKS_OF_TASK.where(subtasks.c.iteration == p("p_iteration")).order_by(
+    subtasks.c.position
 )
 SUBTASK = SUBTASKS.where(subtasks.c.key == p("p_key"))
+# Every iteration's subtasks in one statement, so a task's read costs the same after revisions.
+EVERY_SUBTASK = _SUBTASKS_OF_TASK.order_by(
+    subtasks.c.iteration, subtasks.c.wave, subtasks.c.position
+)
 STEP = steps.select().where(
     steps.c.task_id == p("p_task"),
     steps.c.iteration == p("p_iteration"),

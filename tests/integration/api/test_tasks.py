@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 
+from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
+from meshcore.domain.network import AgentType
+from meshcore.domain.plan import PlannedSubtask, validate_plan
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error
 from tests.integration.api.record import Record
 
@@ -190,3 +198,128 @@ def test_tasks_of_one_network_are_not_listed_under_another(
     other = client.post(NETWORKS, json={"name": "other"}).get_json()
 
     assert client.get(tasks_url(other)).get_json() == []
+
+
+def blocked_behind(db: sa.Connection, holder: int) -> int:
+    """How many backends wait, directly or in a queue of waiters, on the lock `holder` holds."""
+    rows = db.execute(
+        sa.text(
+            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0"
+        )
+    ).all()
+    waiting, chain = {pid: set(blockers) for pid, blockers in rows}, {holder}
+    while grown := {pid for pid, blockers in waiting.items() if blockers & chain} - chain:
+        chain |= grown
+    return len(chain) - 1
+
+
+def test_two_concurrent_process_calls_start_a_held_task_once(
+    app: Flask,
+    client: ApiClient,
+    network: dict[str, Any],
+    record: Record,
+    engine: sa.Engine,
+) -> None:
+    task = submit(client, network, auto_process=False)
+    url = f"{tasks_url(network)}/{task['id']}/process"
+    statuses: list[int] = []
+
+    def process() -> None:
+        rival = app.test_client()
+        rival.error_schema = client.error_schema
+        statuses.append(rival.post(url).status_code)
+
+    # Another writer holds the task's row, so both requests are in flight at once: each one
+    # waits at whatever first needs the row (a locked read, or the update of an unlocked one).
+    with engine.connect() as holder:
+        holder.execute(
+            sa.text("SELECT id FROM tasks WHERE id = :id FOR UPDATE"), {"id": task["id"]}
+        )
+        holder_pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        threads = [threading.Thread(target=process) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        with engine.connect() as watcher:
+            deadline = time.monotonic() + 30
+            while blocked_behind(watcher, holder_pid) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert blocked_behind(watcher, holder_pid) == 2
+        holder.rollback()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(statuses) == [202, 409]
+    assert coordinate_messages(record, task["id"]) == ["coordinator"]
+    assert client.get(f"{tasks_url(network)}/{task['id']}").get_json()["status"] == "queued"
+
+
+def test_processing_a_task_twice_is_a_conflict_and_enqueues_it_once(
+    client: ApiClient, network: dict[str, Any], record: Record
+) -> None:
+    task = submit(client, network, auto_process=False)
+    url = f"{tasks_url(network)}/{task['id']}/process"
+    assert client.post(url).status_code == 202
+
+    response = client.post(url)
+
+    assert_error(response, 409, field=f"task {task['id']}", problem="already")
+    assert coordinate_messages(record, task["id"]) == ["coordinator"]
+
+
+def plan_iterations(
+    engine: sa.Engine, tenant: str, task_id: str, iterations: int
+) -> list[tuple[int, int, str]]:
+    """Record a plan for each of the task's first `iterations`, as the coordinator would.
+
+    Answers (iteration, key) of every subtask, in the order a reader should see them.
+    """
+    uow = SqlUnitOfWorkFactory(engine)
+    with uow(tenant) as work:
+        # The last iteration first, so that only the read's order puts them right.
+        for iteration in range(iterations, 0, -1):
+            planned = [
+                PlannedSubtask(f"copy-{iteration}", AgentType.CONTENT, "Write it", ("facts",)),
+                PlannedSubtask("facts", AgentType.RESEARCH, "Find the facts"),
+            ]
+            work.tasks.add_plan(UUID(task_id), iteration, validate_plan(planned, AgentType))
+        work.commit()
+    with engine.begin() as db:
+        db.execute(
+            sa.text("UPDATE tasks SET iteration = :i, status = 'running' WHERE id = :id"),
+            {"i": iterations, "id": task_id},
+        )
+    return [(i, key) for i in range(1, iterations + 1) for key in ("facts", f"copy-{i}")]
+
+
+def statements_of(engine: sa.Engine, call: Callable[[], object]) -> int:
+    """How many SQL statements `call` sends through `engine`."""
+    sent = []
+
+    def count(*_: object) -> None:
+        sent.append(1)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        call()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return len(sent)
+
+
+def test_a_task_shows_the_subtasks_of_every_iteration_in_one_query(
+    app: Flask, client: ApiClient, network: dict[str, Any], tenant: str, engine: sa.Engine
+) -> None:
+    once, thrice = (submit(client, network, auto_process=False) for _ in range(2))
+    plan_iterations(engine, tenant, once["id"], 1)
+    expected = plan_iterations(engine, tenant, thrice["id"], 3)
+    app_engine = app.extensions["mesh"].engine
+
+    def read(task: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        return lambda: client.get(f"{tasks_url(network)}/{task['id']}").get_json()
+
+    shown = read(thrice)()
+    assert [(s["iteration"], s["key"]) for s in shown["subtasks"]] == expected
+    waves = [(s["iteration"], s["wave"]) for s in shown["subtasks"]]
+    assert waves == sorted(waves) and len(set(waves)) == len(waves)
+    assert statements_of(app_engine, read(thrice)) == statements_of(app_engine, read(once))

@@ -205,3 +205,23 @@ def test_usage_adds_up() -> None:
     total = Usage(10, 20, 0.5) + Usage(1, 2, 0.25)
 
     assert total == Usage(11, 22, 0.75)
+
+
+def test_a_held_task_is_released_once_with_a_fresh_heartbeat() -> None:
+    task = new_task()
+    task.is_held = True
+    later = NOW + timedelta(hours=1)
+
+    task.release(now=later)
+
+    assert (task.is_held, task.heartbeat_at) == (False, later)
+    with pytest.raises(Conflict, match="already released"):
+        task.release(now=later)
+
+
+def test_a_task_that_left_the_queue_cannot_be_released() -> None:
+    task = task_in(TaskStatus.RUNNING)
+    task.is_held = True
+
+    with pytest.raises(Conflict, match="only a queued task can be processed"):
+        task.release(now=NOW)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -210,19 +211,49 @@ def test_tasks_are_listed_newest_first_and_filtered_by_status(mesh: FakeMesh) ->
     assert [t.id for t in page] == [run.id]
 
 
-def test_a_task_read_back_shows_its_history_and_current_subtasks(mesh: FakeMesh) -> None:
-    network = mesh.create_network()
+def test_a_task_read_back_shows_its_history_and_every_iterations_subtasks(
+    mesh: FakeMesh,
+) -> None:
+    # The critic asks for one revision, then accepts: two iterations of the same plan.
+    verdicts = ({"score": 0.2, "feedback": "Name the price."}, {"score": 0.95, "feedback": ""})
+    mesh.models.script("Answer format: verdict_json", *(json.dumps(v) for v in verdicts))
+    network = mesh.create_network(NetworkConfig(quality_threshold=0.9, max_iterations=3))
     task = submit(mesh, network.id, plan=TWO_WAVES)
     mesh.drain()
 
     done = mesh.tasks.get(network.id, task.id)
 
-    assert done.status is TaskStatus.COMPLETED
-    assert [s.key for s in done.subtasks] == ["facts", "copy"]
-    assert [s.wave for s in done.subtasks] == [0, 1]
+    assert (done.status, done.iteration) == (TaskStatus.COMPLETED, 2)
+    assert [(s.iteration, s.wave, s.key) for s in done.subtasks] == [
+        (1, 0, "facts"),
+        (1, 1, "copy"),
+        (2, 0, "facts"),
+        (2, 1, "copy"),
+    ]
     assert all(s.status == "completed" for s in done.subtasks)
     assert done.history[0].status is TaskStatus.QUEUED
     assert done.history[-1].status is TaskStatus.COMPLETED
+
+
+def test_a_task_processed_twice_is_a_conflict_and_enqueued_once(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    task = submit(mesh, network.id, auto_process=False)
+    mesh.tasks.process(network.id, task.id)
+
+    with pytest.raises(Conflict, match="already released"):
+        mesh.tasks.process(network.id, task.id)
+
+    assert [(c.name, c.ref.task_id) for c in mesh.dispatcher.calls] == [("coordinate", task.id)]
+
+
+def test_a_task_submitted_to_start_at_once_cannot_be_processed_again(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    task = submit(mesh, network.id)
+
+    with pytest.raises(Conflict, match="only a task held with auto_process false"):
+        mesh.tasks.process(network.id, task.id)
+
+    assert mesh.dispatcher.names() == ["coordinate"]
 
 
 class BrokerDown(Exception):
