@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from meshcore.agents.profile import ANSWER_FORMAT, AgentProfile, json_part
+from meshcore.agents.profile import ANSWER_FORMAT, AgentProfile, bullet, json_part
 from meshcore.domain.errors import InvalidPlan
 from meshcore.domain.memory import MemoryType
 from meshcore.domain.network import SPECIALISTS, AgentType
@@ -71,7 +71,7 @@ def synthesis_messages(
 ) -> list[Message]:
     """The prompt that merges the specialists' outputs into one answer."""
     lines = [f"Task: {task}", "Merge these specialist results into one answer:"]
-    lines += [f"- [{s.agent_type}:{s.key}] {s.output}" for s in steps]
+    lines += [bullet(f"[{s.agent_type}:{s.key}] ", s.output) for s in steps]
     if feedback:
         lines.append(f"Address the critic's feedback: {feedback}")
     system = f"{PROFILE.role}\n{ANSWER_FORMAT.format('synthesis')}"

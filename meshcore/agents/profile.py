@@ -41,11 +41,23 @@ class AgentProfile:
             parts.append("Context: " + "; ".join(f"{k}={v}" for k, v in sorted(context.items())))
         if dependencies:
             parts.append("Work you build on:")
-            parts += [f"- [{m.metadata.get('source_agent')}] {m.content}" for m in dependencies]
+            parts += [
+                bullet(f"[{m.metadata.get('source_agent')}] ", m.content) for m in dependencies
+            ]
         if memory:
             parts.append("Shared memory:")
-            parts += [f"- ({m.type}, {m.confidence:.2f}) {m.content}" for m in memory]
+            parts += [bullet(f"({m.type}, {m.confidence:.2f}) ", m.content) for m in memory]
         return [Message("system", self.system_prompt()), Message("user", "\n".join(parts))]
+
+
+def bullet(head: str, text: str) -> str:
+    """One item of a prompt's list: later lines of a multi-line text are indented under it.
+
+    Unindented, an earlier draft's second line read as the end of the list, so a reader (the
+    offline model among them) saw fewer items than the step records as read.
+    """
+    first, *rest = text.splitlines() or [""]
+    return "\n".join([f"- {head}{first}", *(f"  {line}" for line in rest)])
 
 
 def json_part(text: str) -> str:

@@ -191,6 +191,7 @@ def test_an_agents_own_model_chain_wins_over_the_networks(mesh: FakeMesh) -> Non
             AgentSpec(AgentType.RESEARCH, model=ModelConfig(chain=("research-model",))),
             AgentSpec(AgentType.CONTENT),
             AgentSpec(AgentType.DESIGN),
+            AgentSpec(AgentType.CRITIC),
         ],
     )
     task = started(mesh, network)
@@ -292,3 +293,25 @@ def test_a_task_shows_alive_while_a_step_that_began_late_calls_its_model(waited_
     # so the sweeper never takes a task whose step is calling its model for stalled.
     (during,) = beats
     assert mesh.clock.now() - during <= timedelta(seconds=5)
+
+
+def test_a_draft_says_it_drew_on_every_memory_item_the_step_records_as_read(
+    mesh: FakeMesh,
+) -> None:
+    network = mesh.create_network()
+    # Earlier answers in shared memory run over several lines, as every draft does.
+    for n in range(4):
+        mesh.memory.add(
+            network.id,
+            type=MemoryType.FACT,
+            content=f"Finding {n}\nBuilding on: the brief\nDrew on 0 shared memory item(s).",
+            confidence=0.9,
+        )
+    task = started(mesh, network)
+    mesh.steps.run_subtask(task.id, 1, "facts")  # a multi-line draft the next step builds on
+
+    step = mesh.steps.run_subtask(task.id, 1, "copy")
+
+    assert step is not None
+    assert len(step.memory_read) == 5  # the facts draft it builds on, and four shared items
+    assert f"Drew on {len(step.memory_read)} shared memory item(s)" in step.output
