@@ -55,8 +55,11 @@ class Coordination:
         self._tenant_id, self._uow, self._steps = tenant_id, uow, steps
         self._dispatcher, self._clock = dispatcher, clock
 
-    def coordinate(self, task_id: UUID) -> None:
-        """Plan the task's current iteration and start its current wave."""
+    def coordinate(self, task_id: UUID, delivery: Delivery = NOWHERE) -> None:
+        """Plan the task's current iteration and start its current wave.
+
+        `delivery`: where this message runs, recorded with the plan step it may make.
+        """
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             bind_log_context(task)
@@ -80,7 +83,10 @@ class Coordination:
             feedback = answers.feedback_of(uow, task_id, iteration - 1)
         if not has_plan:
             try:
-                if not self._plan(task, network, iteration, feedback, unplanned=started):
+                planned = self._plan(
+                    task, network, iteration, feedback, unplanned=started, delivery=delivery
+                )
+                if not planned:
                     return  # another delivery is planning it right now
             except MeshError as exc:
                 self._fail(task_id, f"planning failed: {exc}")
@@ -105,8 +111,13 @@ class Coordination:
         step = self._steps.run_subtask(task_id, iteration, key, delivery)
         return step.status.value if step else "skipped"
 
-    def collect(self, task_id: UUID, iteration: int, wave: int) -> None:
-        """Fan-in of a wave, decided from the step log: next wave, or synthesis."""
+    def collect(
+        self, task_id: UUID, iteration: int, wave: int, delivery: Delivery = NOWHERE
+    ) -> None:
+        """Fan-in of a wave, decided from the step log: next wave, or synthesis.
+
+        `delivery`: where this message runs, recorded with the synthesis step it may make.
+        """
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get(task_id, lock=True)
             bind_log_context(task)
@@ -127,7 +138,9 @@ class Coordination:
                 missing = [s.key for s in this if s.step is None]
                 if missing:
                     # The chord fired early (a step delivered twice); the sweeper finishes it.
-                    log.warning("wave.incomplete", task_id=str(task_id), wave=wave, missing=missing)
+                    log.warning(
+                        "wave.incomplete", task_id=str(task_id), wave=wave + 1, missing=missing
+                    )
                     return
                 # Concurrent steps can cross the budget together; nothing more is spent then.
                 over = network.config.budget.refusal(task.usage)
@@ -150,7 +163,7 @@ class Coordination:
         if next_wave is not None:
             self._dispatcher.run_wave(self._ref(task), iteration, wave + 1, next_wave)
             return
-        self._synthesise(task, network, iteration, steps, feedback)
+        self._synthesise(task, network, iteration, steps, feedback, delivery)
 
     def review(self, task_id: UUID, iteration: int, delivery: Delivery = NOWHERE) -> None:
         """The critic scores the synthesis; the task completes or goes round again."""
@@ -263,6 +276,7 @@ class Coordination:
         feedback: str | None,
         *,
         unplanned: bool = False,
+        delivery: Delivery = NOWHERE,
     ) -> bool:
         """Record the iteration's plan and its subtasks; False if another delivery plans it.
 
@@ -273,7 +287,7 @@ class Coordination:
             with self._uow(self._tenant_id) as uow:
                 recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
-            step = self._plan_step(task, network, iteration, feedback)
+            step = self._plan_step(task, network, iteration, feedback, delivery)
             if step is None:
                 return False
             if step.status is StepStatus.FAILED:
@@ -297,7 +311,12 @@ class Coordination:
         return True
 
     def _plan_step(
-        self, task: Task, network: Network, iteration: int, feedback: str | None
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        feedback: str | None,
+        delivery: Delivery,
     ) -> StepRecord | None:
         if task.plan is not None:  # the client's own plan: no model call
             return StepRecord(
@@ -309,6 +328,7 @@ class Coordination:
                 StepStatus.COMPLETED,
                 json.dumps(plan_to_json(task.plan)),
                 recorded_at=self._clock.now(),
+                worker=delivery.worker,
             )
         messages = coordinator.plan_messages(
             task=task.description,
@@ -324,6 +344,7 @@ class Coordination:
             iteration,
             PLAN_KEY,
             messages,
+            delivery=delivery,
             validate=answers.plan_check(network),
         )
         if step is None or step.status is StepStatus.FAILED:
@@ -338,6 +359,7 @@ class Coordination:
         iteration: int,
         steps: list[StepRecord],
         feedback: str | None,
+        delivery: Delivery = NOWHERE,
     ) -> None:
         recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
         contributions = _merged(steps)
@@ -346,7 +368,13 @@ class Coordination:
                 task=task.description, steps=contributions, feedback=feedback
             )
             step = self._steps.call(
-                task, network, AgentType.COORDINATOR, iteration, SYNTHESIS_KEY, messages
+                task,
+                network,
+                AgentType.COORDINATOR,
+                iteration,
+                SYNTHESIS_KEY,
+                messages,
+                delivery=delivery,
             )
             if step is None:
                 return  # another delivery holds the synthesis

@@ -7,12 +7,14 @@ import pytest
 
 from meshcore.domain.errors import ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryQuery, MemoryType
-from meshcore.domain.network import SPECIALISTS, AgentStatus, AgentType, NetworkConfig
+from meshcore.domain.network import SPECIALISTS, AgentStatus, AgentType, NetworkConfig, queue_for
 from meshcore.domain.task import Priority, Task, TaskStatus, Usage
+from meshcore.ports import Delivery
 from tests.fakes import (
     OFFLINE_LABEL as LABEL,
 )
 from tests.fakes import (
+    Call,
     FakeClock,
     FakeDispatcher,
     FakeMesh,
@@ -468,3 +470,35 @@ def test_a_plan_recorded_before_the_worker_died_is_not_asked_for_again(
 
     assert mesh.tasks.get(network.id, task.id).status is TaskStatus.RUNNING
     assert len(mesh.models.calls_with(PLAN)) == 1
+
+
+def take(mesh: FakeMesh, name: str) -> Call:
+    call = next(c for c in mesh.dispatcher.pending if c.name == name)
+    mesh.dispatcher.pending.remove(call)
+    return call
+
+
+def test_the_plan_synthesis_and_review_record_the_worker_that_ran_them(mesh: FakeMesh) -> None:
+    mesh.models.script(VERDICT, verdict(0.9))
+    network = mesh.create_network()
+    task = mesh.tasks.submit(
+        network.id, description="Write the launch email", context={}, priority=Priority.NORMAL
+    )
+    at_coordinator = Delivery(queue="coordinator", worker="coordinator@host")
+
+    take(mesh, "coordinate")
+    mesh.coordination.coordinate(task.id, at_coordinator)
+    wave = take(mesh, "run_wave")
+    for subtask in wave.subtasks:
+        delivery = Delivery(queue=queue_for(subtask.agent_type), worker="agents1@host")
+        mesh.coordination.run_step(task.id, 1, subtask.key, delivery)
+    mesh.coordination.collect(task.id, 1, 0, at_coordinator)
+    take(mesh, "review")
+    mesh.coordination.review(task.id, 1, Delivery(queue="agent.critic", worker="critic@host"))
+
+    done = mesh.tasks.get(network.id, task.id)
+    assert done.status is TaskStatus.COMPLETED
+    workers = {e.detail["subtask"]: e.detail["worker"] for e in done.history if e.kind == "step"}
+    assert workers.pop("@plan") == workers.pop("@synthesis") == "coordinator@host"
+    assert workers.pop("@review") == "critic@host"
+    assert set(workers.values()) == {"agents1@host"}
