@@ -159,7 +159,7 @@ def test_a_plan_the_network_cannot_run_is_a_422_naming_the_plan(
 def test_a_plan_naming_an_agent_the_network_lacks_is_a_422(
     client: ApiClient, record: Record
 ) -> None:
-    team = [{"type": "coordinator"}, {"type": "content"}]
+    team = [{"type": "coordinator"}, {"type": "content"}, {"type": "critic"}]
     network = client.post(NETWORKS, json={"name": "small", "agents": team}).get_json()
     plan = [subtask(key="look", agent="research")]
     problem = "the network has no research agent"
@@ -174,12 +174,14 @@ def test_a_blank_subtask_description_is_a_422_naming_the_subtask(
     post_rejected(client, record, network, "tasks", changes, field=field, problem=problem)
 
 
-def test_a_task_for_a_network_without_a_coordinator_is_a_409(
+def test_a_network_without_a_coordinator_is_refused_before_it_can_take_a_task(
     client: ApiClient, record: Record
 ) -> None:
-    network = client.post(NETWORKS, json={"name": "x", "agents": [{"type": "content"}]}).get_json()
-    field, problem = f"network {network['id']}", "has no coordinator agent"
-    post_rejected(client, record, network, "tasks", {}, field=field, problem=problem, status=409)
+    body = {"name": "x", "agents": [{"type": "content"}, {"type": "critic"}]}
+    rejected(
+        client, record, "POST", NETWORKS, status=422, field="agents", problem="coordinator",
+        json=body,
+    )  # fmt: skip
 
 
 ROUTES = [
