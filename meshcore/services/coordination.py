@@ -61,7 +61,7 @@ class Coordination:
         `delivery`: where this message runs, recorded with the plan step it may make.
         """
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             bind_log_context(task)
             # A task this delivery starts has no plan yet: no other delivery plans before it.
             started = task.status is TaskStatus.QUEUED
@@ -92,7 +92,7 @@ class Coordination:
                 self._fail(task_id, f"planning failed: {exc}")
                 return
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             if task.iteration != iteration:
                 return
             if task.status is TaskStatus.PLANNING:
@@ -119,7 +119,7 @@ class Coordination:
         `delivery`: where this message runs, recorded with the synthesis step it may make.
         """
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             bind_log_context(task)
             if task.iteration != iteration or task.status.is_terminal:
                 return
@@ -184,7 +184,7 @@ class Coordination:
             return
         verdict = critic.read_verdict(recorded.output)
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             if task.status is not TaskStatus.REVIEWING or task.iteration != iteration:
                 return
             task.result = {
@@ -228,7 +228,7 @@ class Coordination:
     def expire(self, task_id: UUID) -> None:
         """End a task that is past its deadline, keeping what it has."""
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             if not task.status.is_terminal:
                 time_out_if_due(uow, self._clock, task)
 
@@ -238,7 +238,7 @@ class Coordination:
         Only the missing work is sent again: a wave's recorded steps are not re-run.
         """
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             beat = task.heartbeat_at
             if task.status.is_terminal or task.is_held or (beat and beat >= stalled_before):
                 return None  # finished, held on purpose, or another sweeper got here first
@@ -386,7 +386,7 @@ class Coordination:
             self._fail(task.id, f"synthesis failed: {recorded.error}")
             return
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task.id, lock=True)
+            task = uow.tasks.get_locked(task.id)
             if task.status is not TaskStatus.SYNTHESIZING or task.iteration != iteration:
                 return
             task.result = {
@@ -435,7 +435,7 @@ class Coordination:
 
     def _fail(self, task_id: UUID, reason: str) -> None:
         with self._uow(self._tenant_id) as uow:
-            task = uow.tasks.get(task_id, lock=True)
+            task = uow.tasks.get_locked(task_id)
             if not task.status.is_terminal:
                 end(uow, self._clock, task, TaskStatus.FAILED, reason)
 
