@@ -8,6 +8,7 @@ from celery import Celery
 from kombu import Queue
 
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS
+from meshcore.adapters.redis_transport import SOCKET_TRANSPORT, TCP_TRANSPORT
 from meshcore.adapters.redis_urls import kombu_url
 from meshcore.domain.network import AgentType, queue_for
 from meshcore.settings import Settings
@@ -37,13 +38,19 @@ def route(
 def create_celery(settings: Settings) -> Celery:
     if settings.redis_url is None:
         raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
-    url = kombu_url(settings.redis_url)
-    app = Celery("mesh", broker=url, backend=url, set_as_current=False)
-    # Longer than the longest step, else Redis hands a running step to a second worker.
+    broker, broker_transport = _broker(settings.redis_url)
+    app = Celery(
+        "mesh", broker=broker, backend=kombu_url(settings.redis_url), set_as_current=False
+    )
     transport = {
+        # Longer than the longest step, else Redis hands a running step to a second worker.
         "visibility_timeout": settings.visibility_timeout_seconds,
         "priority_steps": list(PRIORITY_STEPS),
         "queue_order_strategy": "priority",
+        # A Redis that is away must fail a publish at once (the submit is answered within
+        # 2 s, the sweeper sends it later), and one that hangs must not hold it forever.
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 5,
     }
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
@@ -60,7 +67,14 @@ def create_celery(settings: Settings) -> Celery:
         result_backend_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds
         },
+        broker_transport=broker_transport,
         broker_connection_retry_on_startup=True,
+        # A worker outlives any Redis outage: it reconnects for as long as it takes.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        # Results are kept only for a chord's header (the steps it counts); no other result
+        # is read, so none is stored, and no process subscribes to one.
+        task_ignore_result=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,
@@ -75,11 +89,18 @@ def create_celery(settings: Settings) -> Celery:
     }
     # A message published while Redis is away fails fast; the record keeps what matters.
     app.conf.task_publish_retry_policy = {
-        "max_retries": 2,
-        "interval_start": 0,
+        "max_retries": 1,
+        "interval_start": 0.1,
         "interval_step": 0.2,
-        "interval_max": 0.5,
+        "interval_max": 0.2,
     }
     app.conf.mesh_settings = settings
     app.conf.imports = ("meshworkers.tasks",)
     return app
+
+
+def _broker(redis_url: str) -> tuple[str, str]:
+    """The broker URL and the transport that reads it (see meshcore.adapters.redis_transport)."""
+    if redis_url.startswith("unix://"):
+        return "socket://" + redis_url.removeprefix("unix://"), SOCKET_TRANSPORT
+    return redis_url, TCP_TRANSPORT

@@ -57,7 +57,9 @@ def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
     services(self.app, tenant_id).coordination.coordinate(UUID(task_id))
 
 
-@shared_task(name="mesh.run_agent", **_DELIVERY)
+# The one task whose result is stored (task_ignore_result is on for the rest): a chord's
+# header counts its steps' results before it sends `collect`.
+@shared_task(name="mesh.run_agent", **_DELIVERY, ignore_result=False)
 def run_agent(
     self: Task, tenant_id: str, task_id: str, iteration: int, key: str, agent_type: str
 ) -> str:

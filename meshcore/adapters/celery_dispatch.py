@@ -87,11 +87,15 @@ class CeleryDispatcher:
         priority: int | None = None,
     ) -> None:
         with _broker():
+            # ignore_result: nothing reads these results, and a process that waits for one
+            # subscribes to it in Redis, which Celery cannot recover from once Redis is away
+            # ("Retry limit exceeded ... The Celery application must be restarted.").
             self._app.send_task(
                 name,
                 args=(*_ids(ref), *args),
                 eta=eta,
                 priority=_priority(ref) if priority is None else priority,
+                ignore_result=True,
             )
 
 

@@ -24,6 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from uuid import uuid4
 
+import kombu.exceptions
+import redis
+
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh
 from meshcore.domain.errors import Unavailable
@@ -241,7 +244,10 @@ class Drill:
         deadline = time.monotonic() + timeout
         hostnames = {f"{n}@drill" for n in names}
         while time.monotonic() < deadline:
-            replies = app.control.ping(destination=list(hostnames), timeout=0.5) or []
+            try:
+                replies = app.control.ping(destination=list(hostnames), timeout=0.5) or []
+            except (kombu.exceptions.OperationalError, redis.RedisError):
+                replies = []  # Redis is restarting: this process reconnects on the next ping
             if {h for r in replies for h in r} >= hostnames:
                 return
             time.sleep(0.3)
