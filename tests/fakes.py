@@ -134,6 +134,9 @@ class FakeNetworkRepository(_Repository):
     def require(self, network_id: UUID) -> None:
         self.get(network_id)
 
+    def require_locked(self, network_id: UUID) -> None:
+        self.get(network_id)  # one unit of work at a time: nothing to take turns with
+
     def list(self, page: Page) -> tuple[list[Network], int]:
         mine = [n for n in self._rows.networks.values() if n.tenant_id == self._tenant_id]
         mine.sort(key=lambda n: (-n.created_at.timestamp(), str(n.id)))

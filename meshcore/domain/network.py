@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from meshcore.domain.errors import InvalidInput
+from meshcore.domain.errors import Conflict, InvalidInput, NotFound
 from meshcore.domain.usage import Budget, Usage
 
 DEFAULT_TENANT = "default"
@@ -26,6 +26,9 @@ class AgentType(enum.StrEnum):
 # The coordinator plans and synthesises, the critic reviews; only these take subtasks.
 SPECIALISTS = frozenset(AgentType) - {AgentType.COORDINATOR, AgentType.CRITIC}
 DEFAULT_TEAM: tuple[AgentType, ...] = tuple(AgentType)
+# A network lacking one of these accepts tasks it can never finish, so it is refused.
+REQUIRED_ROLES: tuple[AgentType, ...] = (AgentType.COORDINATOR, AgentType.CRITIC)
+_PURPOSE = {AgentType.COORDINATOR: "a coordinator to plan", AgentType.CRITIC: "a critic to review"}
 
 
 class AgentStatus(enum.StrEnum):
@@ -156,6 +159,36 @@ class Network:
         self.agents.append(agent)
         return agent
 
+    def check_team(self) -> None:
+        """Refuse a team that could not finish a task: InvalidInput naming the missing roles."""
+        if missing := self.missing_roles():
+            needed = " and ".join(_PURPOSE[r] for r in REQUIRED_ROLES)
+            lacking = " and ".join(f"no {r.value}" for r in missing)
+            raise InvalidInput("agents", f"a network needs {needed}; this team has {lacking}")
+
+    def remove_agent(self, agent_id: UUID) -> Agent:
+        """Take an agent off the team, unless the team would lose its last of a needed role.
+
+        A Conflict, not InvalidInput: the request is sound, the team's current state forbids
+        it, and adding another agent of the role first makes the same request succeed.
+        """
+        agent = next((a for a in self.agents if a.id == agent_id), None)
+        if agent is None:
+            raise NotFound("agent", agent_id)
+        rest = [a for a in self.agents if a.id != agent_id]
+        lost = [r for r in _missing_in(rest) if r not in self.missing_roles()]
+        if lost:
+            role = lost[0].value
+            raise Conflict(
+                f"network {self.id} would be left with no {role}: add another {role} agent"
+                f" before removing {agent.name!r}"
+            )
+        self.agents = rest
+        return agent
+
+    def missing_roles(self) -> list[AgentType]:
+        return _missing_in(self.agents)
+
     def agent_types(self) -> frozenset[AgentType]:
         """Types of the agents able to take work (disabled ones excluded)."""
         return frozenset(a.type for a in self.agents if not a.is_disabled)
@@ -167,3 +200,9 @@ class Network:
     @staticmethod
     def agent_of_in(agents: list[Agent], agent_type: AgentType) -> Agent | None:
         return next((a for a in agents if a.type is agent_type and not a.is_disabled), None)
+
+
+def _missing_in(agents: list[Agent]) -> list[AgentType]:
+    # Disabled agents take no steps (agent_of skips them), so they do not fill a role.
+    present = {a.type for a in agents if not a.is_disabled}
+    return [r for r in REQUIRED_ROLES if r not in present]

@@ -60,6 +60,7 @@ class NetworkService:
         specs = agents if agents is not None else [AgentSpec(t) for t in DEFAULT_TEAM]
         for spec in specs:
             _add_agent(network, spec, now)
+        network.check_team()
         with self._uow(self._tenant_id) as uow:
             uow.networks.add(network)
             uow.commit()
@@ -115,8 +116,11 @@ class NetworkService:
         return self._live(found)
 
     def remove_agent(self, network_id: UUID, agent_id: UUID) -> None:
+        """Remove an agent, unless it is the network's last coordinator or critic (Conflict)."""
         with self._uow(self._tenant_id) as uow:
-            uow.networks.require(network_id)  # a missing network is reported as such
+            # Locked: two removals of a role's last two agents would each see the other left.
+            uow.networks.require_locked(network_id)
+            uow.networks.get(network_id).remove_agent(agent_id)
             uow.agents.delete(network_id, agent_id)
             uow.commit()
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))

@@ -80,10 +80,16 @@ class SqlNetworkRepository(_Repository):
         return network
 
     def require(self, network_id: UUID) -> None:
+        self._require(sa.select(networks.c.id), network_id)
+
+    def require_locked(self, network_id: UUID) -> None:
+        # FOR NO KEY UPDATE: team changes take turns, yet adding a task or an agent (whose
+        # foreign keys take KEY SHARE on this row) does not wait.
+        self._require(sa.select(networks.c.id).with_for_update(key_share=True), network_id)
+
+    def _require(self, statement: sa.Select, network_id: UUID) -> None:
         found = self._db.execute(
-            sa.select(networks.c.id).where(
-                networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
-            )
+            statement.where(networks.c.id == network_id, networks.c.tenant_id == self._tenant_id)
         ).first()
         if found is None:
             raise NotFound("network", network_id)

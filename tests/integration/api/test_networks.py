@@ -100,6 +100,7 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
             "model": {"chain": ["openai/gpt-4o"], "temperature": 0.9, "max_tokens": 2048},
             "capabilities": ["headlines"],
         },
+        {"type": "critic"},
     ]
 
     network = create(client, description="Emails", config=config, agents=agents)
@@ -109,6 +110,7 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
     assert [(a["type"], a["name"]) for a in network["agents"]] == [
         ("coordinator", "coordinator"),
         ("content", "Copywriter"),
+        ("critic", "critic"),
     ]
     copywriter = network["agents"][1]
     assert copywriter["model"] == {
@@ -134,8 +136,11 @@ def test_a_created_network_reads_back_as_it_was_answered(client: ApiClient) -> N
 
 def test_a_network_reads_back_its_agents_in_the_order_given(client: ApiClient) -> None:
     # 32 agents: the chance that random ids happen to sort in this order is 1 in 32!.
-    names = [f"writer-{i:02}" for i in range(32)]
-    network = create(client, agents=[{"type": "content", "name": n} for n in names])
+    names = ["lead", *(f"writer-{i:02}" for i in range(30)), "reviewer"]
+    types = ["coordinator", *["content"] * 30, "critic"]
+    network = create(
+        client, agents=[{"type": t, "name": n} for t, n in zip(types, names, strict=True)]
+    )
 
     read = client.get(f"{NETWORKS}/{network['id']}").get_json()
 
@@ -233,3 +238,26 @@ def test_deleting_a_network_leaves_the_others(client: ApiClient, record: Record)
 
     assert by_id(client.get(f"{NETWORKS}/{kept['id']}").get_json()) == by_id(kept)
     assert record.count("agents", network_id=kept["id"]) == len(DEFAULT_TEAM)
+
+
+@pytest.mark.parametrize(
+    ("team", "missing"),
+    [
+        (["content"], ["coordinator", "critic"]),
+        (["coordinator", "content"], ["critic"]),
+        (["critic", "research", "content"], ["coordinator"]),
+    ],
+)
+def test_a_network_that_could_not_run_a_task_is_refused(
+    client: ApiClient, record: Record, team: list[str], missing: list[str]
+) -> None:
+    before = record.snapshot()
+
+    response = client.post(
+        NETWORKS, json={"name": "short-handed", "agents": [{"type": t} for t in team]}
+    )
+
+    body = assert_error(response, 422, field="agents", problem=f"no {missing[0]}")
+    (said,) = body["errors"]["json"]["agents"]
+    assert all(role in said for role in missing), said
+    assert record.snapshot() == before

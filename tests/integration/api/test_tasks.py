@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +16,7 @@ from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask, validate_plan
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error
+from tests.integration.api.race import race
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
@@ -200,54 +199,19 @@ def test_tasks_of_one_network_are_not_listed_under_another(
     assert client.get(tasks_url(other)).get_json() == []
 
 
-def blocked_behind(db: sa.Connection, holder: int) -> int:
-    """How many backends wait, directly or in a queue of waiters, on the lock `holder` holds."""
-    rows = db.execute(
-        sa.text(
-            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0"
-        )
-    ).all()
-    waiting, chain = {pid: set(blockers) for pid, blockers in rows}, {holder}
-    while grown := {pid for pid, blockers in waiting.items() if blockers & chain} - chain:
-        chain |= grown
-    return len(chain) - 1
-
-
 def test_two_concurrent_process_calls_start_a_held_task_once(
-    app: Flask,
-    client: ApiClient,
-    network: dict[str, Any],
-    record: Record,
-    engine: sa.Engine,
+    app: Flask, client: ApiClient, network: dict[str, Any], record: Record, engine: sa.Engine
 ) -> None:
     task = submit(client, network, auto_process=False)
     url = f"{tasks_url(network)}/{task['id']}/process"
-    statuses: list[int] = []
 
-    def process() -> None:
+    def process() -> int:
         rival = app.test_client()
         rival.error_schema = client.error_schema
-        statuses.append(rival.post(url).status_code)
+        return rival.post(url).status_code
 
-    # Another writer holds the task's row, so both requests are in flight at once: each one
-    # waits at whatever first needs the row (a locked read, or the update of an unlocked one).
-    with engine.connect() as holder:
-        holder.execute(
-            sa.text("SELECT id FROM tasks WHERE id = :id FOR UPDATE"), {"id": task["id"]}
-        )
-        holder_pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        threads = [threading.Thread(target=process) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        with engine.connect() as watcher:
-            deadline = time.monotonic() + 30
-            while blocked_behind(watcher, holder_pid) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert blocked_behind(watcher, holder_pid) == 2
-        holder.rollback()
-    for thread in threads:
-        thread.join(timeout=30)
+    lock = "SELECT id FROM tasks WHERE id = :id FOR UPDATE"
+    statuses = race(engine, lock, {"id": task["id"]}, [process, process])
 
     assert sorted(statuses) == [202, 409]
     assert coordinate_messages(record, task["id"]) == ["coordinator"]

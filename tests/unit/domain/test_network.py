@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from meshcore.domain.errors import InvalidInput
+from meshcore.domain.errors import Conflict, InvalidInput
 from meshcore.domain.network import (
     Agent,
     AgentMetrics,
@@ -136,3 +136,36 @@ def test_a_network_without_enabled_agents_offers_no_types() -> None:
 def test_mean_latency_is_zero_before_any_call() -> None:
     assert AgentMetrics().mean_latency_ms == 0.0
     assert AgentMetrics(calls=4, latency_ms_total=100.0).mean_latency_ms == 25.0
+
+
+def team(*types: AgentType) -> Network:
+    network = new_network()
+    for agent_type in types:
+        network.new_agent(name=agent_type.value, type=agent_type, now=NOW)
+    return network
+
+
+def test_a_team_needs_a_coordinator_and_a_critic_and_says_which_it_lacks() -> None:
+    team(AgentType.COORDINATOR, AgentType.CONTENT, AgentType.CRITIC).check_team()
+
+    with pytest.raises(InvalidInput, match="this team has no coordinator and no critic"):
+        team(AgentType.CONTENT).check_team()
+
+
+def test_a_disabled_critic_does_not_count_as_the_team_s_critic() -> None:
+    network = team(AgentType.COORDINATOR, AgentType.CONTENT, AgentType.CRITIC)
+    network.agents[-1] = replace(network.agents[-1], is_disabled=True)
+
+    with pytest.raises(InvalidInput, match="no critic"):
+        network.check_team()
+
+
+def test_a_team_already_short_of_a_critic_may_still_lose_other_agents() -> None:
+    # Networks recorded before the rule may lack a role; only losing one more is refused.
+    network = team(AgentType.COORDINATOR, AgentType.CONTENT, AgentType.RESEARCH)
+
+    removed = network.remove_agent(network.agents[1].id)
+
+    assert removed.type is AgentType.CONTENT
+    with pytest.raises(Conflict, match="no coordinator"):
+        network.remove_agent(network.agents[0].id)

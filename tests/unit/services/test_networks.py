@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 
 from meshcore.agents import profile_for
-from meshcore.domain.errors import NotFound
+from meshcore.domain.errors import Conflict, InvalidInput, NotFound
 from meshcore.domain.memory import MemoryQuery, MemoryType
 from meshcore.domain.network import AgentStatus, AgentType, ModelConfig, NetworkConfig
 from meshcore.domain.task import Priority
@@ -55,13 +55,14 @@ def test_a_network_created_with_agents_gets_exactly_those(mesh: FakeMesh) -> Non
                 model=ModelConfig(chain=("gpt-4o",), temperature=0.9),
                 capabilities=("haiku",),
             ),
+            AgentSpec(AgentType.CRITIC),
         ],
     )
 
     stored = mesh.networks.get(network.id)
     assert stored.config.max_iterations == 1
     by_type = {a.type: a for a in stored.agents}
-    assert set(by_type) == {AgentType.COORDINATOR, AgentType.CONTENT}
+    assert set(by_type) == {AgentType.COORDINATOR, AgentType.CONTENT, AgentType.CRITIC}
     copywriter = by_type[AgentType.CONTENT]
     assert (copywriter.name, copywriter.capabilities) == ("copywriter", ("haiku",))
     assert copywriter.model == ModelConfig(chain=("gpt-4o",), temperature=0.9)
@@ -179,3 +180,40 @@ def test_an_agent_is_removed_only_from_the_network_named(mesh: FakeMesh) -> None
         mesh.networks.remove_agent(second.id, first.agents[0].id)
 
     assert len(mesh.networks.list_agents(first.id)) == 7
+
+
+@pytest.mark.parametrize("missing", [AgentType.COORDINATOR, AgentType.CRITIC])
+def test_a_team_without_a_coordinator_or_a_critic_is_refused_and_nothing_is_stored(
+    mesh: FakeMesh, missing: AgentType
+) -> None:
+    team = [AgentSpec(t) for t in (AgentType.COORDINATOR, AgentType.CONTENT, AgentType.CRITIC)]
+
+    with pytest.raises(InvalidInput, match=f"this team has no {missing.value}") as refused:
+        mesh.networks.create(
+            name="short", description="", config=NetworkConfig(),
+            agents=[s for s in team if s.type is not missing],
+        )  # fmt: skip
+
+    assert refused.value.field == "agents"
+    assert mesh.database.committed.networks == {}
+
+
+@pytest.mark.parametrize("role", [AgentType.COORDINATOR, AgentType.CRITIC])
+def test_the_last_coordinator_or_critic_cannot_be_removed(mesh: FakeMesh, role: AgentType) -> None:
+    network = mesh.create_network()
+    last = next(a for a in network.agents if a.type is role)
+
+    with pytest.raises(Conflict, match=f"would be left with no {role.value}"):
+        mesh.networks.remove_agent(network.id, last.id)
+
+    assert last.id in {a.id for a in mesh.networks.list_agents(network.id)}
+
+
+def test_a_coordinator_goes_once_another_one_takes_its_place(mesh: FakeMesh) -> None:
+    network = mesh.create_network()
+    first = next(a for a in network.agents if a.type is AgentType.COORDINATOR)
+    second = mesh.networks.add_agent(network.id, AgentSpec(AgentType.COORDINATOR, name="deputy"))
+
+    mesh.networks.remove_agent(network.id, first.id)
+
+    assert mesh.networks.get(network.id).agent_of(AgentType.COORDINATOR).id == second.id
