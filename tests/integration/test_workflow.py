@@ -9,11 +9,13 @@ from uuid import uuid4
 
 import pytest
 
+from meshcore.adapters.sql.migrate import upgrade
 from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.domain.task import PLAN_KEY, REVIEW_KEY, Priority, TaskStatus
 from meshcore.domain.usage import Budget
 from meshcore.services.networks import AgentSpec
 from meshworkers.app import create_celery
+from tests.drills.harness import PrivateRedis
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 
 pytestmark = pytest.mark.integration
@@ -119,6 +121,10 @@ def test_a_low_critic_score_causes_a_revision_until_max_iterations(workers: Flee
     assert done.result["score"] < 1.0
     reviews = [h for h in done.history if h.kind == "step" and h.detail["subtask"] == REVIEW_KEY]
     assert [r.detail["iteration"] for r in reviews] == [1, 2]
+    # The read shows both iterations' work, the first before the revision.
+    iterations = [s.iteration for s in done.subtasks]
+    assert iterations == sorted(iterations) and set(iterations) == {1, 2}
+    assert all(s.status == "completed" for s in done.subtasks)
 
 
 def test_a_good_enough_first_draft_completes_without_revision(workers: Fleet) -> None:
@@ -134,7 +140,29 @@ def test_a_good_enough_first_draft_completes_without_revision(workers: Fleet) ->
     assert done.history[-1].detail["reason"] == "quality threshold met"
 
 
-def test_agent_metrics_count_the_steps_they_ran(workers: Fleet) -> None:
+@pytest.fixture(scope="module")
+def embedded_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The embedded default's record: a SQLite file, with a Redis of the test's own."""
+    workdir = tmp_path_factory.mktemp("embedded")
+    database_url = f"sqlite:///{workdir / 'mesh.db'}"
+    upgrade(database_url)
+    redis_server = PrivateRedis(workdir)
+    redis_server.start()
+    queues = [queue_for(t) for t in AgentType]
+    try:
+        with fleet(database_url, redis_server.url, [WorkerSpec("all@mesh-test", queues, 4)]) as f:
+            yield f
+    finally:
+        redis_server.stop()
+
+
+@pytest.mark.parametrize("record", ["postgres", "sqlite"])
+def test_agent_metrics_count_the_steps_they_ran(
+    request: pytest.FixtureRequest, record: str
+) -> None:
+    workers: Fleet = request.getfixturevalue(
+        "workers" if record == "postgres" else "embedded_workers"
+    )
     net = workers.services.networks.create(
         name=f"it-{uuid4().hex[:8]}",
         description="",
