@@ -217,7 +217,7 @@ class FakeTaskRepository(_Repository):
         self._append_history(task)
 
     # The fake runs one unit of work at a time, so a locked read is an ordinary one here.
-    def get(self, task_id: UUID, *, lock: bool = False) -> Task:
+    def get(self, task_id: UUID) -> Task:
         task = self._rows.tasks.get(task_id)
         if task is None or task.tenant_id != self._tenant_id:
             raise NotFound("task", task_id)

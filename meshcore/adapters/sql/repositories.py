@@ -213,11 +213,7 @@ class SqlTaskRepository(_Repository):
         self._db.execute(tasks.insert().values(m.task_row(task)))
         self._append_history(task)
 
-    def get(self, task_id: UUID, *, lock: bool = False) -> Task:
-        # TODO(#12): `lock=True` is the older spelling of get_locked, kept for callers not
-        # moved yet; each spelling runs its own statement, so the lock is never dropped.
-        if lock:
-            return self.get_locked(task_id)
+    def get(self, task_id: UUID) -> Task:
         return self._one(q.TASK, task_id)
 
     def get_locked(self, task_id: UUID) -> Task:
