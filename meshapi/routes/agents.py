@@ -46,6 +46,7 @@ class Agents(MethodView):
 class AgentById(MethodView):
     @blp.response(204)
     @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema)
     def delete(self, network_id: UUID, agent_id: UUID) -> None:
-        """Remove an agent from a network."""
+        """Remove an agent; the last coordinator or critic of a network stays (409)."""
         services().networks.remove_agent(network_id, agent_id)

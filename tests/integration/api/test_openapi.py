@@ -26,7 +26,7 @@ OPERATIONS = [
     (f"{TASK}/process", "post", {404, 409}),
     (f"{NETWORK}/agents", "post", {404, 422}),
     (f"{NETWORK}/agents", "get", {404}),
-    (f"{NETWORK}/agents/{{agent_id}}", "delete", {404}),
+    (f"{NETWORK}/agents/{{agent_id}}", "delete", {404, 409}),
     (f"{NETWORK}/memory", "post", {404, 422}),
     (f"{NETWORK}/memory", "get", {404, 422}),
     ("/healthz", "get", set()),
