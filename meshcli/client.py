@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 CLI_NETWORK = "mesh-cli"
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -17,11 +18,27 @@ class ApiError(Exception):
     """The API answered with an error, or could not be reached."""
 
 
+def api_url(text: str) -> str:
+    """The API's base URL from what a user types: `localhost:8600` means http://localhost:8600."""
+    text = text.strip()
+    if not urlsplit(text).netloc:
+        # urlsplit reads `localhost:8600` as scheme `localhost`: a URL needs `//` after its scheme.
+        text = f"http://{text}"
+    return text.rstrip("/")
+
+
 class MeshClient:
     def __init__(self, base_url: str) -> None:
-        self._base = base_url.rstrip("/") + "/api/mesh"
+        self._root = api_url(base_url)
+        self._base = self._root + "/api/mesh"
 
     def request(self, method: str, path: str, body: dict | None = None) -> Any:
+        return self.exchange(method, path, body)[0]
+
+    def exchange(
+        self, method: str, path: str, body: dict | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """The decoded answer and its headers."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self._base + path,
@@ -31,12 +48,12 @@ class MeshClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
+                raw, headers = response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             raise ApiError(f"{exc.code}: {exc.read().decode(errors='replace')}") from exc
         except urllib.error.URLError as exc:
             raise ApiError(f"cannot reach {self._base}: {exc.reason}") from exc
-        return json.loads(raw) if raw else None
+        return (json.loads(raw) if raw else None), headers
 
     def default_network(self) -> str:
         """The id of the network named mesh-cli, created with the default team if missing."""
@@ -51,9 +68,12 @@ class MeshClient:
             page += 1
         return self.request("POST", "/networks", {"name": CLI_NETWORK})["id"]
 
-    def submit(self, network_id: str, description: str, priority: str) -> dict:
+    def submit(self, network_id: str, description: str, priority: str) -> tuple[dict, str]:
+        """The accepted task, and the URL to poll it at (the answer's Location)."""
         body = {"description": description, "priority": priority}
-        return self.request("POST", f"/networks/{network_id}/tasks", body)
+        task, headers = self.exchange("POST", f"/networks/{network_id}/tasks", body)
+        location = headers.get("Location") or f"/api/mesh/networks/{network_id}/tasks/{task['id']}"
+        return task, urljoin(self._root + "/", location)
 
     def task(self, network_id: str, task_id: str) -> dict:
         return self.request("GET", f"/networks/{network_id}/tasks/{task_id}")
@@ -79,6 +99,19 @@ def follow(
         if time.monotonic() > deadline:
             raise ApiError(f"task {task_id} still {task['status']} after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def verdict(task: dict, task_url: str) -> str:
+    """What a finished task came to: the answer (or error), the critic's score and feedback,
+    and where to read the whole record."""
+    result = task.get("result") or {}
+    lines = [result.get("answer") or task.get("error") or f"(no answer: {task['status']})", ""]
+    if result.get("score") is not None:
+        lines.append(f"score     {result['score']:.2f}")
+    if result.get("feedback"):
+        lines.append(f"feedback  {result['feedback']}")
+    lines.append(f"task      {task_url}")
+    return "\n".join(lines)
 
 
 def _line(entry: dict) -> str:

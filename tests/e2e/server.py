@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -67,8 +70,8 @@ def mesh_serve(
             sink.close()
 
 
-def _wait_ready(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
+def _wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"mesh serve exited with {process.returncode}")
@@ -98,3 +101,107 @@ def workers_ready(client: httpx.Client, network_id: str) -> None:
         f"/api/mesh/networks/{network_id}/tasks", json={"description": "warm up"}
     )
     poll(client, response.headers["Location"], timeout=90)
+
+
+MESH = Path(sys.executable).with_name("mesh")  # the console script, as `make run` starts it
+
+
+class ServeProcess:
+    """`mesh serve` run as a user runs it (the `mesh` script), its output kept line by line.
+
+    Unlike mesh_serve() it hands the test the process, so a test can signal it, start a second
+    one beside it, or look at its children.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in PROVIDER_KEYS and not k.startswith("MESH_")
+        }
+        environ.update(MESH_LOG_LEVEL="INFO", MESH_METRICS_PORT="0")
+        environ.update(env or {})
+        environ.update(MESH_PORT=str(self.port), MESH_DATA_DIR=str(data_dir))
+        self.lines: list[tuple[float, str]] = []
+        self.process = subprocess.Popen(
+            [str(MESH), "serve"],
+            env=environ,
+            cwd=cwd,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        try:
+            _wait_ready(self.base, self.process, timeout=timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; it printed:\n{self.output[-4000:]}") from exc
+
+    def wait_exit(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def children(self) -> dict[int, str]:
+        """The pids of every running process below this one, with their command lines."""
+        found = {}
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # zombies included
+                found[child.pid] = " ".join(child.cmdline())
+        return found
+
+    def close(self) -> None:
+        """Stop it if it still runs; leave nothing behind, even if it misbehaved."""
+        if self.process.poll() is None:
+            descendants = psutil.Process(self.process.pid).children(recursive=True)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            for child in descendants:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+        self._reader.join(timeout=5)
+
+
+@contextmanager
+def serve_process(data_dir: Path, **options: object) -> Iterator[ServeProcess]:
+    """A ServeProcess that is stopped (and swept up) when the block ends."""
+    serve = ServeProcess(data_dir, **options)  # type: ignore[arg-type]
+    try:
+        yield serve
+    finally:
+        serve.close()
+
+
+def complete_a_task(base: str, description: str = "Write the launch email") -> dict:
+    """Create a network, submit one task and poll it to the end, as a client would."""
+    with httpx.Client(base_url=base, timeout=10) as client:
+        network_id = client.post("/api/mesh/networks", json={"name": "demo"}).json()["id"]
+        submitted = client.post(
+            f"/api/mesh/networks/{network_id}/tasks", json={"description": description}
+        )
+        assert submitted.status_code == 202, submitted.text
+        return poll(client, submitted.headers["Location"], timeout=90)

@@ -1,0 +1,84 @@
+"""What `mesh serve` prints once everything has started: where Mesh is and how to try it.
+
+The commands are printed as they must be typed in the shell `mesh serve` was started from:
+the `mesh` script by the path that reaches it, and `--url` whenever the CLI's default would
+not find this server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from meshcore.adapters.providers import KEY_SETTINGS, Providers
+from meshcore.settings import OFFLINE_MODEL, Settings
+
+DEFAULT_PORT: int = Settings.model_fields["port"].default
+_ANY_ADDRESS = {"", "0.0.0.0", "::"}
+
+
+def announce(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
+    """Print the banner to stderr, after the children's own start-up lines."""
+    base = client_url(host, port)
+    where = f"embedded SQLite and Redis in {data_dir}"
+    if not settings.is_embedded:
+        where = "the configured servers"
+    url_option = "" if base == f"http://127.0.0.1:{DEFAULT_PORT}" else f" --url {base}"
+    lines = [
+        "",
+        f"Mesh is starting on {base} ({where}).",
+        f"  API docs:  {base}/api/mesh/docs",
+        f"  Try it:    {mesh_command()} submit "
+        f'"Write the launch email for Mesh" --wait{url_option}',
+        f"  or:        curl -s -X POST {base}/api/mesh/networks "
+        """-H 'Content-Type: application/json' -d '{"name": "demo"}'""",
+    ]
+    if note := models_note(settings):
+        lines.append(note)
+    lines += ["Stop with Ctrl-C.", ""]
+    click.echo("\n".join(lines), err=True)
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach a server bound to host:port."""
+    if host in _ANY_ADDRESS:
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def mesh_command() -> str:
+    """`mesh` if the shell finds this very script, else the shortest path that reaches it."""
+    script = Path(sys.executable).with_name("mesh")
+    if not script.exists():
+        return "mesh"
+    found = shutil.which("mesh")
+    if found and Path(found).resolve() == script.resolve():
+        return "mesh"
+    relative = os.path.relpath(script)
+    return relative if len(relative) < len(str(script)) else str(script)
+
+
+def models_note(settings: Settings) -> str | None:
+    """One line when no model provider is configured: who answers instead, if anyone."""
+    providers = Providers(settings)
+    models = [m for m in settings.model_chain if m != OFFLINE_MODEL]
+    if any(providers.has_credentials(m) for m in models):
+        return None
+    keys = ", ".join(
+        str(Settings.model_fields[name].validation_alias) for name in KEY_SETTINGS.values()
+    )
+    if providers.allows_offline:
+        return (
+            f"  Models:    No provider keys were found ({keys}), so the built-in offline "
+            "model answers: deterministic, and not an AI."
+        )
+    return (
+        f"  Models:    No provider keys were found ({keys}) and the offline model is off: "
+        "every model call will fail."
+    )

@@ -1,0 +1,36 @@
+"""How `mesh serve` starts its children: each in a process group of its own.
+
+Ctrl-C in a terminal signals the whole foreground process group. If the children were in
+it, each would take its own kind of shutdown at once (gunicorn's quick exit, Celery's warm
+shutdown, and a second SIGINT from `mesh serve` makes that a cold one; Redis would go first
+and leave the workers reconnecting), so `mesh serve` alone receives the signal and stops
+them in order. On Linux a child is also told to stop when `mesh serve` dies without a
+chance to stop it (SIGKILL), so no worker outlives it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+_PR_SET_PDEATHSIG = 1
+
+
+def start_child(argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start argv in a process group of its own, to be stopped by `mesh serve` only."""
+    return subprocess.Popen(list(argv), env=env, process_group=0, preexec_fn=_parent_death_signal())
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+    def _set() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return _set
