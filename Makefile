@@ -44,16 +44,23 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 # Flower, Celery's live view, on Mesh's broker: MESH_REDIS_URL, or with none set the embedded
-# Redis of a running `make run` (its socket is recorded next to its data). http://localhost:5555
+# Redis of a running `make run` (its socket is recorded next to its data). It refuses at once
+# when that broker does not answer. http://localhost:$(FLOWER_PORT)
+FLOWER_PORT ?= 5555
 flower: $(STAMP)
 	@broker="$${MESH_REDIS_URL:-}"; \
 	settings="$${MESH_DATA_DIR:-.mesh}/redis.db.settings"; \
 	if [ -z "$$broker" ] && [ -f "$$settings" ]; then \
 	  broker="unix://$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["unixsocket"])' "$$settings")"; \
 	fi; \
-	if [ -z "$$broker" ]; then echo "Set MESH_REDIS_URL, or start 'make run' first." >&2; exit 2; fi; \
-	echo "Flower on http://localhost:5555 for $$broker"; \
-	exec $(BIN)/celery --broker "$$(echo "$$broker" | sed 's|^unix://|redis+socket://|')" flower
+	if [ -z "$$broker" ]; then echo "No Mesh is running here: start make run first (or set MESH_REDIS_URL)." >&2; exit 2; fi; \
+	if ! $(BIN)/python -c 'import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()' "$$broker" 2>/dev/null; then \
+	  if [ -z "$${MESH_REDIS_URL:-}" ]; then echo "The embedded Redis in $${MESH_DATA_DIR:-.mesh} is not running: start make run first." >&2; \
+	  else echo "Cannot reach MESH_REDIS_URL ($$broker)." >&2; fi; \
+	  exit 2; \
+	fi; \
+	echo "Flower on http://localhost:$(FLOWER_PORT) for $$broker"; \
+	exec $(BIN)/celery --broker "$$(echo "$$broker" | sed 's|^unix://|redis+socket://|')" flower --port=$(FLOWER_PORT)
 
 # The Dockerfiles, compose.yaml, k8s/ and the Prometheus rules, checked offline (tests/deploy).
 deploy-check: $(STAMP)
