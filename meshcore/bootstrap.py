@@ -12,6 +12,7 @@ from celery import Celery
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS, CeleryDispatcher
 from meshcore.adapters.redis_activity import RedisAgentActivity
+from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sql.engine import create_engine
@@ -119,7 +120,13 @@ class Mesh:
             coordination=lambda tenant_id: self.tenant(tenant_id).coordination,
             clock=self.clock,
             stall_seconds=self.settings.stall_seconds,
+            epoch=self.epoch,
         )
+
+    @cached_property
+    def epoch(self) -> RedisEpoch:
+        # One per process: it remembers the epoch this process last saw.
+        return RedisEpoch(self.redis)
 
     @cached_property
     def models(self) -> ModelClient:
@@ -169,3 +176,14 @@ class Mesh:
 
 def build(settings: Settings, celery_app: Celery) -> Mesh:
     return Mesh(settings, celery_app)
+
+
+def start_epoch(settings: Settings) -> None:
+    """Begin the fleet's Redis epoch unless one is running (a worker starting up)."""
+    if settings.redis_url is None:
+        raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        RedisEpoch(client).start(SystemClock().now())
+    finally:
+        client.close()

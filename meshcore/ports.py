@@ -243,3 +243,19 @@ class Dispatcher(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class BrokerEpoch(Protocol):
+    """Since when Redis holds the fleet's data; a new epoch means the queues were lost."""
+
+    def start(self, now: datetime) -> None:
+        """Begin an epoch unless one is running (a worker starting on a fresh Redis)."""
+        ...
+
+    def lost_since(self, now: datetime) -> datetime | None:
+        """When Redis's current data began, if it lost what it held since the last check.
+
+        The epoch gone (this call begins one at `now`) or changed since this process last
+        looked: every message, unacknowledged step and chord counter went with it.
+        """
+        ...

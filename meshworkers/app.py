@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+import structlog
+from celery import Celery, bootsteps
 from kombu import Queue
 
+from meshcore import bootstrap
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS
 from meshcore.adapters.redis_transport import SOCKET_TRANSPORT, TCP_TRANSPORT
 from meshcore.adapters.redis_urls import kombu_url
+from meshcore.domain.errors import Unavailable
 from meshcore.domain.network import AgentType, queue_for
 from meshcore.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 QUEUES = tuple(queue_for(t) for t in AgentType)
 # The critic's review runs on its own queue like any agent step.
@@ -96,7 +101,19 @@ def create_celery(settings: Settings) -> Celery:
     }
     app.conf.mesh_settings = settings
     app.conf.imports = ("meshworkers.tasks",)
+    app.steps["worker"].add(EpochStep)
     return app
+
+
+class EpochStep(bootsteps.StartStopStep):
+    """A starting worker begins the fleet's Redis epoch if there is none, so that the sweeper
+    takes a missing epoch for lost data, not for a fleet that has just started."""
+
+    def start(self, parent: Any) -> None:
+        try:
+            bootstrap.start_epoch(parent.app.conf.mesh_settings)
+        except Unavailable as exc:
+            log.warning("epoch.not_started", error=str(exc))  # the first sweep begins it
 
 
 def _broker(redis_url: str) -> tuple[str, str]:

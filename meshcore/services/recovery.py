@@ -4,17 +4,21 @@ A message can be lost for good: a worker killed mid-step with its message unackn
 (Redis gives it back only after the visibility timeout), a chord whose counter died with a
 Redis restart, an enqueue that failed after the task was recorded. Every such loss leaves
 the task's heartbeat still, so one query finds them all, across tenants.
+
+A Redis that lost its data (flushed, restarted empty) lost every message at once; the fleet's
+epoch says so at the next sweep, which then re-drives everything that was in flight before
+the new epoch began instead of waiting for each heartbeat to age past the stall timeout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from meshcore.domain.errors import NotFound
-from meshcore.ports import Clock, StallFinder
+from meshcore.domain.errors import NotFound, Unavailable
+from meshcore.ports import BrokerEpoch, Clock, StallFinder, TaskRef
 from meshcore.services.coordination import Coordination
 
 log = structlog.get_logger(__name__)
@@ -28,22 +32,49 @@ class Sweeper:
         coordination: Callable[[str], Coordination],
         clock: Clock,
         stall_seconds: float,
+        epoch: BrokerEpoch | None = None,
         batch: int = 200,
     ) -> None:
         self._finder, self._coordination, self._clock = finder, coordination, clock
         self._stall, self._batch = timedelta(seconds=stall_seconds), batch
+        self._epoch = epoch
 
     def sweep(self) -> dict[str, int]:
         """Re-drive every stalled task once; answers how many of each action were taken."""
-        before = self._clock.now() - self._stall
+        now = self._clock.now()
         actions: dict[str, int] = {}
-        for ref in self._finder.stalled(before, self._batch):
+        lost_since = self._lost_since(now)
+        if lost_since is not None:
+            # Everything in flight when Redis lost its data is stalled, however fresh its
+            # heartbeat: re-drive it all now, page by page (each re-drive moves its heartbeat).
+            seen: set[TaskRef] = set()
+            while True:
+                page = [r for r in self._finder.stalled(lost_since, self._batch) if r not in seen]
+                if not page:
+                    break
+                seen.update(page)
+                self._redrive(page, lost_since, actions)
+            log.warning("sweep.redis_lost", since=lost_since.isoformat(), tasks=len(seen))
+        before = now - self._stall
+        self._redrive(self._finder.stalled(before, self._batch), before, actions)
+        if actions:
+            log.warning("sweep.redrove", **actions)
+        return actions
+
+    def _lost_since(self, now: datetime) -> datetime | None:
+        if self._epoch is None:
+            return None
+        try:
+            return self._epoch.lost_since(now)
+        except Unavailable as exc:
+            log.warning("sweep.epoch_unknown", error=str(exc))  # checked again next sweep
+            return None
+
+    def _redrive(self, refs: list[TaskRef], before: datetime, actions: dict[str, int]) -> None:
+        for ref in refs:
             try:
                 action = self._coordination(ref.tenant_id).redrive(ref.task_id, before)
             except NotFound:
                 continue  # deleted with its network since the query
             if action is not None:
                 actions[action] = actions.get(action, 0) + 1
-        if actions:
-            log.warning("sweep.redrove", **actions)
-        return actions

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from meshapi.app import create_app
 from meshcore.adapters.sql.migrate import upgrade
@@ -184,3 +185,45 @@ def test_a_worker_told_to_stop_finishes_its_steps_first(tmp_path: Path, database
         f"drill SIGTERM: the agents worker finished its {begun} running steps and "
         f"stopped in {took:.1f} s; all 10 tasks completed after its restart"
     )
+
+
+# With the defaults: the stall timeout and sweep interval a deployment runs with.
+DEFAULT_RECOVERY = {"MESH_STALL_SECONDS": "90", "MESH_SWEEP_INTERVAL_SECONDS": "15"}
+WIPE_BATCH = 200
+
+
+def test_redis_wiped_a_quarter_into_a_batch_is_noticed_without_the_stall_timeout(
+    tmp_path: Path, database_url: str
+) -> None:
+    with drill(tmp_path, database_url, DEFAULT_RECOVERY) as (run, redis_server):
+        fleet(run)
+        run.wait_all(run.submit_batch(1), TIMEOUT)  # warm: each process has loaded its models
+
+        started = time.monotonic()
+        calm = run.submit_batch(WIPE_BATCH)
+        calm_done, _ = run.wait_all(calm, TIMEOUT)
+        calm_seconds = time.monotonic() - started
+
+        started = time.monotonic()
+        wiped = run.submit_batch(WIPE_BATCH)
+        run.wait_until(
+            wiped,
+            lambda ts: sum(t.status is TaskStatus.COMPLETED for t in ts) >= WIPE_BATCH // 4,
+            timeout=TIMEOUT,
+        )
+        redis.Redis.from_url(redis_server.url).flushall()  # queues, unacked, chord counters
+        run.wait_all(wiped, TIMEOUT)
+        wiped_seconds = time.monotonic() - started
+        result = audit(run, wiped, wiped_seconds)
+        restarts = {name: w.starts - 1 for name, w in run.workers.items()}
+
+    REPORT.append(
+        f"drill Redis wiped a quarter into {WIPE_BATCH} tasks (defaults): the batch took "
+        f"{wiped_seconds:.1f} s, against {calm_seconds:.1f} s with no fault "
+        f"(+{wiped_seconds - calm_seconds:.1f} s); {result.line('wipe')}"
+    )
+    assert [t.status for t in calm_done] == [TaskStatus.COMPLETED] * WIPE_BATCH
+    assert result.completed == result.accepted == WIPE_BATCH
+    assert result.duplicates == result.repeated_model_calls == 0
+    assert restarts == {"coordinator": 0, "agents": 0}
+    assert wiped_seconds - calm_seconds <= 30

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.recovery import Sweeper
@@ -154,3 +155,59 @@ def test_reads_fall_back_to_the_record_while_redis_is_down(mesh: FakeMesh) -> No
     found = mesh.memory.query(network.id, MemoryQuery())
 
     assert [m.id for m in found] == [item.id]
+
+
+def epoch_sweeper(mesh: FakeMesh, epoch: RedisEpoch) -> Sweeper:
+    return Sweeper(
+        finder=mesh.uow,
+        coordination=lambda t: mesh.for_tenant(t).coordination,
+        clock=mesh.clock,
+        stall_seconds=STALL,
+        epoch=epoch,
+    )
+
+
+def test_a_redis_that_lost_its_data_has_everything_in_flight_redriven_at_once(
+    mesh: FakeMesh,
+) -> None:
+    epoch = RedisEpoch(mesh.redis)
+    epoch.start(mesh.clock.now())
+    running = submit(mesh, plan=TWO_WAVES)
+    mesh.dispatcher.deliver_next(mesh.coordination)  # coordinate: plans, sends wave 0
+    take_wave(mesh)
+    queued = submit(mesh)
+    assert mesh.dispatcher.lose("coordinate") == 1
+    mesh.clock.advance(1)
+    assert epoch_sweeper(mesh, epoch).sweep() == {}  # nothing looks stalled yet
+
+    mesh.redis.flushall()  # the queues and the chord counter went with it
+    mesh.clock.advance(1)  # far short of the stall timeout
+
+    assert epoch_sweeper(mesh, epoch).sweep() == {"coordinate": 1, "wave": 1}
+    mesh.drain()
+    assert read(mesh, queued).status is TaskStatus.COMPLETED
+    assert read(mesh, running).status is TaskStatus.COMPLETED
+
+
+def test_a_loss_two_processes_notice_is_redriven_once(mesh: FakeMesh) -> None:
+    first, second = RedisEpoch(mesh.redis), RedisEpoch(mesh.redis)  # one per process
+    first.start(mesh.clock.now())
+    submit(mesh)
+    mesh.dispatcher.lose("coordinate")
+    assert epoch_sweeper(mesh, first).sweep() == epoch_sweeper(mesh, second).sweep() == {}
+    mesh.redis.flushall()
+    mesh.clock.advance(1)
+
+    assert epoch_sweeper(mesh, first).sweep() == {"coordinate": 1}
+    assert epoch_sweeper(mesh, second).sweep() == {}  # it sees the new epoch, already handled
+
+
+def test_a_sweep_while_redis_is_down_still_redrives_stalled_tasks(mesh: FakeMesh) -> None:
+    epoch = RedisEpoch(mesh.redis)
+    epoch.start(mesh.clock.now())
+    submit(mesh)
+    mesh.dispatcher.lose("coordinate")
+    mesh.clock.advance(STALL + 1)
+    mesh.redis.connected = False
+
+    assert epoch_sweeper(mesh, epoch).sweep() == {"coordinate": 1}
