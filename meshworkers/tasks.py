@@ -54,7 +54,7 @@ _NO_RESULT = {**_DELIVERY, "ignore_result": True}
 
 @shared_task(name="mesh.coordinate", **_NO_RESULT)
 def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
-    services(self.app, tenant_id).coordination.coordinate(UUID(task_id))
+    services(self.app, tenant_id).coordination.coordinate(UUID(task_id), delivery_of(self))
 
 
 # The one task whose result is stored (task_ignore_result is on for the rest): a chord's
@@ -70,7 +70,9 @@ def run_agent(
 
 @shared_task(name="mesh.collect", **_NO_RESULT)
 def collect(self: Task, tenant_id: str, task_id: str, iteration: int, wave: int) -> None:
-    services(self.app, tenant_id).coordination.collect(UUID(task_id), iteration, wave)
+    services(self.app, tenant_id).coordination.collect(
+        UUID(task_id), iteration, wave, delivery_of(self)
+    )
 
 
 @shared_task(name="mesh.review", **_NO_RESULT)

@@ -190,10 +190,6 @@ def test_the_critics_review_records_the_worker_that_ran_it(
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: meshworkers/tasks.py must pass delivery_of(self) to coordinate and collect",
-)
 def test_the_plan_and_synthesis_record_the_coordinator_worker_that_ran_them(
     finished: list[dict[str, Any]],
 ) -> None:
