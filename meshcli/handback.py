@@ -16,13 +16,13 @@ _RESTORING = re.compile(r"Restoring (\d+) unacknowledged message\(s\)")
 
 
 class HandBackNote(logging.Filter):
-    """Rewrites kombu's restore line as a `worker.handed_back` event that says what it means."""
+    """Rewrites kombu's restore line as a `worker.handing_back` event that says what it means."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if match := _RESTORING.fullmatch(record.getMessage()):
             record.msg = (
-                f"worker.handing_back: {match[1]} message(s) held for later (task deadline "
-                "timers, steps not yet started) go back to the queue for the next worker"
+                f"worker.handing_back: {match[1]} message(s) this worker held (task deadline "
+                "timers, steps it had not finished) go back to the queue for the next worker"
             )
             record.args = ()
         return True

@@ -29,7 +29,7 @@ from meshcore.settings import Settings
 # How long a stop waits for a busy API request or agent step; an idle stop takes about 1 s.
 STOP_GRACE_SECONDS = 10
 # After the grace, a worker's cold shutdown hands its running steps back (acks_late).
-COLD_STOP_SECONDS = 5
+COLD_STOP_SECONDS = 3
 # A Redis that dies this often is broken (disk full, corrupt log): stop instead of looping.
 REDIS_RESTARTS_PER_MINUTE = 3
 POLL_SECONDS = 0.2

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import ServeProcess, complete_a_task, serve_process
+from meshcli.serve import COLD_STOP_SECONDS, STOP_GRACE_SECONDS
+from tests.e2e.server import ServeProcess, complete_a_task, poll, serve_process
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +98,37 @@ def test_an_idle_serve_stops_within_5_s_and_says_so(tmp_path: Path, how: str) ->
     assert code == 0
     assert not [line for line in after if "Restoring" in line or "SIGKILL" in line]
     assert [line for line in after if line.strip()][-1] == "Mesh stopped."
+
+
+def test_a_busy_serve_hands_its_steps_back_within_its_grace_and_they_complete_later(
+    tmp_path: Path,
+) -> None:
+    slow = {"MESH_OFFLINE_LATENCY_MS": "60000"}  # every model call outlasts the grace period
+    with serve_process(tmp_path, env=slow) as serve:
+        serve.wait_ready()
+        with httpx.Client(base_url=serve.base, timeout=10) as client:
+            network_id = client.post("/api/mesh/networks", json={"name": "busy"}).json()["id"]
+            location = client.post(
+                f"/api/mesh/networks/{network_id}/tasks", json={"description": "Launch email"}
+            ).headers["Location"]
+            deadline = time.monotonic() + 120
+            while client.get(location).json()["status"] != "running":  # its steps are running
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        time.sleep(1)
+
+        sent = time.monotonic()
+        serve.process.send_signal(signal.SIGTERM)
+        code = serve.wait_exit(timeout=60)
+        took = time.monotonic() - sent
+
+    assert took < STOP_GRACE_SECONDS + COLD_STOP_SECONDS + 5
+    assert code == 0
+    assert "handing its work back" in serve.output
+    assert [line for _, line in serve.lines if line.strip()][-1] == "Mesh stopped."
+    fast = {"MESH_STALL_SECONDS": "10", "MESH_SWEEP_INTERVAL_SECONDS": "2"}
+    with serve_process(tmp_path, env=fast) as again:
+        again.wait_ready()
+        with httpx.Client(base_url=again.base, timeout=10) as client:
+            task = poll(client, location.replace(serve.base, again.base), timeout=120)
+    assert task["status"] == "completed"
