@@ -25,22 +25,14 @@ from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient
 from tests.integration.api.record import Record
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.task_descriptions import TASK_DESCRIPTIONS
 
 pytestmark = pytest.mark.integration
 
 COORDINATOR = "coordinator@offline-run"
 AGENTS = "agents@offline-run"
 CRITIC = "critic@offline-run"
-TASKS = [
-    "Write the launch email for Orbit",
-    "Draft a pricing page for the Pro plan",
-    "Plan the spring webinar invitation for finance teams",
-    "Write a win-back email for customers who cancelled",
-    "Announce the new mobile app to trial users",
-    "Draft the onboarding sequence for new admins",
-    "Write the Black Friday offer for small shops",
-    "Summarise the Q3 product update for partners",
-]
+TASKS = TASK_DESCRIPTIONS[:8]
 DREW_ON = re.compile(r"Drew on (\d+) shared memory item\(s\)")
 
 

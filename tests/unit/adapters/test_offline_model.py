@@ -16,6 +16,7 @@ from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.domain.plan import validate_plan
 from meshcore.domain.task import StepRecord, StepStatus
 from meshcore.ports import Message
+from tests.task_descriptions import TASK_DESCRIPTIONS as TASKS
 
 TASK = "Write the launch email for Orbit"
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -66,20 +67,6 @@ def test_a_verdict_is_a_score_between_zero_and_one_with_feedback() -> None:
     assert verdict.feedback.startswith(LABEL)
 
 
-TASKS = [
-    "Write the launch email for Orbit",
-    "Draft a pricing page for the Pro plan",
-    "Plan the spring webinar invitation for finance teams",
-    "Write a win-back email for customers who cancelled",
-    "Announce the new mobile app to trial users",
-    "Draft the onboarding sequence for new admins",
-    "Write the Black Friday offer for small shops",
-    "Summarise the Q3 product update for partners",
-    "Invite beta testers to try offline mode",
-    "Write the release notes email for version 2.0",
-    "Draft a referral programme announcement",
-    "Write the welcome email for the Berlin office",
-]
 
 
 def team_answer(task: str, feedback: str | None = None) -> str:

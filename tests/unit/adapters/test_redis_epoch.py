@@ -12,14 +12,6 @@ from meshcore.adapters.redis_epoch import EpochUnavailable, RedisEpoch
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def redis(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis(server=server)
 
 
 def at(seconds: float) -> datetime:

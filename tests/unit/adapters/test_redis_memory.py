@@ -13,14 +13,6 @@ START = datetime(2030, 1, 1, tzinfo=UTC)
 NETWORK = uuid4()
 
 
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def redis(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis(server=server)
 
 
 @pytest.fixture
