@@ -21,8 +21,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# Every test but the fault drills, which take minutes of their own (`make chaos`; CI runs both).
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not drill"
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -33,9 +34,9 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-# The fault drills alone (they also run in `make test`).
+# The fault drills: killed workers, Redis and Postgres restarts and outages, a wiped Redis.
 chaos: $(STAMP)
-	$(BIN)/pytest -q tests/drills
+	$(BIN)/pytest -q -m drill
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

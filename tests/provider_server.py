@@ -26,6 +26,10 @@ from meshcore.adapters.offline_model import answer
 
 
 class _Server(ThreadingHTTPServer):
+    # A fleet opens dozens of connections at once; the default backlog of 5 would turn a
+    # burst into connection errors, which the breakers count as a failing provider.
+    request_queue_size = 128
+
     def handle_error(self, request: object, client_address: object) -> None:
         # A client that gave up on a hung answer (its timeout is what a test checks) closed
         # the socket before the answer was written: expected, not worth a traceback.

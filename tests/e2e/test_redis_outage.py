@@ -20,7 +20,8 @@ import pytest
 from tests.drills.harness import PrivateRedis
 from tests.e2e.server import FINAL, mesh_serve, poll, workers_ready
 
-pytestmark = pytest.mark.e2e
+# A drill in length (a minute without Redis): it runs in `make chaos`.
+pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
 OUTAGE_SECONDS = 60
 SUBMIT_LIMIT_SECONDS = 2.0  # the promise: a submit is answered within 2 s

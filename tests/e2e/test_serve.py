@@ -108,8 +108,11 @@ def test_a_busy_serve_hands_its_steps_back_within_its_grace_and_they_complete_la
         serve.wait_ready()
         with httpx.Client(base_url=serve.base, timeout=10) as client:
             network_id = client.post("/api/mesh/networks", json={"name": "busy"}).json()["id"]
+            # The client's own plan: no planning call, so its steps start at once.
+            plan = [{"key": "draft", "agent": "content", "description": "Draft it"}]
             location = client.post(
-                f"/api/mesh/networks/{network_id}/tasks", json={"description": "Launch email"}
+                f"/api/mesh/networks/{network_id}/tasks",
+                json={"description": "Launch email", "plan": plan},
             ).headers["Location"]
             deadline = time.monotonic() + 120
             while client.get(location).json()["status"] != "running":  # its steps are running
