@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 import structlog
@@ -14,6 +15,9 @@ from meshcore.ports import Clock, Dispatcher, Page, TaskRef, UnitOfWorkFactory
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
+
+# The heartbeat of a task whose first message never reached the broker.
+UNDELIVERED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TaskService:
@@ -104,6 +108,18 @@ class TaskService:
             # The task is recorded, so it is accepted: the sweeper starts it once the broker
             # is back. Refusing now would make the client submit it twice.
             log.warning("task.enqueue_deferred", task_id=str(task.id), error=str(exc))
+            self._mark_undelivered(task)
+
+    def _mark_undelivered(self, task: Task) -> None:
+        # A heartbeat from long ago makes the first sweep after the broker returns start the
+        # task, instead of waiting out the stall timeout (a broker that kept its data says
+        # nothing through the epoch). If the record is away too, the stall timeout still will.
+        try:
+            with self._uow(self._tenant_id) as uow:
+                uow.tasks.touch(task.id, UNDELIVERED)
+                uow.commit()
+        except Unavailable as exc:
+            log.warning("task.undelivered_not_marked", task_id=str(task.id), error=str(exc))
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)

@@ -273,7 +273,7 @@ class SqlTaskRepository(_Repository):
         self._db.execute(task_events.insert(), [m.event_row(self._tenant_id, step.task_id, entry)])
 
     def touch(self, task_id: UUID, now: datetime) -> None:
-        """Show the task is alive (a step began) without locking or loading it."""
+        """Set the heartbeat without locking or loading the task (see the port)."""
         self._db.execute(
             q.UPDATE_TASK, {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now}
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from meshcore.adapters.redis_epoch import RedisEpoch
+from meshcore.domain.errors import Unavailable
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.recovery import Sweeper
-from tests.fakes import Call, FakeMesh
+from tests.fakes import Call, FakeDispatcher, FakeMesh
 
 STALL = 30.0
 TWO_WAVES: list[dict[str, object]] = [
@@ -211,3 +212,21 @@ def test_a_sweep_while_redis_is_down_still_redrives_stalled_tasks(mesh: FakeMesh
     mesh.redis.connected = False
 
     assert epoch_sweeper(mesh, epoch).sweep() == {"coordinate": 1}
+
+
+def test_a_task_whose_enqueue_failed_is_started_by_the_first_sweep_not_after_the_stall() -> None:
+    is_broker_down = True
+
+    def broker(call: Call) -> None:
+        if is_broker_down:
+            raise Unavailable("the broker is unavailable: ConnectionError")
+
+    mesh = FakeMesh.build("acme", dispatcher=FakeDispatcher(on_call=broker))
+    task = submit(mesh)  # accepted: recorded, though its message never left
+    is_broker_down = False  # back with its data, so the epoch says nothing
+    mesh.clock.advance(1)
+
+    assert sweeper(mesh).sweep() == {"coordinate": 1}
+    mesh.drain()
+
+    assert read(mesh, task).status is TaskStatus.COMPLETED
