@@ -93,6 +93,15 @@ class PrivateRedis:
             self._process.wait()
             self._process = None
 
+    def freeze(self) -> None:
+        """Hang the server: connections stay open and nothing is answered (SIGSTOP)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
 
 class PrivatePostgres:
     """A Postgres cluster of the drill's own (initdb, pg_ctl), so it can be restarted."""
