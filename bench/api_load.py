@@ -1,26 +1,36 @@
 """The API under load: Mesh's submit and poll endpoints against a bare Flask app, both under
 the same gunicorn, loaded from a second process (bench.loadgen) at a fixed rate and at
 saturation. No workers run here: POSTed tasks wait in Redis, so only the API is measured.
+Every request to Mesh carries a real API key; the price of checking it is the same GET against
+Mesh with the check skipped (bench.noauth_api, which no deployment runs), in the same run.
 """
 
 from __future__ import annotations
 
+import time
+
 from bench import bare_api, processes
 from bench.loadgen import drive
 from bench.orchestration import AGENTS_C, COORDINATOR_C, bare_env
+from bench.processes import Proc
 from bench.report import Figure, publish
 from bench.session import Session
+from meshcore import bootstrap
+from meshworkers.app import create_celery
 
 GET_RATE, POST_RATE, CONNECTIONS = 500, 200, 256
+# Well below what either API answers, so the latency compared is a GET's, not a queue's.
+AUTH_RATE = 100
+MESH_APP, NO_KEY_CHECK_APP = "meshapi.app:create_app()", "bench.noauth_api:create_app()"
 BODY = {"description": "Write the launch email for Mesh", "context": {"segment": "developers"}}
 
 
 def loads(host_port: tuple[str, int], get_paths: list[str], post_path: str,
-          seconds: float) -> dict[str, dict]:  # fmt: skip
+          seconds: float, headers: dict[str, str] | None = None) -> dict[str, dict]:  # fmt: skip
     host, port = host_port
     gets = [{"kind": "get", "method": "GET", "path": p} for p in get_paths]
     post = [{"kind": "post", "method": "POST", "path": post_path, "body": BODY}]
-    common = {"host": host, "port": port, "duration": seconds}
+    common = {"host": host, "port": port, "duration": seconds, "headers": headers or {}}
 
     def at_rate(rate: int, requests: list[dict], kind: str) -> dict:
         # A second at the same rate first, not counted: the server's threads open their
@@ -62,9 +72,71 @@ def run(session: Session) -> list[Figure]:
     with processes.gunicorn("bare-api", "bench.bare_api:create_app()", env) as (_, base):
         bare = loads(_address(base), [f"/items/{i}" for i in ids], "/items", seconds)
     _, base = session.api()
-    mesh = loads(_address(base), task_paths, f"/api/mesh/networks/{network}/tasks", seconds)
+    post_path = f"/api/mesh/networks/{network}/tasks"
+    mesh = loads(_address(base), task_paths, post_path, seconds, session.auth())
     processes.flush_queues(session.servers)
-    return figures(mesh, bare)
+    # The key's price: two fresh APIs, one after the other, serving the same GETs; they
+    # differ by the key check alone, and neither has served the load above.
+    session.stop_api()
+    env = processes.mesh_env(session.servers)
+    with processes.gunicorn("keyed-api", MESH_APP, env) as (proc, keyed_base):
+        keyed = get_cost(proc, keyed_base, task_paths, seconds, session.auth())
+    with processes.gunicorn("noauth-api", NO_KEY_CHECK_APP, env) as (proc, skipped_base):
+        skipped = get_cost(proc, skipped_base, task_paths, seconds, {})
+    check_us = authenticate_us(session)
+    return [*figures(mesh, bare), *auth_figures(keyed, skipped, check_us)]
+
+
+def get_cost(api: Proc, base: str, paths: list[str], seconds: float,
+             headers: dict[str, str]) -> dict:  # fmt: skip
+    """The same GETs at AUTH_RATE, then saturated with the API's CPU per GET answered."""
+    host, port = _address(base)
+    spec = {"host": host, "port": port, "headers": headers, "duration": seconds,
+            "requests": [{"kind": "get", "method": "GET", "path": p} for p in paths]}  # fmt: skip
+    at_rate = {**spec, "mode": "rate", "rate": AUTH_RATE, "connections": 64}
+    drive({**at_rate, "duration": 1.0})  # warm-up: the previous phase's backlog drains
+    rate = drive(at_rate)["kinds"]["get"]
+    cpu = api.cpu_seconds()
+    sat = drive({**spec, "mode": "saturate", "connections": CONNECTIONS})["kinds"]["get"]
+    cpu_us = (api.cpu_seconds() - cpu) / max(sat["count"], 1) * 1e6
+    return {"rate": rate, "sat": sat, "cpu_us": cpu_us}
+
+
+def authenticate_us(session: Session, calls: int = 5000) -> float:
+    """The key check alone, in this process: KeyService.authenticate on a cached key, in µs."""
+    s = processes.settings(session.servers)
+    mesh = bootstrap.build(s, create_celery(s))
+    try:
+        key = session.api_key()
+        mesh.keys.authenticate(key)  # the first call looks the key up in the record
+        started = time.perf_counter()
+        for _ in range(calls):
+            mesh.keys.authenticate(key)
+        return (time.perf_counter() - started) / calls * 1e6
+    finally:
+        mesh.close()
+
+
+def auth_figures(keyed: dict, skipped: dict, check_us: float) -> list[Figure]:
+    note = "baseline: the same GET, key check skipped (bench.noauth_api)"
+    errors = keyed["rate"]["errors"] + keyed["sat"]["errors"]
+    return [
+        Figure("auth: API CPU per GET task, saturated", keyed["cpu_us"], skipped["cpu_us"],
+               "us", note),
+        Figure("auth: CPU added per GET by the key check", keyed["cpu_us"] - skipped["cpu_us"],
+               skipped["cpu_us"], "us", "ratio: share of a GET without the check"),
+        Figure("auth: KeyService.authenticate, cached key", check_us, skipped["cpu_us"], "us",
+               "ratio: share of a GET's CPU without the check", "< 1000", check_us < 1000),
+        Figure(f"auth: GET task p50 at {AUTH_RATE} req/s", keyed["rate"]["p50_ms"],
+               skipped["rate"]["p50_ms"], "ms", note),
+        Figure(f"auth: GET task p99 at {AUTH_RATE} req/s", keyed["rate"]["p99_ms"],
+               skipped["rate"]["p99_ms"], "ms", note),
+        Figure(f"auth: GET throughput, saturated ({CONNECTIONS} conns)", keyed["sat"]["rps"],
+               skipped["sat"]["rps"], "req/s", note),
+        Figure("auth: keyed GETs refused or failed", errors,
+               keyed["rate"]["count"] + keyed["sat"]["count"], "requests",
+               "baseline: keyed GETs answered", "= 0", errors == 0),
+    ]  # fmt: skip
 
 
 def figures(mesh: dict, bare: dict) -> list[Figure]:

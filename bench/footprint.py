@@ -59,6 +59,7 @@ def run(session: Session) -> list[Figure]:
     with Peak([api, coordinator, agents]) as peak:
         ids = fleet.submit(20 if session.quick else 100, network)
         drive({"mode": "saturate", "host": host, "port": port, "connections": 128,
+               "headers": session.auth(),
                "duration": 2 if session.quick else 6,
                "requests": [{"kind": "get", "method": "GET", "path": p}
                             for p in paths]})  # fmt: skip

@@ -8,7 +8,8 @@ It reads a JSON spec on stdin and prints a JSON summary on stdout. Three modes:
 Open-loop latency is measured from the time a request was *due*, not from when a connection
 was free to send it, so that a slow server cannot hide its queue (coordinated omission).
 Connections are a bounded keep-alive pool; the client's own CPU time is reported, because on
-a 2-core machine the client competes with the server for the same cores.
+a 2-core machine the client competes with the server for the same cores. A spec's optional
+"headers" (e.g. Authorization) go with every request.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class Tally:
 class Connection:
     """One keep-alive connection; reconnects when the server has closed it."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
+        self.extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -87,7 +89,7 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         head = (
-            f"{req.method} {req.path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"{req.method} {req.path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(req.body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + req.body)
@@ -136,7 +138,7 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
     lag: list[float] = []
 
     async def connection_loop() -> None:
-        conn = Connection(spec["host"], spec["port"])
+        conn = Connection(spec["host"], spec["port"], spec.get("headers"))
         while True:
             item = await queue.get()
             if item is None:
@@ -181,7 +183,7 @@ async def run_saturate(spec: dict, requests: list[Request]) -> dict:
     stop_at = time.perf_counter() + spec["duration"]
 
     async def connection_loop(i: int) -> None:
-        conn = Connection(spec["host"], spec["port"])
+        conn = Connection(spec["host"], spec["port"], spec.get("headers"))
         n = i
         while time.perf_counter() < stop_at:
             req = requests[n % len(requests)]

@@ -21,7 +21,6 @@ from meshcore import bootstrap
 from meshcore.bootstrap import Mesh
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority
-from meshcore.settings import Settings
 from meshworkers.app import create_celery
 
 STALL_S = 45
@@ -105,7 +104,7 @@ def mesh_fleet(
     servers: Servers, specs: list[WorkerSpec], *, latency_ms: int = 0
 ) -> Iterator[MeshFleet]:
     env = processes.mesh_env(servers, latency_ms=latency_ms)
-    settings = Settings(database_url=servers.database_url, redis_url=servers.mesh_redis)
+    settings = processes.settings(servers)
     app = create_celery(settings)
     mesh = bootstrap.build(settings, app)
     argvs = [(s.hostname, processes.mesh_worker_argv(s)) for s in specs]

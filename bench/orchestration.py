@@ -71,7 +71,7 @@ def measure_rest(session: Session, samples: int) -> tuple[list[float], list[floa
     fleet = session.fleet(processes.mesh_fleet_specs(COORDINATOR_C, AGENTS_C))
     _, base = session.api()
     client_ms, server_ms = [], []
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, headers=session.auth(), timeout=10) as client:
         path = f"/api/mesh/networks/{session.network(fleet)}/tasks"
         for i in range(samples + 2):
             started = time.perf_counter()

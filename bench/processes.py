@@ -21,9 +21,14 @@ import httpx
 import psutil
 import psycopg
 import redis
+from pydantic import SecretStr
 
 from bench.report import RESULTS
-from meshworkers.app import QUEUES
+from meshcore import bootstrap
+from meshcore.domain.keys import Scope
+from meshcore.domain.network import DEFAULT_TENANT
+from meshcore.settings import Settings
+from meshworkers.app import QUEUES, create_celery
 
 LOGS = RESULTS / "logs"
 
@@ -32,6 +37,9 @@ AGENT_QUEUES = tuple(q for q in QUEUES if q != "coordinator")
 # The production shape on this 2-core machine (mesh serve, Dockerfile.api): gthread workers,
 # no access log (a line per request costs more CPU than some requests do).
 GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
+# The server secret every process the bench starts hashes API keys under. The bench's record
+# is its own, so a fixed value keeps the keys of one run valid in every process of it.
+API_KEY_SECRET = "mesh-bench-only-api-key-secret-never-for-a-deployment"
 
 
 @dataclass(frozen=True)
@@ -68,10 +76,35 @@ def prepare(servers: Servers) -> None:
 def reset_record(servers: Servers) -> None:
     """Drop every row the previous suite left, so that each suite starts on an empty record."""
     with psycopg.connect(servers.psycopg_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE networks, tasks, memory_items CASCADE")
+        conn.execute("TRUNCATE networks, tasks, memory_items, api_keys CASCADE")
         conn.execute("DROP TABLE IF EXISTS bench_items")
     redis.Redis.from_url(servers.mesh_redis).flushdb()
     redis.Redis.from_url(servers.bare_redis).flushdb()
+
+
+def settings(servers: Servers) -> Settings:
+    """The bench process's own settings: the same servers and key secret as its children, and
+    the tenant of their networks pinned, so that the bench's key and networks always agree."""
+    return Settings(
+        database_url=servers.database_url,
+        redis_url=servers.mesh_redis,
+        api_key_secret=SecretStr(API_KEY_SECRET),
+        tenant=DEFAULT_TENANT,
+    )
+
+
+def create_api_key(servers: Servers) -> str:
+    """A read and write key of the bench's tenant, made and stored as `mesh keys create` does,
+    so that each request pays the real check (a keyed hash, the key looked up in the record)."""
+    s = settings(servers)
+    mesh = bootstrap.build(s, create_celery(s))
+    try:
+        _, key = mesh.keys.create(
+            tenant_id=s.tenant, scopes={Scope.READ, Scope.WRITE}, name="bench"
+        )
+    finally:
+        mesh.close()
+    return key
 
 
 def mesh_env(servers: Servers, *, latency_ms: int = 0) -> dict[str, str]:
@@ -81,6 +114,7 @@ def mesh_env(servers: Servers, *, latency_ms: int = 0) -> dict[str, str]:
     env.update(
         MESH_DATABASE_URL=servers.database_url,
         MESH_REDIS_URL=servers.mesh_redis,
+        MESH_API_KEY_SECRET=API_KEY_SECRET,
         MESH_OFFLINE_LATENCY_MS=str(latency_ms),
         MESH_ALLOW_OFFLINE_MODEL="true",
         MESH_MODEL_CHAIN='["mesh-offline/offline-v1"]',
@@ -259,7 +293,6 @@ def mesh_fleet_specs(coordinator: int, agents: int, pool: str = "threads") -> li
 def agent_workers() -> int:
     """How many agents workers `mesh serve` starts on this machine."""
     from meshcli.serve import agent_workers
-    from meshcore.settings import Settings
 
     return agent_workers(Settings())
 

@@ -91,7 +91,7 @@ def memory(session: Session) -> list[Figure]:
     agent_ms: dict[int, float] = {}
     rest_ms: dict[int, float] = {}
     held = 0
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, headers=session.auth(), timeout=30) as client:
         for size in sizes:
             _fill(session, view, network, tenant, size - held)
             held = size

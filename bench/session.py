@@ -21,6 +21,17 @@ class Session:
         self.servers, self.quick = servers, quick
         self._fleet: tuple[tuple, MeshFleet, ExitStack] | None = None
         self._api: tuple[Proc, str, ExitStack] | None = None
+        self._api_key: str | None = None
+
+    def api_key(self) -> str:
+        """A key of the bench's tenant, made on first use (the record is emptied per run)."""
+        if self._api_key is None:
+            self._api_key = processes.create_api_key(self.servers)
+        return self._api_key
+
+    def auth(self) -> dict[str, str]:
+        """The header every request to Mesh's API carries."""
+        return {"Authorization": f"Bearer {self.api_key()}"}
 
     def fleet(self, specs: list[WorkerSpec], latency_ms: int = 0) -> MeshFleet:
         key = (tuple(specs), latency_ms)

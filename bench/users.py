@@ -29,6 +29,7 @@ def simulate(session: Session, users: int, seconds: float) -> dict:
     host, port = _address(base)
     return drive({
         "mode": "users", "host": host, "port": port, "duration": seconds,
+        "headers": session.auth(),
         "connections": CONNECTIONS, "users": users, "poll_every": 5, "submit_every": 60,
         "poll_paths": [f"/api/mesh/networks/{network}/tasks/{i}" for i in ids],
         "submit_path": f"/api/mesh/networks/{network}/tasks", "submit_body": BODY,

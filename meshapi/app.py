@@ -8,9 +8,10 @@ import structlog
 from celery import Celery
 from flask import Flask, redirect, send_from_directory
 
-from meshapi import errors, telemetry
+from meshapi import auth, errors, telemetry
 from meshapi.ids import IdConverter, id_schema
-from meshapi.routes import agents, health, memory, networks, providers, tasks
+from meshapi.openapi_auth import AuthPlugin
+from meshapi.routes import agents, health, keys, memory, networks, providers, tasks
 from meshcore import bootstrap
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
@@ -41,11 +42,12 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
         API_SPEC_OPTIONS={"info": {"description": "An AI mesh network as a service."}},
     )
     app.url_map.converters["id"] = IdConverter
-    api = errors.MeshApi(app)
+    api = errors.MeshApi(app, spec_kwargs={"extra_plugins": [AuthPlugin()]})
     api.register_converter(IdConverter, id_schema)
-    for module in (networks, agents, tasks, memory, providers, health):
+    for module in (networks, agents, tasks, memory, providers, keys, health):
         api.register_blueprint(module.blp)
     errors.register(app)
+    auth.install(app)
     assets = files("flask_swagger_ui") / "dist"
     app.add_url_rule(
         f"{DOCS_ASSETS}<path:name>",
@@ -57,4 +59,5 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
         app.add_url_rule(path, endpoint, lambda: redirect(DOCS, 302))
     telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
+    app.extensions["mesh"].keys  # noqa: B018 - at start: refuse to run without the key secret
     return app

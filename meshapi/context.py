@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 
 from meshcore.bootstrap import Mesh, Services
 
@@ -12,6 +12,5 @@ def mesh() -> Mesh:
 
 
 def services() -> Services:
-    # One tenant until authentication lands; the tenant is already in every row and key.
-    m = mesh()
-    return m.tenant(m.settings.tenant)
+    """The services of the tenant whose key made this request."""
+    return mesh().tenant(g.principal.tenant_id)

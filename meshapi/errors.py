@@ -12,17 +12,21 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from meshapi.schemas.common import ErrorSchema
 from meshcore.domain.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     InvalidPlan,
     MeshError,
     ModelUnavailable,
     NotFound,
+    Unauthenticated,
     Unavailable,
 )
 
 log = structlog.get_logger(__name__)
 
 STATUS: dict[type[MeshError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     InvalidPlan: 422,
@@ -61,6 +65,8 @@ def register(app: Flask) -> None:
         headers = {}
         if isinstance(exc, Unavailable):
             headers["Retry-After"] = str(exc.retry_after_seconds)
+        if isinstance(exc, Unauthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="mesh"'
         return payload, code, headers
 
 

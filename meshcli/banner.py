@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from meshcli.keys import has_dev_key
 from meshcore.adapters.providers import KEY_SETTINGS, Providers
 from meshcore.settings import OFFLINE_MODEL, Settings
 
@@ -21,26 +23,66 @@ DEFAULT_PORT: int = Settings.model_fields["port"].default
 _ANY_ADDRESS = {"", "0.0.0.0", "::"}
 
 
-def announce(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
-    """Print the banner to stderr, after the children's own start-up lines."""
+def announce(
+    settings: Settings, *, host: str, port: int, data_dir: Path, first_key: str | None = None
+) -> None:
+    """Print the banner to stderr, after the children's own start-up lines.
+
+    `first_key` is the key `mesh serve` made at first start: printed here once, never again.
+    """
     base = client_url(host, port)
     where = f"embedded SQLite and Redis in {data_dir}"
     if not settings.is_embedded:
         where = "the configured servers"
     url_option = "" if base == f"http://127.0.0.1:{DEFAULT_PORT}" else f" --url {base}"
+    key = key_note(settings, first_key)
     lines = [
         "",
         f"Mesh is starting on {base} ({where}).",
-        f"  API docs:  {base}/api/mesh/docs",
-        f"  Try it:    {mesh_command()} submit "
+        *key.lines,
+        f"  API docs:  {base}/api/mesh/docs (Authorize with the key)",
+        f"  Try it:    {key.env}{mesh_command()} submit "
         f'"Write the launch email for Mesh" --wait{url_option}',
-        f"  or:        curl -s -X POST {base}/api/mesh/networks "
-        """-H 'Content-Type: application/json' -d '{"name": "demo"}'""",
+        f'  or:        curl -s -X POST {base}/api/mesh/networks -H "Authorization: Bearer '
+        f"""{key.bearer}" -H 'Content-Type: application/json' -d '{{"name": "demo"}}'""",
     ]
     if note := models_note(settings):
         lines.append(note)
     lines += ["Stop with Ctrl-C.", ""]
     click.echo("\n".join(lines), err=True)
+
+
+@dataclass(frozen=True)
+class KeyNote:
+    """What the banner says about the API key, and how its commands pass one."""
+
+    lines: list[str]
+    env: str  # before `mesh submit`: MESH_API_KEY=...
+    bearer: str  # the curl example's token
+
+
+def key_note(settings: Settings, first_key: str | None) -> KeyNote:
+    """The key made at first start, the development key, or where to get one."""
+    if first_key is not None:
+        return KeyNote(
+            [
+                f"  API key:   {first_key}",
+                "             (tenant default, every scope; shown only now: Mesh keeps its hash)",
+            ],
+            env=f"MESH_API_KEY={first_key} ",
+            bearer=first_key,
+        )
+    if has_dev_key(settings):
+        line = (
+            "  API key:   MESH_DEV_API_KEY is in use (for development and tests only: a key of "
+            "tenant default with every scope)"
+        )
+        return KeyNote([line], env='MESH_API_KEY="$MESH_DEV_API_KEY" ', bearer="$MESH_DEV_API_KEY")
+    tenant = "default" if settings.is_embedded else "TENANT"
+    create = f"`{mesh_command()} keys create --tenant {tenant} --scopes read,write`"
+    where = "the key printed at first start, or to one" if settings.is_embedded else "a key"
+    line = f"  API key:   set MESH_API_KEY to {where} from {create}"
+    return KeyNote([line], env="", bearer="$MESH_API_KEY")
 
 
 def client_url(host: str, port: int) -> str:

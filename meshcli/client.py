@@ -15,7 +15,31 @@ FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 
 class ApiError(Exception):
-    """The API answered with an error, or could not be reached."""
+    """The API answered with an error (its status), or could not be reached (status None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def key_hint(status: int | None, *, has_key: bool) -> str | None:
+    """What to do when the API refused the key (401) or its scopes (403)."""
+    if status == 401 and not has_key:
+        return (
+            "The API needs a key: pass one with --api-key KEY or MESH_API_KEY=KEY "
+            "(mesh serve prints one at first start; `mesh keys create` makes more)."
+        )
+    if status == 401:
+        return (
+            "The API refused that key: check --api-key / MESH_API_KEY, or make a new one "
+            "with `mesh keys create --tenant TENANT --scopes read,write`."
+        )
+    if status == 403:
+        return (
+            "That key lacks a scope this needs: pass a key with the read and write scopes "
+            "(--api-key or MESH_API_KEY)."
+        )
+    return None
 
 
 def api_url(text: str) -> str:
@@ -28,9 +52,12 @@ def api_url(text: str) -> str:
 
 
 class MeshClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
         self._root = api_url(base_url)
         self._base = self._root + "/api/mesh"
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key.strip()}"
 
     def request(self, method: str, path: str, body: dict | None = None) -> Any:
         return self.exchange(method, path, body)[0]
@@ -44,13 +71,13 @@ class MeshClient:
             self._base + path,
             data=data,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers=self._headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 raw, headers = response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
-            raise ApiError(f"{exc.code}: {exc.read().decode(errors='replace')}") from exc
+            raise ApiError(f"{exc.code}: {_message(exc.read())}", exc.code) from exc
         except urllib.error.URLError as exc:
             raise ApiError(f"cannot reach {self._base}: {exc.reason}") from exc
         return (json.loads(raw) if raw else None), headers
@@ -112,6 +139,19 @@ def verdict(task: dict, task_url: str) -> str:
         lines.append(f"feedback  {result['feedback']}")
     lines.append(f"task      {task_url}")
     return "\n".join(lines)
+
+
+def _message(raw: bytes) -> str:
+    """The error's message when the body is Mesh's JSON error, else the body as it came."""
+    text = raw.decode(errors="replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return text
+    details = body.get("errors")
+    return body["message"] + (f" {json.dumps(details)}" if details else "")
 
 
 def _line(entry: dict) -> str:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from meshcli.keys import keys
 from meshcore.settings import Settings
 
 
@@ -14,6 +15,9 @@ from meshcore.settings import Settings
 @click.version_option(package_name="mesh", message="%(prog)s, version %(version)s")
 def main() -> None:
     """Mesh: an AI mesh network as a service."""
+
+
+main.add_command(keys)
 
 
 @main.group()
@@ -112,6 +116,13 @@ def serve(port: int | None, host: str) -> None:
     default=None,
     help="The API, e.g. localhost:8600; default MESH_URL, else http://127.0.0.1:MESH_PORT.",
 )
+@click.option(
+    "--api-key",
+    envvar="MESH_API_KEY",
+    default=None,
+    show_envvar=True,
+    help="A key with the read and write scopes (mesh serve prints one at first start).",
+)
 @click.option("--network", "network_id", default=None, help="Default: a network named mesh-cli.")
 @click.option("--priority", default="normal", type=click.Choice(["low", "normal", "high"]))
 @click.option("--wait/--no-wait", default=False, help="Poll until the task ends; print the result.")
@@ -119,15 +130,16 @@ def serve(port: int | None, host: str) -> None:
 def submit(
     description: str,
     url: str | None,
+    api_key: str | None,
     network_id: str | None,
     priority: str,
     wait: bool,
     timeout: float,
 ) -> None:
     """Submit a task over the REST API; with --wait show its progress and print the result."""
-    from meshcli.client import ApiError, MeshClient, follow, verdict
+    from meshcli.client import ApiError, MeshClient, follow, key_hint, verdict
 
-    client = MeshClient(url or f"http://127.0.0.1:{Settings().port}")
+    client = MeshClient(url or f"http://127.0.0.1:{Settings().port}", api_key=api_key)
     try:
         network_id = network_id or client.default_network()
         task, task_url = client.submit(network_id, description, priority)
@@ -141,7 +153,8 @@ def submit(
         if task["status"] != "completed":
             sys.exit(1)
     except ApiError as exc:
-        raise click.ClickException(str(exc)) from exc
+        hint = key_hint(exc.status, has_key=bool(api_key))
+        raise click.ClickException(f"{exc}\n{hint}" if hint else str(exc)) from exc
 
 
 if __name__ == "__main__":

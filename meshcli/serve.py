@@ -23,7 +23,10 @@ import click
 from meshcli.banner import announce
 from meshcli.children import start_child
 from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
+from meshcli.keys import first_start_key, has_dev_key
 from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
+from meshcore.bootstrap import api_key_secret
+from meshcore.logs import configure_logging
 from meshcore.settings import Settings
 
 # How long a stop waits for a busy API request or agent step; an idle stop takes about 1 s.
@@ -130,8 +133,16 @@ def _wait(children: list[Child], timeout: float) -> list[Child]:
 
 def run(settings: Settings, *, host: str, port: int) -> int:
     """Start everything, supervise it until a signal arrives, then stop it all."""
+    configure_logging("WARNING")  # its own lines are the banner's; its children log their own
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # Before any API process starts: on the embedded default they all read the secret
+        # this makes in the data dir; on real servers, refuse to start without one.
+        secret = api_key_secret(settings)
+    except ValueError as exc:
+        click.echo(str(exc), err=True)
+        return 1
     lock = DataDirLock(data_dir)
     try:
         lock.acquire(port=port, shown_as=_shown(data_dir))
@@ -143,7 +154,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda signum, _: stopping.append(signum))
-    fleet = _fleet(settings, data_dir, host=host, port=port)
+    fleet = _fleet(settings, data_dir, host=host, port=port, key_secret=secret)
     try:
         if fleet.redis is not None:
             fleet.redis.start()
@@ -151,8 +162,11 @@ def run(settings: Settings, *, host: str, port: int) -> int:
 
         upgrade(fleet.api.env["MESH_DATABASE_URL"])
         if not stopping:
+            first_key = None
+            if settings.is_embedded and not has_dev_key(settings):
+                first_key = first_start_key(settings, secret)
             fleet.start()
-            announce(settings, host=host, port=port, data_dir=data_dir)
+            announce(settings, host=host, port=port, data_dir=data_dir, first_key=first_key)
         code = fleet.supervise(stopping)
     except RedisNotStarted as exc:
         click.echo(str(exc), err=True)
@@ -164,8 +178,11 @@ def run(settings: Settings, *, host: str, port: int) -> int:
     return code
 
 
-def _fleet(settings: Settings, data_dir: Path, *, host: str, port: int) -> Fleet:
+def _fleet(settings: Settings, data_dir: Path, *, host: str, port: int, key_secret: bytes) -> Fleet:
     env = dict(os.environ)
+    # The children are given both servers' URLs, so they cannot tell they run on the embedded
+    # default: they get the data dir's key secret too.
+    env["MESH_API_KEY_SECRET"] = key_secret.decode()
     redis = None
     if settings.redis_url is None:
         redis = EmbeddedRedis(data_dir)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+import structlog
 from celery import Celery
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
@@ -16,18 +21,22 @@ from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sql.engine import create_engine
+from meshcore.adapters.sql.keys import SqlKeyStore
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.clock import SystemClock
 from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.ports import ModelClient
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
+from meshcore.services.keys import KeyService
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
 from meshcore.services.recovery import Sweeper
 from meshcore.services.tasks import TaskService
 from meshcore.settings import Settings
 from meshcore.telemetry import tracing
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,18 @@ class Mesh:
         )
 
     @cached_property
+    def keys(self) -> KeyService:
+        dev_key = self.settings.dev_api_key
+        if dev_key is not None:
+            log.warning("keys.dev_key_enabled", note="MESH_DEV_API_KEY is for development only")
+        return KeyService(
+            store=SqlKeyStore(self.engine),
+            clock=self.clock,
+            secret=api_key_secret(self.settings),
+            dev_key=dev_key.get_secret_value() if dev_key is not None else None,
+        )
+
+    @cached_property
     def breakers(self) -> BreakerBoard:
         """The fleet's breakers as the API reads them (the gateway counts into the same keys)."""
         return BreakerBoard(self.redis, self.breaker_policy())
@@ -176,6 +197,31 @@ class Mesh:
 
 def build(settings: Settings, celery_app: Celery) -> Mesh:
     return Mesh(settings, celery_app)
+
+
+def api_key_secret(settings: Settings) -> bytes:
+    """MESH_API_KEY_SECRET; on the embedded default, one generated into the data dir once."""
+    if settings.api_key_secret is not None:
+        return settings.api_key_secret.get_secret_value().encode()
+    if not settings.is_embedded:
+        raise ValueError(
+            "MESH_API_KEY_SECRET is not set: every API process needs the same secret to check "
+            "API keys (make one with `openssl rand -hex 32`)"
+        )
+    path = settings.data_dir / "api-key-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole, then linked into place: of two processes starting at once, one wins
+        # and neither can read a half-written file.
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".api-key-secret.")
+        try:
+            with os.fdopen(fd, "w") as file:  # mkstemp makes it 0600
+                file.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    return path.read_text().strip().encode()
 
 
 def start_epoch(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, AgentType, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
@@ -259,4 +260,23 @@ class BrokerEpoch(Protocol):
         The epoch gone (this call begins one at `now`) or changed since this process last
         looked: every message, unacknowledged step and chord counter went with it.
         """
+        ...
+
+
+class KeyStore(Protocol):
+    """The record's API keys. Keys are found by id across tenants (the id names the tenant);
+    every other use is scoped to the tenant it is given."""
+
+    def add(self, key: ApiKey, digest: str) -> None: ...
+    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key with its stored digest, revoked or not; None if there is no such key."""
+        ...
+
+    def list(self, tenant_id: str | None) -> list[ApiKey]:
+        """The tenant's keys, oldest first (every tenant's with None)."""
+        ...
+
+    def revoke(self, key_id: str, tenant_id: str | None, now: datetime) -> ApiKey:
+        """Mark the key revoked (NotFound if the tenant has no such key); revoking twice is a
+        no-op that answers the key."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meshcore.domain.network import DEFAULT_TENANT
@@ -78,9 +78,22 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9100, ge=0, le=65535)
     log_level: str = "INFO"
 
+    # The server secret that API keys are hashed under (HMAC-SHA256): the same on every API
+    # process, and never in the database. Generated into data_dir on the embedded default.
+    api_key_secret: SecretStr | None = None
+    # For development and tests only: this exact value is a key of tenant `default` with
+    # every scope.
+    dev_api_key: SecretStr | None = None
+
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     gemini_api_key: SecretStr | None = Field(None, validation_alias="GEMINI_API_KEY")
+
+    @field_validator("api_key_secret", "dev_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `MESH_DEV_API_KEY=` in a shell or compose file means "none", not an empty secret.
+        return None if value == "" else value
 
     @property
     def is_embedded(self) -> bool:

@@ -11,6 +11,9 @@ TEST_DATABASE_URL = os.environ.get(
 )
 # A database number of its own, so tests never touch what else lives on the shared Redis.
 TEST_REDIS_URL = os.environ.get("MESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+# The server secret API keys are hashed under, for every Settings a test builds: on real
+# servers an API refuses to start without one (MESH_API_KEY_SECRET).
+API_KEY_SECRET = "tests-only-api-key-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ FakeUnitOfWorkFactory  the factory the services take: one FakeUnitOfWork per cal
 FakeDispatcher       records each message; drain() delivers them to a Coordination, in order
 FakeClock            holds time still until a test advances it
 FakeModelClient      scripted answers where a test gives them, the offline model's otherwise
+FakeKeyStore         API keys with their digests in a dict; counts how often a key is looked up
 FakeMesh             the services of one tenant wired to all of the above and to fakeredis
 """
 
@@ -30,6 +31,7 @@ from meshcore.adapters.offline_model import answer as offline_answer
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.domain.errors import MeshError, ModelUnavailable, NotFound
+from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import (
     Agent,
@@ -455,6 +457,34 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self._now += timedelta(seconds=seconds)
         return self._now
+
+
+class FakeKeyStore:
+    """The KeyStore port in a dict. `finds` counts lookups, to show what a cache saved."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[ApiKey, str]] = {}
+        self.finds = 0
+
+    def add(self, key: ApiKey, digest: str) -> None:
+        self.rows[key.id] = (key, digest)
+
+    def find(self, key_id: str) -> tuple[ApiKey, str] | None:
+        self.finds += 1
+        return self.rows.get(key_id)
+
+    def list(self, tenant_id: str | None) -> list[ApiKey]:
+        keys = [k for k, _ in self.rows.values() if tenant_id in (None, k.tenant_id)]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, key_id: str, tenant_id: str | None, now: datetime) -> ApiKey:
+        key, digest = self.rows.get(key_id) or (None, "")
+        if key is None or tenant_id not in (None, key.tenant_id):
+            raise NotFound("key", key_id)
+        if not key.is_revoked:
+            key = replace(key, revoked_at=now)
+            self.rows[key_id] = (key, digest)
+        return key
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Errors Mesh raises on purpose, in domain terms; `meshapi.errors` maps them to HTTP.
 
 MeshError
-  ├ NotFound              a network, agent, task or memory item id that does not exist
+  ├ Unauthenticated       no API key, a malformed one, or one that is unknown or revoked
+  ├ Forbidden             a valid key without the scope the request needs
+  ├ NotFound              a network, agent, task, memory item or key id that does not exist
   ├ Conflict              the current state forbids the action
   │  └ InvalidTransition  a task status change the state machine does not allow
   ├ InvalidPlan           a cycle, a self-dependency, an unknown key or an agent the network lacks
@@ -17,6 +19,14 @@ from __future__ import annotations
 
 class MeshError(Exception):
     """Base of every error Mesh raises on purpose."""
+
+
+class Unauthenticated(MeshError):
+    """The request carries no valid API key; the message says what is wrong with it."""
+
+
+class Forbidden(MeshError):
+    """The key is valid but lacks the scope the request needs."""
 
 
 class NotFound(MeshError):

@@ -34,6 +34,8 @@ from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.settings import Settings
 from meshworkers.app import QUEUES, create_celery
+from tests.conftest import API_KEY_SECRET
+from tests.e2e.server import DEV_KEY
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 AGENT_QUEUES = [q for q in QUEUES if q != "coordinator"]
@@ -319,7 +321,13 @@ def drill(
         MESH_DATABASE_URL=database_url, MESH_REDIS_URL=redis_server.url, MESH_DATA_DIR=str(tmp_path)
     )
     env.update(extra_env or {})
-    settings = Settings(database_url=database_url, redis_url=redis_server.url)
+    # The drill's API calls use the development key: no key lookup in a record that is down.
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_server.url,
+        api_key_secret=API_KEY_SECRET,
+        dev_api_key=DEV_KEY,
+    )
     mesh = bootstrap.build(settings, create_celery(settings))
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -20,6 +20,7 @@ from meshcore.adapters.sql.migrate import upgrade
 from meshcore.domain.task import Task, TaskStatus
 from tests.drills.conftest import REPORT
 from tests.drills.harness import AGENT_QUEUES, Drill, PrivatePostgres, Worker, audit, drill
+from tests.e2e.server import AUTH
 from tests.provider_server import provider_server
 
 pytestmark = pytest.mark.drill
@@ -141,6 +142,7 @@ def test_postgres_restarted_mid_batch(tmp_path: Path) -> None:
             fleet(run)
             tasks = run.submit_batch(BATCH)
             api = create_app(run.mesh.settings).test_client()
+            api.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
             location = f"/api/mesh/networks/{tasks[0].network_id}/tasks/{tasks[0].id}"
             run.wait_until(tasks, lambda ts: steps_recorded(ts) >= BATCH)
 

@@ -17,8 +17,23 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.conftest import API_KEY_SECRET
+
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
+# Every `mesh serve` here accepts this development key (tenant `default`, every scope) and
+# hashes real keys under this secret, unless the test's env says otherwise.
+DEV_KEY = "mesh-tests-dev-key"
+AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
+AUTH_ENV = {"MESH_DEV_API_KEY": DEV_KEY, "MESH_API_KEY_SECRET": API_KEY_SECRET}
+
+
+def serve_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """`base` with AUTH_ENV and then `extra` over it. An AUTH_ENV variable that `extra` sets
+    to "" is left unset: `{"MESH_DEV_API_KEY": ""}` is a serve without a development key
+    (Settings would read "" as a key of its own)."""
+    env = {**base, **AUTH_ENV, **extra}
+    return {k: v for k, v in env.items() if not (k in AUTH_ENV and v == "")}
 
 
 def free_port() -> int:
@@ -40,12 +55,12 @@ def mesh_serve(
     Everything its processes print goes to `output` when given (else to the test's output).
     """
     port = free_port()
-    extra = env or {}
-    env = {
+    inherited = {
         k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS and not k.startswith("MESH_")
     }
-    env.update(extra)
-    env.update({f"MESH_{k.upper()}": v for k, v in settings.items()})
+    env = serve_env(
+        inherited, {**(env or {}), **{f"MESH_{k.upper()}": v for k, v in settings.items()}}
+    )
     env.setdefault("MESH_LOG_LEVEL", "WARNING")
     env.update(MESH_PORT=str(port), MESH_DATA_DIR=str(data_dir))
     sink = output.open("wb") if output else None
@@ -85,10 +100,15 @@ def _wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> No
 
 
 def poll(client: httpx.Client, location: str, timeout: float = 60) -> dict:
-    """GET the task's Location until it ends, as a client of the API would."""
+    """GET the task's Location until it ends, as a client of the API would (with the
+    client's own key, or else the development key)."""
+    headers = {} if "Authorization" in client.headers else AUTH
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        task = client.get(location).json()
+        answer = client.get(location, headers=headers)
+        # A refused key never gets better; a 503 may (its body's status is no task status).
+        assert answer.status_code not in (401, 403, 404), answer.text
+        task = answer.json()
         if task["status"] in FINAL:
             return task
         time.sleep(0.1)
@@ -97,9 +117,11 @@ def poll(client: httpx.Client, location: str, timeout: float = 60) -> dict:
 
 def workers_ready(client: httpx.Client, network_id: str) -> None:
     """Wait until a first task completes: the workers are up and have loaded their models."""
+    headers = {} if "Authorization" in client.headers else AUTH
     response = client.post(
-        f"/api/mesh/networks/{network_id}/tasks", json={"description": "warm up"}
+        f"/api/mesh/networks/{network_id}/tasks", json={"description": "warm up"}, headers=headers
     )
+    assert response.status_code == 202, response.text
     poll(client, response.headers["Location"], timeout=90)
 
 
@@ -129,7 +151,7 @@ class ServeProcess:
             if k not in PROVIDER_KEYS and not k.startswith("MESH_")
         }
         environ.update(MESH_LOG_LEVEL="INFO", MESH_METRICS_PORT="0")
-        environ.update(env or {})
+        environ = serve_env(environ, env or {})
         environ.update(MESH_PORT=str(self.port), MESH_DATA_DIR=str(data_dir))
         self.lines: list[tuple[float, str]] = []
         self.process = subprocess.Popen(
@@ -163,10 +185,11 @@ class ServeProcess:
         self._reader.join(timeout=5)
         return code
 
-    def children(self) -> dict[int, str]:
-        """The pids of every running process below this one, with their command lines."""
+    def children(self, *, recursive: bool = True) -> dict[int, str]:
+        """The pids of every running process below this one (or only its own children), with
+        their command lines."""
         found = {}
-        for child in psutil.Process(self.process.pid).children(recursive=True):
+        for child in psutil.Process(self.process.pid).children(recursive=recursive):
             with contextlib.suppress(psutil.NoSuchProcess):  # zombies included
                 found[child.pid] = " ".join(child.cmdline())
         return found
@@ -196,10 +219,15 @@ def serve_process(data_dir: Path, **options: object) -> Iterator[ServeProcess]:
         serve.close()
 
 
-def complete_a_task(base: str, description: str = "Write the launch email") -> dict:
+def complete_a_task(
+    base: str, description: str = "Write the launch email", key: str = DEV_KEY
+) -> dict:
     """Create a network, submit one task and poll it to the end, as a client would."""
-    with httpx.Client(base_url=base, timeout=10) as client:
-        network_id = client.post("/api/mesh/networks", json={"name": "demo"}).json()["id"]
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
+        created = client.post("/api/mesh/networks", json={"name": "demo"})
+        assert created.status_code == 201, created.text
+        network_id = created.json()["id"]
         submitted = client.post(
             f"/api/mesh/networks/{network_id}/tasks", json={"description": description}
         )

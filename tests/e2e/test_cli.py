@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://\S+/api/mesh/networks/[0-9a-f-]+/tasks/[0-9a-f-]+")
+KEY = re.compile(r"mesh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -37,17 +38,28 @@ def _mesh(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.C
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One `mesh serve` from the repository's root, on a port that is not the default."""
-    with serve_process(tmp_path_factory.mktemp("serve"), cwd=REPO) as serve:
+    """One `mesh serve` from the repository's root, on a port that is not the default, started
+    as a newcomer starts it: no development key, so its first start prints a key."""
+    newcomer = {"MESH_DEV_API_KEY": "", "MESH_API_KEY_SECRET": ""}
+    with serve_process(tmp_path_factory.mktemp("serve"), cwd=REPO, env=newcomer) as serve:
         serve.wait_ready()
         yield serve
 
 
-def test_the_banner_prints_a_submit_command_that_works_as_printed(served: ServeProcess) -> None:
+@pytest.fixture(scope="module")
+def key(served: ServeProcess) -> str:
+    """The key the first start printed."""
+    (printed,) = set(KEY.findall(served.output))
+    return printed
+
+
+def test_the_banner_prints_a_submit_command_that_works_as_printed(
+    served: ServeProcess, key: str
+) -> None:
     (line,) = [line for line in served.lines if "Try it:" in line[1]]
     command = line[1].split("Try it:", 1)[1].strip()
 
-    assert command.startswith(".venv/bin/mesh submit ")
+    assert command.startswith(f"MESH_API_KEY={key} .venv/bin/mesh submit ")
     assert f"--url http://127.0.0.1:{served.port}" in command
     done = subprocess.run(
         command,
@@ -77,21 +89,24 @@ def test_the_banner_says_nothing_of_the_offline_model_when_a_key_is_set(tmp_path
             time.sleep(0.2)
 
         assert "No provider keys" not in serve.output
+        # tests/e2e/server.py sets MESH_DEV_API_KEY: no key is made, and the banner says so.
+        assert "MESH_DEV_API_KEY is in use (for development and tests only" in serve.output
+        assert KEY.findall(serve.output) == []
 
 
 def test_submit_reads_mesh_url_without_a_scheme_and_prints_the_verdict(
-    served: ServeProcess,
+    served: ServeProcess, key: str
 ) -> None:
     done = _mesh(
         "submit",
         "Draft a pricing page",
         "--wait",
-        env=_clean_env(MESH_URL=f"localhost:{served.port}"),
+        env=_clean_env(MESH_URL=f"localhost:{served.port}", MESH_API_KEY=key),
     )
 
     assert done.returncode == 0, done.stderr
     (url,) = URL.findall(done.stdout)
-    task = httpx.get(url, timeout=10).json()
+    task = httpx.get(url, headers=_bearer(key), timeout=10).json()
     assert task["status"] == "completed"
     lines = done.stdout.splitlines()
     assert task["result"]["answer"] in done.stdout
@@ -100,20 +115,44 @@ def test_submit_reads_mesh_url_without_a_scheme_and_prints_the_verdict(
     assert f"task      {url}" in lines
 
 
-def test_submit_without_wait_prints_the_task_url(served: ServeProcess) -> None:
+def test_submit_without_wait_prints_the_task_url(served: ServeProcess, key: str) -> None:
     done = _mesh(
         "submit",
         "Write the launch email",
         "--no-wait",
         "--url",
         f"localhost:{served.port}",
+        "--api-key",
+        key,
         env=_clean_env(),
     )
 
     assert done.returncode == 0, done.stderr
     (url,) = URL.findall(done.stdout)
     assert url.startswith(f"http://localhost:{served.port}/")
-    assert httpx.get(url, timeout=10).status_code == 200
+    assert httpx.get(url, headers=_bearer(key), timeout=10).status_code == 200
+
+
+def test_submit_without_a_key_says_how_to_pass_one(served: ServeProcess) -> None:
+    done = _mesh("submit", "Write it", "--url", served.base, env=_clean_env())
+
+    assert done.returncode == 1
+    assert "--api-key KEY or MESH_API_KEY=KEY" in done.stderr
+
+
+def test_mesh_keys_offers_create_list_and_revoke() -> None:
+    done = _mesh("keys", "--help", env=_clean_env())
+
+    assert done.returncode == 0
+    assert {"create", "list", "revoke"} <= {line.split()[0] for line in _commands(done.stdout)}
+
+
+def _commands(help_text: str) -> list[str]:
+    return [line for line in help_text.split("Commands:", 1)[1].splitlines() if line.strip()]
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def test_mesh_version_prints_the_installed_version() -> None:

@@ -7,13 +7,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import mesh_serve, poll
+from tests.e2e.server import AUTH, mesh_serve, poll
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_embedded_default_completes_a_task(tmp_path: Path) -> None:
-    with mesh_serve(tmp_path) as base, httpx.Client(base_url=base, timeout=10) as client:
+    with (
+        mesh_serve(tmp_path) as base,
+        httpx.Client(base_url=base, timeout=10, headers=AUTH) as client,
+    ):
         network_id = client.post("/api/mesh/networks", json={"name": "demo"}).json()["id"]
         submitted = client.post(
             f"/api/mesh/networks/{network_id}/tasks", json={"description": "Write the launch email"}

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.server import free_port, mesh_serve, poll, workers_ready
+from tests.e2e.server import AUTH, free_port, mesh_serve, poll, workers_ready
 from tests.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
 from tests.prometheus_server import prometheus
 from tests.provider_server import provider_server
@@ -72,14 +72,14 @@ def mesh(
             ),
             breaker_failure_threshold="1000",  # keep calling the first: it is what we watch
         ) as base:
-            with httpx.Client(base_url=base, timeout=10) as client:
+            with httpx.Client(base_url=base, timeout=10, headers=AUTH) as client:
                 network_id = client.post("/api/mesh/networks", json={"name": "ops"}).json()["id"]
                 workers_ready(client, network_id)
             yield Running(base, metrics_port, receiver, output, network_id, workdir)
 
 
 def run_task(mesh: Running, description: str) -> dict:
-    with httpx.Client(base_url=mesh.base, timeout=10) as client:
+    with httpx.Client(base_url=mesh.base, timeout=10, headers=AUTH) as client:
         submitted = client.post(
             f"/api/mesh/networks/{mesh.network_id}/tasks", json={"description": description}
         )
@@ -130,10 +130,14 @@ def test_every_span_of_a_task_shares_one_trace_across_the_queue_hops(mesh: Runni
     assert any(s.attributes.get("db.system") == "postgresql" for s in spans)
 
     calls = [s for s in spans if s.name == "mesh.model_call"]
-    assert {(c.attributes["gen_ai.request.model"], c.attributes["gen_ai.system"],
-             c.attributes["mesh.outcome"]) for c in calls} == {
-        (FIRST, "anthropic", "error"), (SECOND, "openai", "success")
-    }
+    assert {
+        (
+            c.attributes["gen_ai.request.model"],
+            c.attributes["gen_ai.system"],
+            c.attributes["mesh.outcome"],
+        )
+        for c in calls
+    } == {(FIRST, "anthropic", "error"), (SECOND, "openai", "success")}
     by_id = {s.span_id: s for s in spans}
     for call in calls:  # each under a stage of ours, never floating
         parent = call.parent_id
@@ -144,8 +148,11 @@ def test_every_span_of_a_task_shares_one_trace_across_the_queue_hops(mesh: Runni
     # Each synthesis links to exactly the agent steps it merged.
     for synthesis in (s for s in spans if s.name == "mesh.synthesis"):
         iteration = synthesis.attributes["mesh.iteration"]
-        steps = {s.span_id for s in spans
-                 if s.name == "mesh.agent_step" and s.attributes["mesh.iteration"] == iteration}
+        steps = {
+            s.span_id
+            for s in spans
+            if s.name == "mesh.agent_step" and s.attributes["mesh.iteration"] == iteration
+        }
         assert len(steps) == 5
         assert {span for _, span in synthesis.links} == steps
         assert {trace for trace, _ in synthesis.links} == {trace_id}
@@ -171,18 +178,28 @@ def test_a_real_prometheus_scrapes_the_api_and_the_workers(mesh: Running) -> Non
         assert done >= before + 3
 
         assert set(prom.targets_up().values()) == {"up"}
-        queues = {r["metric"]["queue"]: float(r["value"][1])
-                  for r in prom.query("mesh_queue_depth")}
-        assert set(queues) == {"coordinator", "agent.content", "agent.design", "agent.analytics",
-                               "agent.personalization", "agent.research", "agent.critic"}
+        queues = {
+            r["metric"]["queue"]: float(r["value"][1]) for r in prom.query("mesh_queue_depth")
+        }
+        assert set(queues) == {
+            "coordinator",
+            "agent.content",
+            "agent.design",
+            "agent.analytics",
+            "agent.personalization",
+            "agent.research",
+            "agent.critic",
+        }
         assert all(depth >= 0 for depth in queues.values())
         assert len(prom.query("mesh_queue_oldest_message_age_seconds")) == 7
         assert _total(prom.query("sum(mesh_tasks_submitted_total)")) >= 3
         succeeded = prom.query('sum by (queue) (mesh_subtasks_total{outcome="succeeded"})')
         assert {r["metric"]["queue"] for r in succeeded} >= {"agent.content", "agent.critic"}
         assert _total(prom.query(f'sum(mesh_model_fallbacks_total{{model="{FIRST}"}})')) > 0
-        assert _total(prom.query(
-            f'sum(mesh_model_calls_total{{model="{SECOND}",outcome="success"}})')) > 0
+        assert (
+            _total(prom.query(f'sum(mesh_model_calls_total{{model="{SECOND}",outcome="success"}})'))
+            > 0
+        )
         assert _total(prom.query('sum(mesh_http_requests_total{method="POST",status="202"})')) >= 3
         assert _total(prom.query("sum(mesh_critic_score_count)")) >= 3
 
@@ -212,8 +229,16 @@ def test_logs_are_json_with_the_task_context_and_never_a_key(mesh: Running) -> N
     steps = [e for e in mine if e["event"] == "step.recorded"]
     assert len(steps) >= 8  # plan, five specialists, synthesis, critique
     for event in mine:
-        assert {"time", "level", "event", "task_id", "network_id", "agent", "queue",
-                "trace_id"} <= set(event)
+        assert {
+            "time",
+            "level",
+            "event",
+            "task_id",
+            "network_id",
+            "agent",
+            "queue",
+            "trace_id",
+        } <= set(event)
     for event in steps:
         assert event["trace_id"] == trace_id
         assert event["network_id"] == mesh.network_id

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from tests.e2e.server import mesh_serve, poll
+from tests.e2e.server import AUTH, mesh_serve, poll
 from tests.provider_server import provider_server
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +31,24 @@ def test_a_batch_completes_while_the_first_provider_is_down(
             "redis_url": url,
             "model_chain": json.dumps([DEAD, ALIVE]),
             "provider_api_bases": json.dumps(
-                {"openai": provider.openai_base, "anthropic": provider.anthropic_base}),
+                {"openai": provider.openai_base, "anthropic": provider.anthropic_base}
+            ),
             "allow_offline_model": "false",
             "breaker_failure_threshold": "3",
         }
         keys = {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "sk-ant-test"}
-        with mesh_serve(tmp_path, env=keys, **settings) as base, httpx.Client(
-            base_url=base, timeout=10
-        ) as client:
-            network_id = client.post("/api/mesh/networks",
-                                     json={"name": "outage", "config": {
-                                         "quality_threshold": 0.0}}).json()["id"]
+        with (
+            mesh_serve(tmp_path, env=keys, **settings) as base,
+            httpx.Client(base_url=base, timeout=10, headers=AUTH) as client,
+        ):
+            network_id = client.post(
+                "/api/mesh/networks", json={"name": "outage", "config": {"quality_threshold": 0.0}}
+            ).json()["id"]
             locations = [
-                client.post(f"/api/mesh/networks/{network_id}/tasks",
-                            json={"description": f"Launch email #{i}"}).headers["Location"]
+                client.post(
+                    f"/api/mesh/networks/{network_id}/tasks",
+                    json={"description": f"Launch email #{i}"},
+                ).headers["Location"]
                 for i in range(BATCH)
             ]
             tasks = [poll(client, location, timeout=180) for location in locations]
@@ -52,10 +56,12 @@ def test_a_batch_completes_while_the_first_provider_is_down(
 
     calls = sum(len(t["history"]) for t in tasks)
     dead, alive = provider.requests["gpt-4o"], provider.requests["claude-3-7-sonnet-20250219"]
-    print(f"\nprovider outage: {BATCH} tasks, "
-          f"{sum(t['status'] == 'completed' for t in tasks)} completed, "
-          f"{dead} requests to the dead provider, {alive} to the fallback "
-          f"({calls} history lines)")
+    print(
+        f"\nprovider outage: {BATCH} tasks, "
+        f"{sum(t['status'] == 'completed' for t in tasks)} completed, "
+        f"{dead} requests to the dead provider, {alive} to the fallback "
+        f"({calls} history lines)"
+    )
     assert [t["status"] for t in tasks] == ["completed"] * BATCH
     steps = [h for t in tasks for h in t["history"] if h["kind"] == "step"]
     assert {h["detail"]["model"] for h in steps} == {ALIVE}

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.drills.harness import PrivateRedis
-from tests.e2e.server import FINAL, mesh_serve, poll, workers_ready
+from tests.e2e.server import AUTH, FINAL, mesh_serve, poll, workers_ready
 
 # A drill in length (a minute without Redis): it runs in `make chaos`.
 pytestmark = [pytest.mark.e2e, pytest.mark.drill]
@@ -72,13 +72,16 @@ def test_a_minute_without_redis_loses_no_submit_and_restarts_nothing(
     redis_server.start()
     data_dir, output = tmp_path / "data", tmp_path / "mesh.log"
     try:
-        with mesh_serve(
-            data_dir,
-            output=output,
-            database_url=database_url,
-            redis_url=redis_server.url,
-            agent_workers="1",
-        ) as base, httpx.Client(base_url=base, timeout=30) as client:
+        with (
+            mesh_serve(
+                data_dir,
+                output=output,
+                database_url=database_url,
+                redis_url=redis_server.url,
+                agent_workers="1",
+            ) as base,
+            httpx.Client(base_url=base, timeout=30, headers=AUTH) as client,
+        ):
             network_id = client.post(
                 "/api/mesh/networks", json={"name": "outage", "config": {"quality_threshold": 0.0}}
             ).json()["id"]

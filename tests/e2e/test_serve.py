@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from meshcli.serve import COLD_STOP_SECONDS, STOP_GRACE_SECONDS
-from tests.e2e.server import ServeProcess, complete_a_task, poll, serve_process
+from tests.e2e.server import AUTH, ServeProcess, complete_a_task, poll, serve_process
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,8 @@ def test_a_second_serve_on_one_data_dir_refuses_and_leaves_the_first_untouched(
 ) -> None:
     with serve_process(tmp_path) as first:
         first.wait_ready()
-        before = first.children()
+        # Its own children: the workers' pools and beat may still be forking below them.
+        before = first.children(recursive=False)
 
         # As a second `make run` in the same folder would: same data dir, same port.
         with serve_process(tmp_path, port=first.port) as second:
@@ -39,13 +40,14 @@ def test_a_second_serve_on_one_data_dir_refuses_and_leaves_the_first_untouched(
         assert second.output.strip().splitlines() == [reason]
         assert httpx.get(f"{first.base}/readyz", timeout=5).status_code == 200
         assert complete_a_task(first.base)["status"] == "completed"
-        assert first.children() == before  # the same API, workers and Redis
+        assert first.children(recursive=False) == before  # the same API, workers and Redis
 
 
 def test_a_second_serve_on_a_port_in_use_refuses_at_once(tmp_path: Path) -> None:
     with serve_process(tmp_path / "one") as first:
         first.wait_ready()
-        before = first.children()
+        # Its own children: the workers' pools and beat may still be forking below them.
+        before = first.children(recursive=False)
 
         with serve_process(tmp_path / "two", port=first.port) as second:
             code = second.wait_exit(timeout=10)
@@ -53,7 +55,7 @@ def test_a_second_serve_on_a_port_in_use_refuses_at_once(tmp_path: Path) -> None
         assert code != 0
         assert f"port {first.port} is already in use" in second.output
         assert "Connection in use" not in second.output
-        assert first.children() == before
+        assert first.children(recursive=False) == before
         assert httpx.get(f"{first.base}/readyz", timeout=5).status_code == 200
 
 
@@ -106,7 +108,7 @@ def test_a_busy_serve_hands_its_steps_back_within_its_grace_and_they_complete_la
     slow = {"MESH_OFFLINE_LATENCY_MS": "60000"}  # every model call outlasts the grace period
     with serve_process(tmp_path, env=slow) as serve:
         serve.wait_ready()
-        with httpx.Client(base_url=serve.base, timeout=10) as client:
+        with httpx.Client(base_url=serve.base, timeout=10, headers=AUTH) as client:
             network_id = client.post("/api/mesh/networks", json={"name": "busy"}).json()["id"]
             # The client's own plan: no planning call, so its steps start at once.
             plan = [{"key": "draft", "agent": "content", "description": "Draft it"}]
@@ -132,6 +134,6 @@ def test_a_busy_serve_hands_its_steps_back_within_its_grace_and_they_complete_la
     fast = {"MESH_STALL_SECONDS": "10", "MESH_SWEEP_INTERVAL_SECONDS": "2"}
     with serve_process(tmp_path, env=fast) as again:
         again.wait_ready()
-        with httpx.Client(base_url=again.base, timeout=10) as client:
+        with httpx.Client(base_url=again.base, timeout=10, headers=AUTH) as client:
             task = poll(client, location.replace(serve.base, again.base), timeout=120)
     assert task["status"] == "completed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.e2e.server import mesh_serve, poll, workers_ready
+from tests.e2e.server import AUTH, DEV_KEY, mesh_serve, poll, workers_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def client(server: tuple[str, str]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server[0], timeout=10) as c:
+    with httpx.Client(base_url=server[0], timeout=10, headers=AUTH) as c:
         yield c
 
 
@@ -132,7 +133,11 @@ def test_deleting_a_network_removes_its_rows_and_keys(
     engine.dispose()
 
 
-def test_errors_over_http_are_json(client: httpx.Client) -> None:
+def test_errors_over_http_are_json(client: httpx.Client, server: tuple[str, str]) -> None:
+    anonymous = httpx.get(f"{server[0]}/api/mesh/networks", timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.json()["code"] == 401
     unknown = client.get("/api/mesh/nothing-here")
     assert unknown.status_code == 404
     assert unknown.headers["Content-Type"] == "application/json"
@@ -159,6 +164,7 @@ def test_mesh_submit_waits_and_prints_the_result(server: tuple[str, str]) -> Non
         text=True,
         timeout=120,
         cwd=Path(__file__).parents[2],
+        env={**os.environ, "MESH_API_KEY": DEV_KEY},
     )
 
     assert done.returncode == 0, done.stderr

@@ -18,6 +18,7 @@ from meshcore.bootstrap import Mesh, Services
 from meshcore.domain.task import Task
 from meshcore.settings import Settings
 from meshworkers.app import create_celery
+from tests.conftest import API_KEY_SECRET
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 
@@ -91,7 +92,9 @@ def fleet(
         )
         for w in workers
     ]
-    settings = Settings(database_url=database_url, redis_url=redis_url)
+    settings = Settings(
+        database_url=database_url, redis_url=redis_url, api_key_secret=API_KEY_SECRET
+    )
     app = create_celery(settings)
     mesh = bootstrap.build(settings, app)
     try:

@@ -172,3 +172,17 @@ step_attempts = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("started_at", Timestamp, nullable=False),
 )
+
+# API keys: the public id, the tenant and scopes, and an HMAC of the secret (never the secret).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    _tenant(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Index("ix_api_keys_tenant_created", "tenant_id", "created_at"),
+)

@@ -41,7 +41,7 @@ class SqlUnitOfWork:
                 )
             self._transaction = None if self._autocommit else self._connection.begin()
         except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         db, tenant = self._connection, self._tenant_id
         self.networks = SqlNetworkRepository(db, tenant)
         self.agents = SqlAgentRepository(db, tenant)
@@ -64,7 +64,7 @@ class SqlUnitOfWork:
             # The connection died with the server; the pool discards it.
             log.warning("uow.close_failed", error=type(close_error).__name__)
         if isinstance(exc, UNAVAILABLE):
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     def commit(self) -> None:
         if self._transaction is None:
@@ -114,10 +114,10 @@ class SqlUnitOfWorkFactory:
                     .limit(limit)
                 ).all()
         except UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return [TaskRef(tenant, task_id, Priority(priority)) for tenant, task_id, priority in rows]
 
 
-def _unavailable(exc: BaseException) -> RecordUnavailable:
+def unavailable(exc: BaseException) -> RecordUnavailable:
     log.warning("record.unavailable", error=str(getattr(exc, "orig", exc))[:300])
     return RecordUnavailable("the record (database) is unavailable; try again shortly")

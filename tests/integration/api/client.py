@@ -7,25 +7,51 @@ from http import HTTPStatus
 from typing import Any
 
 import jsonschema
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from meshapi.schemas.common import ErrorSchema
+from meshcore.domain.keys import ALL_SCOPES, Scope
 
 API = "/api/mesh"
 NETWORKS = f"{API}/networks"
 
 
 class ApiClient(FlaskClient):
-    """Any response of 400 or above, in any test, must be the documented Error shape."""
+    """Any response of 400 or above, in any test, must be the documented Error shape.
+
+    Every request carries the client's key (`use_key`); a request that passes an
+    Authorization header of its own sends that one instead.
+    """
 
     error_schema: dict[str, Any]  # components.schemas.Error of the served OpenAPI document
+    api_key: str | None = None
+
+    def use_key(self, key: str | None) -> ApiClient:
+        """Send `Authorization: Bearer <key>` from now on (None: no Authorization at all)."""
+        self.api_key = key
+        if key is None:
+            self.environ_base.pop("HTTP_AUTHORIZATION", None)
+        else:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        return self
 
     def open(self, *args: Any, **kwargs: Any) -> TestResponse:
         response = super().open(*args, **kwargs)
         if response.status_code >= 400:
             check_error_body(response, self.error_schema)
         return response
+
+
+def new_key(app: Flask, tenant: str, scopes: frozenset[Scope] = ALL_SCOPES) -> str:
+    """A real key of `tenant`, made by the app's key service as `mesh keys create` makes one."""
+    _key, text = app.extensions["mesh"].keys.create(tenant_id=tenant, scopes=scopes, name="tests")
+    return text
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def check_error_body(response: TestResponse, documented: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 A tenant of its own keeps lists and counts to what the module made, though tests share one
 database; after each test, all the tenant stored is removed, so a test sees only its own.
+Each test's client holds a real key of that tenant with every scope (the tenant comes from
+the key), made afresh because the teardown removes the tenant's keys with the rest.
 No Celery worker runs: a submitted task's message waits on Redis db 9 until that teardown
 removes it with the rest.
 """
@@ -19,7 +21,8 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
-from tests.integration.api.client import API, NETWORKS, ApiClient
+from tests.conftest import API_KEY_SECRET
+from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
 from tests.integration.api.record import Record, purge_queued
 
 # Every tenant of this session starts so, which lets the session's end find its leftovers.
@@ -48,7 +51,12 @@ def tenant() -> str:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
-    return Settings(database_url=database_url, redis_url=redis_url, tenant=tenant)
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        tenant=tenant,
+        api_key_secret=API_KEY_SECRET,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +78,9 @@ def record(engine: sa.Engine, redis_client: redis.Redis, tenant: str) -> Iterato
 @pytest.fixture(scope="session")
 def error_schema(database_url: str, redis_url: str) -> dict[str, Any]:
     """The Error schema as the served OpenAPI document has it."""
-    app = create_app(Settings(database_url=database_url, redis_url=redis_url))
+    app = create_app(
+        Settings(database_url=database_url, redis_url=redis_url, api_key_secret=API_KEY_SECRET)
+    )
     try:
         document = app.test_client().get(f"{API}/openapi.json").get_json()
     finally:
@@ -79,11 +89,18 @@ def error_schema(database_url: str, redis_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def client(app: Flask, error_schema: dict[str, Any], record: Record) -> ApiClient:
+def api_key(app: Flask, tenant: str, record: Record) -> str:
+    """A key of the module's tenant with every scope; the record's teardown removes it."""
+    return new_key(app, tenant)
+
+
+@pytest.fixture
+def client(app: Flask, error_schema: dict[str, Any], api_key: str) -> ApiClient:
+    """A client of the module's tenant: every request carries `api_key`."""
     client = app.test_client()
     assert isinstance(client, ApiClient)
     client.error_schema = error_schema
-    return client
+    return client.use_key(api_key)
 
 
 @pytest.fixture

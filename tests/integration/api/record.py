@@ -1,4 +1,5 @@
-"""What one tenant has stored: its rows in Postgres, its keys in Redis, its queued messages."""
+"""What one tenant has stored: its rows in Postgres (API keys included), its keys in Redis,
+its queued messages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import sqlalchemy as sa
 from redis import Redis
 
 # Every table that carries a tenant's data; the children of a network go with it by cascade.
-TABLES = ("networks", "agents", "tasks", "subtasks", "steps", "task_events", "memory_items")
+TABLES = (
+    "networks",
+    "agents",
+    "tasks",
+    "subtasks",
+    "steps",
+    "task_events",
+    "memory_items",
+    "api_keys",
+)
 # The Celery queues on the broker (`coordinator`, `agent.<type>`), one list per priority.
 QUEUE_PATTERNS = ("coordinator*", "agent.*")
 PRIORITY_SEPARATOR = b"\x06\x16"
@@ -63,9 +73,10 @@ class Record:
         )
 
     def purge(self) -> None:
-        """Remove all the tenant stored: rows, memory keys and queued messages."""
+        """Remove all the tenant stored: rows, API keys, memory keys and queued messages."""
         with self._engine.begin() as db:
-            db.execute(sa.text("DELETE FROM networks WHERE tenant_id = :t"), {"t": self.tenant})
+            for table in ("networks", "api_keys"):
+                db.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": self.tenant})
         keys = list(self._redis.scan_iter(match=f"mesh:{self.tenant}:*"))
         if keys:
             self._redis.unlink(*keys)

@@ -131,6 +131,7 @@ def test_two_concurrent_removals_never_leave_a_network_without_a_coordinator(
         def call() -> int:
             rival = app.test_client()
             rival.error_schema = client.error_schema
+            rival.use_key(client.api_key)
             return rival.delete(f"{agents_url(network)}/{agent['id']}").status_code
 
         return call

@@ -13,6 +13,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET
 from tests.e2e.server import free_port
 from tests.integration.api.client import NETWORKS, ApiClient
 
@@ -22,7 +23,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def app(database_url: str, tenant: str) -> Iterator[Flask]:
     nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(Settings(database_url=database_url, redis_url=nothing_listens, tenant=tenant))
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            redis_url=nothing_listens,
+            tenant=tenant,
+            api_key_secret=API_KEY_SECRET,
+        )
+    )
     app.test_client_class = ApiClient
     yield app
     app.extensions["mesh"].close()

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 NETWORKS = f"{API}/networks"
 # Each operation that takes a body, in an order where every id it needs already exists.
 IN_ORDER = [
+    (f"{API}/keys", 201),
     (NETWORKS, 201),
     (f"{NETWORKS}/{{network_id}}/agents", 201),
     (f"{NETWORKS}/{{network_id}}/memory", 201),

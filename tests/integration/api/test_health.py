@@ -10,6 +10,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET
 from tests.integration.api.client import ApiClient, check_error_body
 
 pytestmark = pytest.mark.integration
@@ -22,20 +23,28 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/9"
 @pytest.fixture
 def unreachable_app() -> Iterator[Flask]:
     """An app whose database and Redis are both down."""
-    app = create_app(Settings(database_url=UNREACHABLE_DATABASE, redis_url=UNREACHABLE_REDIS))
+    app = create_app(
+        Settings(
+            database_url=UNREACHABLE_DATABASE,
+            redis_url=UNREACHABLE_REDIS,
+            api_key_secret=API_KEY_SECRET,
+        )
+    )
     yield app
     app.extensions["mesh"].close()
 
 
-def test_healthz_answers_ok(client: ApiClient) -> None:
-    response = client.get("/healthz")
+def test_healthz_answers_ok_without_a_key(client: ApiClient) -> None:
+    response = client.use_key(None).get("/healthz")
 
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
 
 
-def test_readyz_reports_the_database_and_redis_reachable(client: ApiClient) -> None:
-    response = client.get("/readyz")
+def test_readyz_reports_the_database_and_redis_reachable_without_a_key(
+    client: ApiClient,
+) -> None:
+    response = client.use_key(None).get("/readyz")
 
     assert response.status_code == 200
     assert response.get_json() == {

@@ -12,6 +12,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET
 from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient
 
@@ -30,7 +31,12 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 @pytest.fixture(scope="module")
 def app(database_url: str, tenant: str, private_redis: PrivateRedis) -> Iterator[Flask]:
     app = create_app(
-        Settings(database_url=database_url, redis_url=private_redis.url, tenant=tenant)
+        Settings(
+            database_url=database_url,
+            redis_url=private_redis.url,
+            tenant=tenant,
+            api_key_secret=API_KEY_SECRET,
+        )
     )
     app.test_client_class = ApiClient
     yield app

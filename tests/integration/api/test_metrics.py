@@ -45,12 +45,18 @@ def test_requests_are_counted_by_route_template_never_by_id(
     assert client.get(f"{NETWORKS}/{queued_task['network_id']}/tasks/{uuid4()}").status_code == 404
 
     samples = scrape(client)
-    assert value(samples, "mesh_http_requests_total", **labels) == value(
-        first, "mesh_http_requests_total", **labels) + 3
-    assert value(samples, "mesh_http_requests_total", **not_found) == value(
-        first, "mesh_http_requests_total", **not_found) + 1
-    assert value(samples, "mesh_http_request_duration_seconds_count",
-                 route=TASK_ROUTE, method="GET") >= 3
+    assert (
+        value(samples, "mesh_http_requests_total", **labels)
+        == value(first, "mesh_http_requests_total", **labels) + 3
+    )
+    assert (
+        value(samples, "mesh_http_requests_total", **not_found)
+        == value(first, "mesh_http_requests_total", **not_found) + 1
+    )
+    assert (
+        value(samples, "mesh_http_request_duration_seconds_count", route=TASK_ROUTE, method="GET")
+        >= 3
+    )
     assert not any(UUID.search(v) for _, ls in samples for _, v in ls)
 
 

@@ -7,11 +7,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+import redis
+import sqlalchemy as sa
 from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
-from tests.integration.api.client import NETWORKS, ApiClient, assert_error
+from tests.conftest import API_KEY_SECRET
+from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
@@ -67,10 +70,12 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         max_iterations=5,
         timeout_seconds=120,
         quality_threshold=0.6,
+        api_key_secret=API_KEY_SECRET,
     )
     app: Flask = create_app(settings)
     try:
-        response = app.test_client().post(NETWORKS, json={"name": "defaults"})
+        key = new_key(app, tenant)
+        response = app.test_client().post(NETWORKS, json={"name": "defaults"}, headers=bearer(key))
     finally:
         app.extensions["mesh"].close()
 
@@ -193,20 +198,20 @@ def test_a_page_past_the_last_is_empty(client: ApiClient) -> None:
 
 
 def test_networks_of_another_tenant_are_not_listed_or_found(
-    client: ApiClient, database_url: str, redis_url: str, record: Record
+    app: Flask, client: ApiClient, engine: sa.Engine, redis_client: redis.Redis, record: Record
 ) -> None:
-    other = create_app(
-        Settings(database_url=database_url, redis_url=redis_url, tenant=f"{record.tenant}-other")
-    )
+    # The same app: the tenant comes from the key a request carries.
+    other = Record(engine, redis_client, f"{record.tenant}-other")
     try:
-        theirs = other.test_client().post(NETWORKS, json={"name": "theirs"}).get_json()
+        their_key = bearer(new_key(app, other.tenant))
+        theirs = app.test_client().post(NETWORKS, json={"name": "theirs"}, headers=their_key)
+        theirs = theirs.get_json()
         mine = create(client)
 
         listed = client.get(NETWORKS).get_json()
         found = client.get(f"{NETWORKS}/{theirs['id']}")
     finally:
-        other.test_client().delete(f"{NETWORKS}/{theirs['id']}")
-        other.extensions["mesh"].close()
+        other.purge()
 
     assert [n["id"] for n in listed] == [mine["id"]]
     assert_error(found, 404, field=f"network {theirs['id']}", problem="not found")

@@ -21,8 +21,9 @@ from flask import Flask
 
 from meshcore.domain.network import SPECIALISTS, AgentType, queue_for
 from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET
 from tests.drills.harness import PrivateRedis
-from tests.integration.api.client import NETWORKS, ApiClient
+from tests.integration.api.client import NETWORKS, ApiClient, new_key
 from tests.integration.api.record import Record
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 from tests.task_descriptions import TASK_DESCRIPTIONS
@@ -59,7 +60,12 @@ def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
 @pytest.fixture(scope="module")
 def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
     """The API of this module talks to the workers' private Redis."""
-    return Settings(database_url=database_url, redis_url=private_redis.url, tenant=tenant)
+    return Settings(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        tenant=tenant,
+        api_key_secret=API_KEY_SECRET,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +81,7 @@ def finished(
     client = app.test_client()
     assert isinstance(client, ApiClient)
     client.error_schema = error_schema
+    client.use_key(new_key(app, tenant))
     try:
         yield run_all(client)
     finally:

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.integration
 
 NETWORK = f"{API}/networks/{{network_id}}"
 TASK = f"{NETWORK}/tasks/{{task_id}}"
+KEYS = f"{API}/keys"
 # (path, method, the error statuses it must document by number)
 OPERATIONS = [
     (f"{API}/networks", "post", {422}),
@@ -29,10 +30,17 @@ OPERATIONS = [
     (f"{NETWORK}/agents/{{agent_id}}", "delete", {404, 409}),
     (f"{NETWORK}/memory", "post", {404, 422}),
     (f"{NETWORK}/memory", "get", {404, 422}),
+    (f"{API}/providers", "get", {401, 403}),
+    (KEYS, "post", {401, 403, 422}),
+    (KEYS, "get", {401, 403, 422}),
+    (f"{KEYS}/{{key_id}}", "delete", {401, 403, 404}),
     ("/healthz", "get", set()),
     ("/readyz", "get", {503}),
 ]
 ERROR_REF = "#/components/schemas/Error"
+OPEN = ("/healthz", "/readyz")
+# Path parameters that are not UUIDs, with their schema.
+NOT_UUIDS = {"key_id": {"type": "string", "minLength": 16, "maxLength": 16}}
 ASSETS = f"{API}/docs/assets/"
 
 
@@ -118,9 +126,9 @@ def test_every_path_parameter_is_declared_as_a_uuid(
     }
 
     assert set(declared) == set(re.findall(r"{(\w+)}", path))
-    for parameter in declared.values():
+    for name, parameter in declared.items():
         assert parameter["required"] is True
-        assert parameter["schema"] == {"type": "string", "format": "uuid"}
+        assert parameter["schema"] == NOT_UUIDS.get(name, {"type": "string", "format": "uuid"})
 
 
 @pytest.mark.parametrize(
@@ -155,6 +163,38 @@ def test_every_response_with_a_body_documents_its_schema(
             assert response.get("content", {}).get("application/json"), (code, response)
 
 
+def test_this_list_covers_every_operation_of_the_document(document: dict[str, Any]) -> None:
+    served = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "patch", "delete"}
+    }
+
+    assert served == {(path, method) for path, method, _errors in OPERATIONS}
+
+
+@pytest.mark.parametrize(("path", "method", "errors"), operations())
+def test_every_api_operation_needs_a_bearer_key_and_documents_401_and_403(
+    document: dict[str, Any], path: str, method: str, errors: set[int]
+) -> None:
+    operation = document["paths"][path][method]
+
+    if path in OPEN:
+        assert "security" not in operation
+        assert not {"401", "403"} & set(operation["responses"])
+    else:
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403"} <= set(operation["responses"])
+
+
+def test_the_docs_ui_offers_authorize_with_a_bearer_scheme(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "mesh_<id>_<secret>" in scheme["description"]
+
+
 def test_the_error_schema_is_code_status_message_errors(document: dict[str, Any]) -> None:
     error = lookup(document, ERROR_REF)
 
@@ -163,7 +203,7 @@ def test_the_error_schema_is_code_status_message_errors(document: dict[str, Any]
     assert error["properties"]["code"]["type"] == "integer"
 
 
-@pytest.mark.parametrize("path", [f"{API}/networks", f"{NETWORK}/tasks"])
+@pytest.mark.parametrize("path", [f"{API}/networks", f"{NETWORK}/tasks", KEYS])
 def test_paginated_lists_document_page_page_size_and_x_pagination(
     document: dict[str, Any], path: str
 ) -> None:
@@ -188,6 +228,8 @@ def test_creates_document_201_and_deletes_204(document: dict[str, Any]) -> None:
     assert "201" in paths[f"{API}/networks"]["post"]["responses"]
     assert "201" in paths[f"{NETWORK}/agents"]["post"]["responses"]
     assert "201" in paths[f"{NETWORK}/memory"]["post"]["responses"]
+    assert "201" in paths[KEYS]["post"]["responses"]
+    assert "204" in paths[f"{KEYS}/{{key_id}}"]["delete"]["responses"]
     assert "204" in paths[NETWORK]["delete"]["responses"]
     assert "204" in paths[f"{NETWORK}/agents/{{agent_id}}"]["delete"]["responses"]
 

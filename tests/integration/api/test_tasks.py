@@ -208,6 +208,7 @@ def test_two_concurrent_process_calls_start_a_held_task_once(
     def process() -> int:
         rival = app.test_client()
         rival.error_schema = client.error_schema
+        rival.use_key(client.api_key)
         return rival.post(url).status_code
 
     lock = "SELECT id FROM tasks WHERE id = :id FOR UPDATE"

@@ -1,10 +1,10 @@
-"""meshcli/client.py: the URL a user types, and what a finished task prints."""
+"""meshcli/client.py: the URL a user types, what a finished task prints, and key hints."""
 
 from __future__ import annotations
 
 import pytest
 
-from meshcli.client import api_url, verdict
+from meshcli.client import api_url, key_hint, verdict
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,22 @@ def test_verdict_of_a_failed_task_shows_its_error() -> None:
     task = {"status": "failed", "result": None, "error": "subtask content failed"}
 
     assert verdict(task, "http://h/t/1").splitlines()[0] == "subtask content failed"
+
+
+def test_a_401_without_a_key_says_how_to_pass_one() -> None:
+    hint = key_hint(401, has_key=False)
+
+    assert hint is not None
+    assert "--api-key" in hint and "MESH_API_KEY" in hint
+
+
+def test_a_refused_key_or_scope_says_what_to_do() -> None:
+    refused, scope = key_hint(401, has_key=True), key_hint(403, has_key=True)
+
+    assert refused is not None and "mesh keys create" in refused
+    assert scope is not None and "read and write scopes" in scope
+
+
+def test_other_errors_get_no_key_hint() -> None:
+    assert key_hint(404, has_key=True) is None
+    assert key_hint(None, has_key=False) is None

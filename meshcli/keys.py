@@ -1,0 +1,227 @@
+"""`mesh keys`: API keys from the command line, in the record `mesh serve` uses.
+
+The commands read the same settings as `mesh serve` (the embedded SQLite file and the data
+dir's key secret, or MESH_DATABASE_URL and MESH_API_KEY_SECRET), and talk to the record
+directly, so they work whether or not Mesh is running. They build only what keys need: no
+Celery app, no Redis, no model libraries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from meshcore.domain.errors import MeshError
+from meshcore.domain.keys import ALL_SCOPES, ApiKey, Scope, is_key_id, parse_scopes
+from meshcore.domain.network import DEFAULT_TENANT
+from meshcore.settings import Settings
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from meshcore.services.keys import KeyService
+
+# The api_keys table's column sizes (migration 0006).
+MAX_TENANT, MAX_NAME = 64, 200
+FIRST_KEY_NAME = "first start"
+COLUMNS = ("ID", "TENANT", "NAME", "SCOPES", "CREATED", "REVOKED")
+
+
+@click.group()
+def keys() -> None:
+    """API keys: create, list and revoke them (in the record `mesh serve` uses)."""
+    from meshcore.logs import configure_logging
+
+    # Only problems, and on stderr: stdout is the command's answer (a key, a table, JSON).
+    configure_logging("WARNING")
+
+
+@keys.command("create")
+@click.option("--tenant", required=True, help="The tenant the key belongs to, e.g. default.")
+@click.option("--scopes", required=True, help="Comma-separated: read, write, admin.")
+@click.option("--name", default="", help="A label to tell keys apart in `mesh keys list`.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "key", "tenant", "scopes"}.')
+def create(tenant: str, scopes: str, name: str, as_json: bool) -> None:
+    """Create a key: printed once, on the last line; only its hash is stored."""
+    tenant = _bounded("--tenant", tenant, MAX_TENANT, required=True)
+    name = _bounded("--name", name, MAX_NAME)
+    try:
+        wanted = parse_scopes(scopes)
+    except MeshError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scopes") from exc
+    with _service(Settings()) as service:
+        key, text = service.create(tenant_id=tenant, scopes=wanted, name=name)
+    if as_json:
+        click.echo(json.dumps(created_json(key, text)))
+        return
+    # The note goes to stderr, so that `KEY=$(mesh keys create ...)` holds the key alone.
+    click.echo(
+        f"Created key {key.id} for tenant {key.tenant_id} ({scope_list(key.scopes)}). "
+        "Keep it now: only its hash is stored, so it cannot be shown again.",
+        err=True,
+    )
+    click.echo(text)
+
+
+@keys.command("list")
+@click.option("--tenant", default=None, help="Only this tenant's keys; default: every tenant's.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def list_(tenant: str | None, as_json: bool) -> None:
+    """List keys, oldest first (never their secrets)."""
+    with _service(Settings()) as service:
+        found = service.list(tenant)
+    if as_json:
+        click.echo(json.dumps([key_json(k) for k in found]))
+    elif found:
+        click.echo(key_table(found))
+    else:
+        click.echo("no keys" + (f" for tenant {tenant}" if tenant else ""), err=True)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def revoke(key_id: str) -> None:
+    """Revoke a key by its id; the API refuses it within 5 s."""
+    from meshcore.services.keys import DEV_KEY_ID
+
+    if key_id == DEV_KEY_ID:
+        raise click.ClickException(
+            "the development key is not stored: unset MESH_DEV_API_KEY to stop it working"
+        )
+    if not is_key_id(key_id):
+        raise click.BadParameter(
+            "a key id is the 16 hex digits after `mesh_` (see `mesh keys list`)",
+            param_hint="KEY_ID",
+        )
+    with _service(Settings()) as service:
+        key = service.revoke(key_id, tenant_id=None)
+    click.echo(f"key {key.id} of tenant {key.tenant_id} revoked")
+
+
+def first_start_key(settings: Settings, secret: bytes) -> str | None:
+    """A key of tenant `default` with every scope, made when that tenant has none yet."""
+    with key_service(settings, secret, migrate=False) as service:
+        if service.list(DEFAULT_TENANT):
+            return None
+        return service.create(tenant_id=DEFAULT_TENANT, scopes=ALL_SCOPES, name=FIRST_KEY_NAME)[1]
+
+
+def has_dev_key(settings: Settings) -> bool:
+    """MESH_DEV_API_KEY is set to something (an empty value turns it off)."""
+    return settings.dev_api_key is not None and bool(settings.dev_api_key.get_secret_value())
+
+
+@contextmanager
+def key_service(settings: Settings, secret: bytes, *, migrate: bool = True) -> Iterator[KeyService]:
+    """The keys of the record `settings` name, hashed under `secret` (the API's)."""
+    from meshcore.adapters.sql.engine import create_engine
+    from meshcore.adapters.sql.keys import SqlKeyStore
+    from meshcore.domain.clock import SystemClock
+    from meshcore.services.keys import KeyService
+
+    url = settings.resolved_database_url()
+    if migrate and settings.database_url is None:
+        # The embedded file may not exist yet: keys can be made before the first `mesh serve`.
+        from meshcore.adapters.sql.migrate import upgrade
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        if settings.database_url is not None:
+            _check_schema(engine)
+        yield KeyService(store=SqlKeyStore(engine), clock=SystemClock(), secret=secret)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _service(settings: Settings) -> Iterator[KeyService]:
+    """key_service for a command: what goes wrong is one line, not a traceback."""
+    from meshcore import bootstrap
+
+    try:
+        secret = bootstrap.api_key_secret(settings)
+    except ValueError as exc:  # real servers without MESH_API_KEY_SECRET
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with key_service(settings, secret) as service:
+            yield service
+    except MeshError as exc:  # an unknown key id, a record that cannot be reached
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_schema(engine: sa.Engine) -> None:
+    """A real server's record that was never migrated says so in one line."""
+    import sqlalchemy as sa
+
+    from meshcore.adapters.sql.uow import UNAVAILABLE, unavailable
+
+    try:
+        has_keys = sa.inspect(engine).has_table("api_keys")
+    except UNAVAILABLE as exc:
+        raise unavailable(exc) from exc
+    if not has_keys:
+        raise click.ClickException(
+            "the database has no api_keys table yet: run `mesh db upgrade` (or start `mesh serve`)"
+        )
+
+
+def _bounded(option: str, value: str, limit: int, *, required: bool = False) -> str:
+    value = value.strip()
+    if required and not value:
+        raise click.BadParameter("must not be empty", param_hint=option)
+    if len(value) > limit:
+        raise click.BadParameter(f"at most {limit} characters", param_hint=option)
+    return value
+
+
+def scope_list(scopes: frozenset[Scope]) -> str:
+    """`read,write`: the scopes in the order they are typed."""
+    return ",".join(s.value for s in Scope if s in scopes)
+
+
+def created_json(key: ApiKey, text: str) -> dict[str, object]:
+    scopes = scope_list(key.scopes).split(",")
+    return {"id": key.id, "key": text, "tenant": key.tenant_id, "scopes": scopes}
+
+
+def key_json(key: ApiKey) -> dict[str, object]:
+    """A key as `mesh keys list --json` shows it: everything but a secret, which it never has."""
+    return {
+        "id": key.id,
+        "tenant": key.tenant_id,
+        "name": key.name,
+        "scopes": scope_list(key.scopes).split(","),
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+def key_table(found: list[ApiKey]) -> str:
+    """The keys as aligned columns under a header line."""
+    rows = [COLUMNS] + [
+        (
+            k.id,
+            k.tenant_id,
+            k.name or "-",
+            scope_list(k.scopes),
+            _when(k.created_at),
+            _when(k.revoked_at) if k.revoked_at else "-",
+        )
+        for k in found
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
