@@ -21,6 +21,7 @@ import pytest
 
 from meshcli.keys import key_service
 from meshcore.domain.errors import Unauthenticated
+from meshcore.domain.keys import parse_key
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.e2e.server import MESH, PROVIDER_KEYS, ServeProcess, serve_process
@@ -95,7 +96,7 @@ def test_the_first_start_prints_one_key_once_and_it_works(
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
     # Only its hash is kept: the secret is nowhere in the record's files.
-    secret = first_key.rsplit("_", 1)[1].encode()
+    secret = parse_key(first_key)[1].encode()
     for stored in data_dir.glob("mesh.db*"):
         assert secret not in stored.read_bytes(), stored.name
     assert (data_dir / "api-key-secret").stat().st_mode & 0o777 == 0o600
@@ -126,7 +127,7 @@ def test_a_created_key_works_at_once_and_list_never_shows_a_secret(
         _keys(data_dir, "list", "--tenant", "default", "--json"),
     )
     assert table.returncode == 0 and listed.returncode == 0, table.stderr + listed.stderr
-    key_id = key.split("_")[1]
+    key_id = parse_key(key)[0]
     (row,) = [line for line in table.stdout.splitlines() if line.startswith(key_id)]
     assert row.split()[:4] == [key_id, "default", name, "read,write"]
     mine = [k for k in json.loads(listed.stdout) if k["id"] == key_id]
@@ -142,7 +143,7 @@ def test_a_created_key_works_at_once_and_list_never_shows_a_secret(
     ]
     for shown in (table, listed):
         for secret in (key, first_key):
-            assert secret.rsplit("_", 1)[1] not in shown.stdout + shown.stderr
+            assert parse_key(secret)[1] not in shown.stdout + shown.stderr
 
 
 def test_a_revoked_key_is_refused_within_5_seconds(served: ServeProcess, data_dir: Path) -> None:

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from meshcore.adapters.sql import mapping as m
 from meshcore.adapters.sql.tables import api_keys
 from meshcore.adapters.sql.uow import UNAVAILABLE, unavailable
 from meshcore.domain.errors import NotFound
-from meshcore.domain.keys import ApiKey, parse_scopes
+from meshcore.domain.keys import ApiKey
 
 
 class SqlKeyStore:
@@ -19,29 +20,20 @@ class SqlKeyStore:
         self._engine = engine
 
     def add(self, key: ApiKey, digest: str) -> None:
-        row = {
-            "id": key.id,
-            "tenant_id": key.tenant_id,
-            "name": key.name,
-            "scopes": ",".join(sorted(key.scopes)),
-            "digest": digest,
-            "created_at": key.created_at,
-            "revoked_at": key.revoked_at,
-        }
         with self._begin() as db:
-            db.execute(api_keys.insert().values(row))
+            db.execute(api_keys.insert().values(m.key_row(key, digest)))
 
     def find(self, key_id: str) -> tuple[ApiKey, str] | None:
         with self._begin() as db:
             row = db.execute(api_keys.select().where(api_keys.c.id == key_id)).mappings().first()
-        return None if row is None else (_key(row), row["digest"])
+        return None if row is None else (m.key_from_row(row), row["digest"])
 
     def list(self, tenant_id: str | None) -> list[ApiKey]:
         query = api_keys.select().order_by(api_keys.c.created_at, api_keys.c.id)
         if tenant_id is not None:
             query = query.where(api_keys.c.tenant_id == tenant_id)
         with self._begin() as db:
-            return [_key(r) for r in db.execute(query).mappings()]
+            return [m.key_from_row(r) for r in db.execute(query).mappings()]
 
     def revoke(self, key_id: str, tenant_id: str | None, now: datetime) -> ApiKey:
         mine = [api_keys.c.id == key_id]
@@ -56,7 +48,7 @@ class SqlKeyStore:
             row = db.execute(api_keys.select().where(*mine)).mappings().first()
         if row is None:
             raise NotFound("key", key_id)
-        return _key(row)
+        return m.key_from_row(row)
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
@@ -65,14 +57,3 @@ class SqlKeyStore:
                 yield db
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
-
-
-def _key(row: sa.RowMapping) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        scopes=parse_scopes(row["scopes"]),
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-    )

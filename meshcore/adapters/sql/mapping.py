@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from meshcore.domain.keys import ApiKey, parse_scopes
 from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.network import (
     Agent,
@@ -291,4 +292,27 @@ def memory_from_row(row: Row) -> MemoryItem:
         confidence=row["confidence"],
         created_at=aware(row["created_at"]),
         metadata=row["metadata"],
+    )
+
+
+def key_row(key: ApiKey, digest: str) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "name": key.name,
+        "scopes": ",".join(sorted(key.scopes)),
+        "digest": digest,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def key_from_row(row: Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        scopes=parse_scopes(row["scopes"]),
+        created_at=aware(row["created_at"]),
+        revoked_at=aware(row["revoked_at"]) if row["revoked_at"] is not None else None,
     )
