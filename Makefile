@@ -60,8 +60,8 @@ flower: $(STAMP)
 	  else echo "Cannot reach MESH_REDIS_URL ($$broker)." >&2; fi; \
 	  exit 2; \
 	fi; \
-	echo "Flower on http://localhost:$(FLOWER_PORT) for $$broker"; \
-	exec $(BIN)/celery --broker "$$(echo "$$broker" | sed 's|^unix://|redis+socket://|')" flower --port=$(FLOWER_PORT)
+	echo "Flower on http://127.0.0.1:$(FLOWER_PORT) (this machine only) for $$broker"; \
+	exec $(BIN)/celery --broker "$$(echo "$$broker" | sed 's|^unix://|redis+socket://|')" flower --address=127.0.0.1 --port=$(FLOWER_PORT)
 
 # The Dockerfiles, compose.yaml, k8s/ and the Prometheus rules, checked offline (tests/deploy).
 deploy-check: $(STAMP)

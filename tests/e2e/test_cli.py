@@ -11,6 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.server import MESH, PROVIDER_KEYS, ServeProcess, free_port, serve_process
@@ -219,11 +220,17 @@ def test_make_flower_honours_flower_port(tmp_path: Path) -> None:
                 answered = httpx.get(f"http://127.0.0.1:{flower_port}/", timeout=2).status_code
             except httpx.TransportError:
                 time.sleep(0.5)
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == flower_port
+        }
     finally:
         os.killpg(flower.pid, 15)
         flower.wait(timeout=20)
         redis.kill()
         redis.wait()
 
-    assert f"Flower on http://localhost:{flower_port} " in banner
+    assert f"Flower on http://127.0.0.1:{flower_port} (this machine only)" in banner
     assert answered == 200
+    assert listening == {"127.0.0.1"}  # operators' tools stay off the network
