@@ -46,7 +46,7 @@ bench-quick: $(STAMP)
 
 # Flower, Celery's live view, on Mesh's broker: MESH_REDIS_URL, or with none set the embedded
 # Redis of a running `make run` (its socket is recorded next to its data). It refuses at once
-# when that broker does not answer. http://localhost:$(FLOWER_PORT)
+# when that broker does not answer. http://127.0.0.1:$(FLOWER_PORT), this machine only.
 FLOWER_PORT ?= 5555
 flower: $(STAMP)
 	@broker="$${MESH_REDIS_URL:-}"; \
