@@ -4,14 +4,12 @@ first sweep after the broker returns, not for the stall timeout."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from meshapi.app import create_app
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET
 from tests.e2e.server import free_port
@@ -21,19 +19,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def app(database_url: str, tenant: str) -> Iterator[Flask]:
+def settings(database_url: str, tenant: str) -> Settings:
     nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(
-        Settings(
-            database_url=database_url,
-            redis_url=nothing_listens,
-            tenant=tenant,
-            api_key_secret=API_KEY_SECRET,
-        )
+    return Settings(
+        database_url=database_url,
+        redis_url=nothing_listens,
+        tenant=tenant,
+        api_key_secret=API_KEY_SECRET,
     )
-    app.test_client_class = ApiClient
-    yield app
-    app.extensions["mesh"].close()
 
 
 def test_a_submit_while_the_broker_is_down_is_accepted_and_due_at_the_next_sweep(

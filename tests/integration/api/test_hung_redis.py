@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
-from meshapi.app import create_app
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET
 from tests.drills.harness import PrivateRedis
@@ -29,18 +27,13 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 
 
 @pytest.fixture(scope="module")
-def app(database_url: str, tenant: str, private_redis: PrivateRedis) -> Iterator[Flask]:
-    app = create_app(
-        Settings(
-            database_url=database_url,
-            redis_url=private_redis.url,
-            tenant=tenant,
-            api_key_secret=API_KEY_SECRET,
-        )
+def settings(database_url: str, tenant: str, private_redis: PrivateRedis) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        tenant=tenant,
+        api_key_secret=API_KEY_SECRET,
     )
-    app.test_client_class = ApiClient
-    yield app
-    app.extensions["mesh"].close()
 
 
 def test_a_hung_redis_makes_readyz_answer_503_in_bounded_time_while_reads_go_on(
