@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from meshcli.keys import has_dev_key
 from meshcore.adapters.providers import KEY_SETTINGS, Providers
 from meshcore.settings import OFFLINE_MODEL, Settings
 
@@ -72,7 +71,7 @@ def key_note(settings: Settings, first_key: str | None) -> KeyNote:
             env=f"MESH_API_KEY={first_key} ",
             bearer=first_key,
         )
-    if has_dev_key(settings):
+    if settings.dev_api_key is not None:
         line = (
             "  API key:   MESH_DEV_API_KEY is in use (for development and tests only: a key of "
             "tenant default with every scope)"

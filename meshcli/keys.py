@@ -103,26 +103,20 @@ def revoke(key_id: str) -> None:
     click.echo(f"key {key.id} of tenant {key.tenant_id} revoked")
 
 
-def first_start_key(settings: Settings, secret: bytes) -> str | None:
+def first_start_key(settings: Settings) -> str | None:
     """A key of tenant `default` with every scope, made when that tenant has none yet."""
-    with key_service(settings, secret, migrate=False) as service:
+    with key_service(settings, migrate=False) as service:
         if service.list(DEFAULT_TENANT):
             return None
         return service.create(tenant_id=DEFAULT_TENANT, scopes=ALL_SCOPES, name=FIRST_KEY_NAME)[1]
 
 
-def has_dev_key(settings: Settings) -> bool:
-    """MESH_DEV_API_KEY is set to something (an empty value turns it off)."""
-    return settings.dev_api_key is not None and bool(settings.dev_api_key.get_secret_value())
-
-
 @contextmanager
-def key_service(settings: Settings, secret: bytes, *, migrate: bool = True) -> Iterator[KeyService]:
-    """The keys of the record `settings` name, hashed under `secret` (the API's)."""
+def key_service(settings: Settings, *, migrate: bool = True) -> Iterator[KeyService]:
+    """The keys of the record `settings` name, hashed under the API's secret (ValueError on
+    real servers without MESH_API_KEY_SECRET)."""
+    from meshcore import bootstrap
     from meshcore.adapters.sql.engine import create_engine
-    from meshcore.adapters.sql.keys import SqlKeyStore
-    from meshcore.domain.clock import SystemClock
-    from meshcore.services.keys import KeyService
 
     url = settings.resolved_database_url()
     if migrate and settings.database_url is None:
@@ -133,9 +127,10 @@ def key_service(settings: Settings, secret: bytes, *, migrate: bool = True) -> I
         upgrade(url)
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
+        keys = bootstrap.build_keys(settings, engine)  # the secret first: no record touched
         if settings.database_url is not None:
             _check_schema(engine)
-        yield KeyService(store=SqlKeyStore(engine), clock=SystemClock(), secret=secret)
+        yield keys
     finally:
         engine.dispose()
 
@@ -143,15 +138,11 @@ def key_service(settings: Settings, secret: bytes, *, migrate: bool = True) -> I
 @contextmanager
 def _service(settings: Settings) -> Iterator[KeyService]:
     """key_service for a command: what goes wrong is one line, not a traceback."""
-    from meshcore import bootstrap
-
     try:
-        secret = bootstrap.api_key_secret(settings)
+        with key_service(settings) as service:
+            yield service
     except ValueError as exc:  # real servers without MESH_API_KEY_SECRET
         raise click.ClickException(str(exc)) from exc
-    try:
-        with key_service(settings, secret) as service:
-            yield service
     except MeshError as exc:  # an unknown key id, a record that cannot be reached
         raise click.ClickException(str(exc)) from exc
 

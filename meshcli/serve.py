@@ -23,7 +23,7 @@ import click
 from meshcli.banner import announce
 from meshcli.children import start_child
 from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
-from meshcli.keys import first_start_key, has_dev_key
+from meshcli.keys import first_start_key
 from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
 from meshcore.bootstrap import api_key_secret
 from meshcore.logs import configure_logging
@@ -163,8 +163,8 @@ def run(settings: Settings, *, host: str, port: int) -> int:
         upgrade(fleet.api.env["MESH_DATABASE_URL"])
         if not stopping:
             first_key = None
-            if settings.is_embedded and not has_dev_key(settings):
-                first_key = first_start_key(settings, secret)
+            if settings.is_embedded and settings.dev_api_key is None:
+                first_key = first_start_key(settings)
             fleet.start()
             announce(settings, host=host, port=port, data_dir=data_dir, first_key=first_key)
         code = fleet.supervise(stopping)

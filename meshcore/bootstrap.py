@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+import sqlalchemy as sa
 import structlog
 from celery import Celery
 
@@ -156,15 +157,9 @@ class Mesh:
 
     @cached_property
     def keys(self) -> KeyService:
-        dev_key = self.settings.dev_api_key
-        if dev_key is not None:
+        if self.settings.dev_api_key is not None:
             log.warning("keys.dev_key_enabled", note="MESH_DEV_API_KEY is for development only")
-        return KeyService(
-            store=SqlKeyStore(self.engine),
-            clock=self.clock,
-            secret=api_key_secret(self.settings),
-            dev_key=dev_key.get_secret_value() if dev_key is not None else None,
-        )
+        return build_keys(self.settings, self.engine)
 
     @cached_property
     def breakers(self) -> BreakerBoard:
@@ -197,6 +192,18 @@ class Mesh:
 
 def build(settings: Settings, celery_app: Celery) -> Mesh:
     return Mesh(settings, celery_app)
+
+
+def build_keys(settings: Settings, engine: sa.Engine) -> KeyService:
+    """The API keys in the record `engine` reaches, hashed under the settings' secret
+    (ValueError on real servers without one): for the API and for `mesh keys` alike."""
+    dev_key = settings.dev_api_key
+    return KeyService(
+        store=SqlKeyStore(engine),
+        clock=SystemClock(),
+        secret=api_key_secret(settings),
+        dev_key=dev_key.get_secret_value() if dev_key is not None else None,
+    )
 
 
 def api_key_secret(settings: Settings) -> bytes:

@@ -73,8 +73,8 @@ class KeyService:
             created_at=self._clock.now(),
         )
         self._store.add(key, self._digest(secret))
-        scopes = sorted(s.value for s in key.scopes)
-        log.info("key.created", key_id=key_id, tenant=tenant_id, scopes=scopes)
+        shown = sorted(s.value for s in key.scopes)
+        log.info("key.created", key_id=key_id, tenant=tenant_id, scopes=shown)
         return key, format_key(key_id, secret)
 
     def list(self, tenant_id: str | None) -> list[ApiKey]:

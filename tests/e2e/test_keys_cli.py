@@ -241,7 +241,7 @@ def test_keys_on_real_servers_hash_under_the_apis_secret(database_url: str) -> N
         MESH_API_KEY_SECRET=API_KEY_SECRET,
     )
     made = json.loads(created.stdout)
-    with key_service(settings, API_KEY_SECRET.encode()) as service:
+    with key_service(settings) as service:
         caller = service.authenticate(made["key"])
         listed = _mesh(
             "keys", "list", "--tenant", tenant, **servers, MESH_API_KEY_SECRET=API_KEY_SECRET
