@@ -101,8 +101,13 @@ def mesh_command() -> str:
     found = shutil.which("mesh")
     if found and Path(found).resolve() == script.resolve():
         return "mesh"
-    relative = os.path.relpath(script)
-    return relative if len(relative) < len(str(script)) else str(script)
+    return typed_path(script)
+
+
+def typed_path(path: Path) -> str:
+    """The path as the user would type it here: relative to the cwd when inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") or relative == "." else relative
 
 
 def models_note(settings: Settings) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from meshcli.banner import announce
+from meshcli.banner import announce, typed_path
 from meshcli.children import start_child
 from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
 from meshcli.keys import first_start_key
@@ -145,7 +145,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
         return 1
     lock = DataDirLock(data_dir)
     try:
-        lock.acquire(port=port, shown_as=_shown(data_dir))
+        lock.acquire(port=port, shown_as=typed_path(data_dir))
         check_port_free(host, port)
     except AlreadyRunning as exc:
         lock.release()
@@ -218,12 +218,6 @@ def _metrics_env(env: dict[str, str], settings: Settings, index: int) -> dict[st
     # agents workers on the ports after it.
     metrics_port = settings.metrics_port + index if settings.metrics_port else 0
     return {**env, "MESH_METRICS_PORT": str(metrics_port)}
-
-
-def _shown(path: Path) -> str:
-    """The path as the user would type it: relative to the cwd when inside it."""
-    relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") or relative == "." else relative
 
 
 def agent_workers(settings: Settings) -> int:
