@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -233,3 +234,12 @@ def complete_a_task(
         )
         assert submitted.status_code == 202, submitted.text
         return poll(client, submitted.headers["Location"], timeout=90)
+
+
+# A Mesh API key as `mesh serve` prints it at first start (meshcore.domain.keys's format).
+PRINTED_KEY = re.compile(r"mesh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
+
+
+def printed_keys(output: str) -> set[str]:
+    """The API keys a `mesh serve` printed (the first start prints one, once)."""
+    return set(PRINTED_KEY.findall(output))

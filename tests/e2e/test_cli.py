@@ -14,13 +14,19 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.server import MESH, PROVIDER_KEYS, ServeProcess, free_port, serve_process
+from tests.e2e.server import (
+    MESH,
+    PROVIDER_KEYS,
+    ServeProcess,
+    free_port,
+    printed_keys,
+    serve_process,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://\S+/api/mesh/networks/[0-9a-f-]+/tasks/[0-9a-f-]+")
-KEY = re.compile(r"mesh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -50,7 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 @pytest.fixture(scope="module")
 def key(served: ServeProcess) -> str:
     """The key the first start printed."""
-    (printed,) = set(KEY.findall(served.output))
+    (printed,) = printed_keys(served.output)
     return printed
 
 
@@ -92,7 +98,7 @@ def test_the_banner_says_nothing_of_the_offline_model_when_a_key_is_set(tmp_path
         assert "No provider keys" not in serve.output
         # tests/e2e/server.py sets MESH_DEV_API_KEY: no key is made, and the banner says so.
         assert "MESH_DEV_API_KEY is in use (for development and tests only" in serve.output
-        assert KEY.findall(serve.output) == []
+        assert printed_keys(serve.output) == set()
 
 
 def test_submit_reads_mesh_url_without_a_scheme_and_prints_the_verdict(

@@ -24,12 +24,18 @@ from meshcore.domain.errors import Unauthenticated
 from meshcore.domain.keys import parse_key
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.e2e.server import MESH, PROVIDER_KEYS, ServeProcess, serve_process
+from tests.e2e.server import (
+    MESH,
+    PRINTED_KEY,
+    PROVIDER_KEYS,
+    ServeProcess,
+    printed_keys,
+    serve_process,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = re.compile(r"mesh_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 # A newcomer's serve: no development key, and the key secret made in the data dir.
 NO_DEV_KEY = {"MESH_DEV_API_KEY": "", "MESH_API_KEY_SECRET": "", "MESH_AGENT_WORKERS": "1"}
 
@@ -79,7 +85,7 @@ def served(data_dir: Path) -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def first_key(served: ServeProcess) -> str:
-    (key,) = set(KEY.findall(served.output))
+    (key,) = printed_keys(served.output)
     return key
 
 
@@ -112,7 +118,7 @@ def test_a_created_key_works_at_once_and_list_never_shows_a_secret(
 
     assert created.returncode == 0, created.stderr
     key = created.stdout.splitlines()[-1]
-    assert KEY.fullmatch(key)
+    assert PRINTED_KEY.fullmatch(key)
     assert _get(served.base, key).status_code == 200
     made = httpx.post(
         f"{served.base}/api/mesh/networks",
@@ -202,13 +208,13 @@ def test_submit_sends_the_api_key_and_says_how_to_pass_one(
 def test_a_later_start_prints_no_key_and_the_first_one_still_works(tmp_path: Path) -> None:
     with serve_process(tmp_path, env=NO_DEV_KEY) as first:
         _wait_for_banner(first)
-    (key,) = set(KEY.findall(first.output))
+    (key,) = printed_keys(first.output)
 
     with serve_process(tmp_path, env=NO_DEV_KEY) as again:
         again.wait_ready()
         _wait_for_banner(again)
 
-        assert KEY.findall(again.output) == []
+        assert printed_keys(again.output) == set()
         assert "the key printed at first start" in again.output
         assert _get(again.base, key).status_code == 200
 
