@@ -34,7 +34,8 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-# The fault drills: killed workers, Redis and Postgres restarts and outages, a wiped Redis.
+# The fault drills: killed workers, Redis and Postgres restarts and outages, a wiped Redis,
+# a provider down, and `mesh serve` stopped, doubled and its Redis killed.
 chaos: $(STAMP)
 	$(BIN)/pytest -q -m drill
 

@@ -83,8 +83,17 @@ def run(session: Session) -> list[Figure]:
         keyed = get_cost(proc, keyed_base, task_paths, seconds, session.auth())
     with processes.gunicorn("noauth-api", NO_KEY_CHECK_APP, env) as (proc, skipped_base):
         skipped = get_cost(proc, skipped_base, task_paths, seconds, {})
+    # The rate limit's price: the keyed API above counts every GET on Redis (mesh_env sets a
+    # limit no load reaches); this one counts nothing.
+    uncounted_env = {**env, "MESH_RATE_LIMIT": "none"}
+    with processes.gunicorn("uncounted-api", MESH_APP, uncounted_env) as (proc, uncounted_base):
+        uncounted = get_cost(proc, uncounted_base, task_paths, seconds, session.auth())
     check_us = authenticate_us(session)
-    return [*figures(mesh, bare), *auth_figures(keyed, skipped, check_us)]
+    return [
+        *figures(mesh, bare),
+        *auth_figures(keyed, skipped, check_us),
+        *rate_figures(keyed, uncounted),
+    ]
 
 
 def get_cost(api: Proc, base: str, paths: list[str], seconds: float,
@@ -136,6 +145,19 @@ def auth_figures(keyed: dict, skipped: dict, check_us: float) -> list[Figure]:
         Figure("auth: keyed GETs refused or failed", errors,
                keyed["rate"]["count"] + keyed["sat"]["count"], "requests",
                "baseline: keyed GETs answered", "= 0", errors == 0),
+    ]  # fmt: skip
+
+
+def rate_figures(counted: dict, uncounted: dict) -> list[Figure]:
+    note = "baseline: the same keyed GET, MESH_RATE_LIMIT=none"
+    return [
+        Figure("rate limit: CPU added per GET (two Redis round trips)",
+               counted["cpu_us"] - uncounted["cpu_us"], uncounted["cpu_us"], "us",
+               "ratio: share of a GET without the count"),
+        Figure(f"rate limit: GET task p50 at {AUTH_RATE} req/s", counted["rate"]["p50_ms"],
+               uncounted["rate"]["p50_ms"], "ms", note),
+        Figure(f"rate limit: GET throughput, saturated ({CONNECTIONS} conns)",
+               counted["sat"]["rps"], uncounted["sat"]["rps"], "req/s", note),
     ]  # fmt: skip
 
 

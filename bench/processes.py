@@ -40,6 +40,7 @@ GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
 # The server secret every process the bench starts hashes API keys under. The bench's record
 # is its own, so a fixed value keeps the keys of one run valid in every process of it.
 API_KEY_SECRET = "mesh-bench-only-api-key-secret-never-for-a-deployment"
+DATA_KEYS = "Y5_IXgyAyhvIOqmKJJZnGlp6Uq5s2yU6xJw32bLCvcw="  # the bench's only: public
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def settings(servers: Servers) -> Settings:
         database_url=servers.database_url,
         redis_url=servers.mesh_redis,
         api_key_secret=SecretStr(API_KEY_SECRET),
+        data_keys=SecretStr(DATA_KEYS),
         tenant=DEFAULT_TENANT,
     )
 
@@ -115,6 +117,12 @@ def mesh_env(servers: Servers, *, latency_ms: int = 0) -> dict[str, str]:
         MESH_DATABASE_URL=servers.database_url,
         MESH_REDIS_URL=servers.mesh_redis,
         MESH_API_KEY_SECRET=API_KEY_SECRET,
+        MESH_DATA_KEYS=DATA_KEYS,
+        # The bench drives thousands of requests a second with one key and leaves its tasks
+        # queued: limits no client reaches, so the checks run (and cost what they cost)
+        # without refusing the load.
+        MESH_RATE_LIMIT="100000000/minute",
+        MESH_MAX_TASKS_IN_FLIGHT="100000000",
         MESH_OFFLINE_LATENCY_MS=str(latency_ms),
         MESH_ALLOW_OFFLINE_MODEL="true",
         MESH_MODEL_CHAIN='["mesh-offline/offline-v1"]',

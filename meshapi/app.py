@@ -8,10 +8,11 @@ import structlog
 from celery import Celery
 from flask import Flask, redirect, send_from_directory
 
-from meshapi import auth, errors, telemetry
+from meshapi import audit, auth, errors, limits, telemetry
 from meshapi.ids import IdConverter, id_schema
 from meshapi.openapi_auth import AuthPlugin
-from meshapi.routes import agents, health, keys, memory, networks, providers, tasks
+from meshapi.routes import agents, health, keys, memory, networks, providers, tasks, tenant
+from meshapi.routes import audit as audit_trail
 from meshcore import bootstrap
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
@@ -44,10 +45,12 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     app.url_map.converters["id"] = IdConverter
     api = errors.MeshApi(app, spec_kwargs={"extra_plugins": [AuthPlugin()]})
     api.register_converter(IdConverter, id_schema)
-    for module in (networks, agents, tasks, memory, providers, keys, health):
+    for module in (networks, agents, tasks, memory, providers, keys, audit_trail, tenant, health):
         api.register_blueprint(module.blp)
     errors.register(app)
     auth.install(app)
+    limits.install(app, settings)  # after auth: it counts by the caller's key
+    audit.install(app)  # every write and refusal, once its response is decided
     assets = files("flask_swagger_ui") / "dist"
     app.add_url_rule(
         f"{DOCS_ASSETS}<path:name>",

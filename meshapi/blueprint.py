@@ -14,10 +14,15 @@ from typing import Any, NoReturn
 
 import flask
 import flask_smorest
+import flask_smorest.pagination
+import marshmallow as ma
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from meshapi.schemas.common import ErrorSchema
 
+# A page past this is refused (422 naming `page`): unbounded, page x page_size overflowed the
+# database's OFFSET and answered 500.
+MAX_PAGE = 1_000_000
 JSON_ONLY = "The request body must be JSON sent with `Content-Type: application/json`"
 
 
@@ -49,6 +54,18 @@ class SafeJsonParser(FlaskParser):
             where = "it is not UTF-8"
         problem = f"Invalid JSON body: the body is not valid JSON ({where})."
         abort(400, exc=error, messages={"json": [problem]})
+
+
+def _bounded_pagination_schema(page: int, page_size: int, max_page_size: int) -> type[ma.Schema]:
+    schema = _unbounded_pagination_schema(page, page_size, max_page_size)
+    schema._declared_fields["page"].validators[:] = [ma.validate.Range(min=1, max=MAX_PAGE)]
+    return schema
+
+
+# flask-smorest builds the `page` parameter in this module-level function and offers no
+# setting for its bound, so Mesh's version of it is put in its place.
+_unbounded_pagination_schema = flask_smorest.pagination._pagination_parameters_schema_factory
+flask_smorest.pagination._pagination_parameters_schema_factory = _bounded_pagination_schema
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import structlog
-from flask import Flask
+from flask import Flask, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from meshapi.schemas.common import ErrorSchema
 from meshcore.domain.errors import (
@@ -18,6 +18,8 @@ from meshcore.domain.errors import (
     MeshError,
     ModelUnavailable,
     NotFound,
+    QuotaExceeded,
+    TooManyTasksInFlight,
     Unauthenticated,
     Unavailable,
 )
@@ -31,6 +33,9 @@ STATUS: dict[type[MeshError], int] = {
     Conflict: 409,
     InvalidPlan: 422,
     InvalidInput: 422,
+    # A retry later can pass the tasks' quota; the others need something removed first.
+    TooManyTasksInFlight: 429,
+    QuotaExceeded: 422,
     ModelUnavailable: 503,
     Unavailable: 503,
 }
@@ -45,6 +50,9 @@ class MeshApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _summary(payload.get("errors")) or error.description
+        if isinstance(error, RequestEntityTooLarge) and request.max_content_length:
+            limit = request.max_content_length
+            payload["message"] = f"the request body is larger than the limit of {limit} bytes"
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers = {**headers, "Allow": ", ".join(sorted(error.valid_methods))}
         return payload, code, headers
@@ -62,8 +70,10 @@ def register(app: Flask) -> None:
         field = getattr(exc, "field", None)
         if field:
             payload["errors"] = {"json": {field: [str(exc)]}}
+        if isinstance(exc, QuotaExceeded):
+            payload["errors"] = {"quota": {exc.quota: [f"at most {exc.limit}"]}}
         headers = {}
-        if isinstance(exc, Unavailable):
+        if isinstance(exc, Unavailable | TooManyTasksInFlight):
             headers["Retry-After"] = str(exc.retry_after_seconds)
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="mesh"'

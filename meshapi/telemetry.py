@@ -47,5 +47,12 @@ def _finished(response: Response) -> Response:
 
 
 def _metrics() -> Response:
+    token = mesh().settings.metrics_token
+    if not exposition.is_authorized(
+        request.headers.get("Authorization"), token.get_secret_value() if token else None
+    ):
+        return Response(
+            exposition.UNAUTHORIZED_BODY, status=401, headers=exposition.UNAUTHORIZED_HEADERS
+        )
     body, content_type = exposition.render(mesh().fleet_gauges())
     return Response(body, content_type=content_type)

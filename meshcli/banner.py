@@ -29,7 +29,7 @@ def announce(
 
     `first_key` is the key `mesh serve` made at first start: printed here once, never again.
     """
-    base = client_url(host, port)
+    base = client_url(host, port, tls=settings.serves_https)
     where = f"embedded SQLite and Redis in {data_dir}"
     if not settings.is_embedded:
         where = "the configured servers"
@@ -45,6 +45,11 @@ def announce(
         f'  or:        curl -s -X POST {base}/api/mesh/networks -H "Authorization: Bearer '
         f"""{key.bearer}" -H 'Content-Type: application/json' -d '{{"name": "demo"}}'""",
     ]
+    if settings.serves_https:
+        lines.append(
+            f"  HTTPS:     with {settings.tls_cert_file}; a client that does not trust its CA "
+            "takes --ca-file CA (mesh, or MESH_CA_FILE) or --cacert CA (curl)"
+        )
     if note := models_note(settings):
         lines.append(note)
     lines += ["Stop with Ctrl-C.", ""]
@@ -84,13 +89,13 @@ def key_note(settings: Settings, first_key: str | None) -> KeyNote:
     return KeyNote([line], env="", bearer="$MESH_API_KEY")
 
 
-def client_url(host: str, port: int) -> str:
+def client_url(host: str, port: int, *, tls: bool = False) -> str:
     """The URL a client on this machine uses to reach a server bound to host:port."""
     if host in _ANY_ADDRESS:
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def mesh_command() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -52,9 +53,14 @@ def api_url(text: str) -> str:
 
 
 class MeshClient:
-    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, ca_file: str | None = None
+    ) -> None:
         self._root = api_url(base_url)
         self._base = self._root + "/api/mesh"
+        # https:// is verified against ca_file, else the system's CAs, with the hostname
+        # checked: a key must never go to a server that only claims to be Mesh.
+        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key.strip()}"
@@ -74,12 +80,17 @@ class MeshClient:
             headers=self._headers,
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self._tls) as response:
                 raw, headers = response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             raise ApiError(f"{exc.code}: {_message(exc.read())}", exc.code) from exc
         except urllib.error.URLError as exc:
-            raise ApiError(f"cannot reach {self._base}: {exc.reason}") from exc
+            hint = ""
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                hint = (
+                    " (if the server's CA is a private one, pass it with --ca-file or MESH_CA_FILE)"
+                )
+            raise ApiError(f"cannot reach {self._base}: {exc.reason}{hint}") from exc
         return (json.loads(raw) if raw else None), headers
 
     def default_network(self) -> str:

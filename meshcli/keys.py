@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from meshcli.record import record_engine, require_table
 from meshcore.domain.errors import MeshError
 from meshcore.domain.keys import ALL_SCOPES, ApiKey, Scope, is_key_id, parse_scopes
 from meshcore.domain.network import DEFAULT_TENANT
 from meshcore.settings import Settings
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from meshcore.services.keys import KeyService
 
 # The api_keys table's column sizes (migration 0006).
@@ -116,23 +115,12 @@ def key_service(settings: Settings, *, migrate: bool = True) -> Iterator[KeyServ
     """The keys of the record `settings` name, hashed under the API's secret (ValueError on
     real servers without MESH_API_KEY_SECRET)."""
     from meshcore import bootstrap
-    from meshcore.adapters.sql.engine import create_engine
 
-    url = settings.resolved_database_url()
-    if migrate and settings.database_url is None:
-        # The embedded file may not exist yet: keys can be made before the first `mesh serve`.
-        from meshcore.adapters.sql.migrate import upgrade
-
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(url)
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
+    with record_engine(settings, migrate=migrate) as engine:
         keys = bootstrap.build_keys(settings, engine)  # the secret first: no record touched
         if settings.database_url is not None:
-            _check_schema(engine)
+            require_table(engine, "api_keys", " (or start `mesh serve`)")
         yield keys
-    finally:
-        engine.dispose()
 
 
 @contextmanager
@@ -145,22 +133,6 @@ def _service(settings: Settings) -> Iterator[KeyService]:
         raise click.ClickException(str(exc)) from exc
     except MeshError as exc:  # an unknown key id, a record that cannot be reached
         raise click.ClickException(str(exc)) from exc
-
-
-def _check_schema(engine: sa.Engine) -> None:
-    """A real server's record that was never migrated says so in one line."""
-    import sqlalchemy as sa
-
-    from meshcore.adapters.sql.uow import UNAVAILABLE, unavailable
-
-    try:
-        has_keys = sa.inspect(engine).has_table("api_keys")
-    except UNAVAILABLE as exc:
-        raise unavailable(exc) from exc
-    if not has_keys:
-        raise click.ClickException(
-            "the database has no api_keys table yet: run `mesh db upgrade` (or start `mesh serve`)"
-        )
 
 
 def _bounded(option: str, value: str, limit: int, *, required: bool = False) -> str:

@@ -7,7 +7,9 @@ import sys
 
 import click
 
+from meshcli.data_keys import data_keys
 from meshcli.keys import keys
+from meshcli.tenant import tenant
 from meshcore.settings import Settings
 
 
@@ -18,6 +20,8 @@ def main() -> None:
 
 
 main.add_command(keys)
+main.add_command(data_keys)
+main.add_command(tenant)
 
 
 @main.group()
@@ -114,7 +118,7 @@ def serve(port: int | None, host: str) -> None:
     "--url",
     envvar="MESH_URL",
     default=None,
-    help="The API, e.g. localhost:8600; default MESH_URL, else http://127.0.0.1:MESH_PORT.",
+    help="The API, e.g. localhost:8600; default MESH_URL, else http(s)://127.0.0.1:MESH_PORT.",
 )
 @click.option(
     "--api-key",
@@ -122,6 +126,14 @@ def serve(port: int | None, host: str) -> None:
     default=None,
     show_envvar=True,
     help="A key with the read and write scopes (mesh serve prints one at first start).",
+)
+@click.option(
+    "--ca-file",
+    envvar="MESH_CA_FILE",
+    default=None,
+    show_envvar=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The CA that signed an https:// API's certificate; default: the system's CAs.",
 )
 @click.option("--network", "network_id", default=None, help="Default: a network named mesh-cli.")
 @click.option("--priority", default="normal", type=click.Choice(["low", "normal", "high"]))
@@ -131,6 +143,7 @@ def submit(
     description: str,
     url: str | None,
     api_key: str | None,
+    ca_file: str | None,
     network_id: str | None,
     priority: str,
     wait: bool,
@@ -139,7 +152,10 @@ def submit(
     """Submit a task over the REST API; with --wait show its progress and print the result."""
     from meshcli.client import ApiError, MeshClient, follow, key_hint, verdict
 
-    client = MeshClient(url or f"http://127.0.0.1:{Settings().port}", api_key=api_key)
+    if url is None:
+        settings = Settings()
+        url = f"{'https' if settings.serves_https else 'http'}://127.0.0.1:{settings.port}"
+    client = MeshClient(url, api_key=api_key, ca_file=ca_file)
     try:
         network_id = network_id or client.default_network()
         task, task_url = client.submit(network_id, description, priority)

@@ -25,7 +25,7 @@ from meshcli.children import start_child
 from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
 from meshcli.keys import first_start_key
 from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
-from meshcore.bootstrap import api_key_secret
+from meshcore.bootstrap import api_key_secret, data_keys
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
 
@@ -140,6 +140,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
         # Before any API process starts: on the embedded default they all read the secret
         # this makes in the data dir; on real servers, refuse to start without one.
         secret = api_key_secret(settings)
+        keys = data_keys(settings)  # the same for the data keys that content is sealed under
     except ValueError as exc:
         click.echo(str(exc), err=True)
         return 1
@@ -154,7 +155,7 @@ def run(settings: Settings, *, host: str, port: int) -> int:
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda signum, _: stopping.append(signum))
-    fleet = _fleet(settings, data_dir, host=host, port=port, key_secret=secret)
+    fleet = _fleet(settings, data_dir, host=host, port=port, key_secret=secret, data_keys=keys)
     try:
         if fleet.redis is not None:
             fleet.redis.start()
@@ -178,11 +179,20 @@ def run(settings: Settings, *, host: str, port: int) -> int:
     return code
 
 
-def _fleet(settings: Settings, data_dir: Path, *, host: str, port: int, key_secret: bytes) -> Fleet:
+def _fleet(
+    settings: Settings,
+    data_dir: Path,
+    *,
+    host: str,
+    port: int,
+    key_secret: bytes,
+    data_keys: str,
+) -> Fleet:
     env = dict(os.environ)
     # The children are given both servers' URLs, so they cannot tell they run on the embedded
-    # default: they get the data dir's key secret too.
+    # default: they get the data dir's key secret and data keys too.
     env["MESH_API_KEY_SECRET"] = key_secret.decode()
+    env["MESH_DATA_KEYS"] = data_keys
     redis = None
     if settings.redis_url is None:
         redis = EmbeddedRedis(data_dir)

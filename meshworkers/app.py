@@ -6,10 +6,12 @@ from typing import Any
 
 import structlog
 from celery import Celery, bootsteps
+from celery.signals import worker_init
 from kombu import Queue
 
 from meshcore import bootstrap
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS
+from meshcore.adapters.redis_tls import plain_url, ssl_options
 from meshcore.adapters.redis_transport import SOCKET_TRANSPORT, TCP_TRANSPORT
 from meshcore.adapters.redis_urls import kombu_url
 from meshcore.domain.errors import Unavailable
@@ -43,10 +45,9 @@ def route(
 def create_celery(settings: Settings) -> Celery:
     if settings.redis_url is None:
         raise ValueError("MESH_REDIS_URL is not set; `mesh serve` starts an embedded Redis")
-    broker, broker_transport = _broker(settings.redis_url)
-    app = Celery(
-        "mesh", broker=broker, backend=kombu_url(settings.redis_url), set_as_current=False
-    )
+    redis_url = plain_url(settings.redis_url)
+    broker, broker_transport = _broker(redis_url)
+    app = Celery("mesh", broker=broker, backend=kombu_url(redis_url), set_as_current=False)
     transport = {
         # Longer than the longest step, else Redis hands a running step to a second worker.
         "visibility_timeout": settings.visibility_timeout_seconds,
@@ -73,6 +74,10 @@ def create_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_seconds
         },
         broker_transport=broker_transport,
+        # rediss://: the broker and the result backend verify Redis's certificate as every
+        # other client does (meshcore.adapters.redis_tls); kombu alone would verify nothing.
+        broker_use_ssl=ssl_options(settings) or False,
+        redis_backend_use_ssl=ssl_options(settings) or None,
         broker_connection_retry_on_startup=True,
         # A worker outlives any Redis outage: it reconnects for as long as it takes.
         broker_connection_retry=True,
@@ -103,6 +108,13 @@ def create_celery(settings: Settings) -> Celery:
     app.conf.imports = ("meshworkers.tasks",)
     app.steps["worker"].add(EpochStep)
     return app
+
+
+@worker_init.connect(weak=False)
+def _import_the_model_gateway(**_: Any) -> None:
+    # litellm takes seconds of CPU to import. Paid here, before the worker consumes, it no
+    # longer holds back the first message each worker handles (a task's expiry included).
+    import meshcore.adapters.litellm_models  # noqa: F401
 
 
 class EpochStep(bootsteps.StartStopStep):

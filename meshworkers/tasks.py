@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
+import structlog
 from celery import Celery, Task, shared_task
 
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh, Services
-from meshcore.domain.errors import Unavailable
+from meshcore.domain.errors import NotFound, Unavailable
 from meshcore.ports import Delivery
+
+log = structlog.get_logger(__name__)
 
 _meshes: dict[int, Mesh] = {}
 _lock = threading.Lock()
@@ -26,6 +31,27 @@ def mesh_of(app: Celery) -> Mesh:
 
 def services(app: Celery, tenant_id: str) -> Services:
     return mesh_of(app).tenant(tenant_id)
+
+
+@contextmanager
+def owned(app: Celery, tenant_id: str, task_id: str) -> Iterator[None]:
+    """The body of a message about a task; one the message's tenant does not own does nothing.
+
+    The tenant a message carries is checked against the record by every query (each filters
+    by it, and row-level security backs the filters up), so another tenant's task, or one
+    erased since the message was sent, is not found, and nothing was read or written. The
+    second, fleet-wide look only tells the two apart for the log.
+    """
+    try:
+        yield
+    except NotFound as exc:
+        owner = mesh_of(app).uow.owner_of(UUID(task_id))
+        if owner is None:
+            log.info("task.gone", task_id=task_id, tenant=tenant_id, error=str(exc))
+        elif owner != tenant_id:
+            log.warning("task.tenant_mismatch", task_id=task_id, tenant=tenant_id)
+        else:
+            raise
 
 
 def delivery_of(task: Task) -> Delivery:
@@ -54,7 +80,8 @@ _NO_RESULT = {**_DELIVERY, "ignore_result": True}
 
 @shared_task(name="mesh.coordinate", **_NO_RESULT)
 def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
-    services(self.app, tenant_id).coordination.coordinate(UUID(task_id), delivery_of(self))
+    with owned(self.app, tenant_id, task_id):
+        services(self.app, tenant_id).coordination.coordinate(UUID(task_id), delivery_of(self))
 
 
 # The one task whose result is stored (task_ignore_result is on for the rest): a chord's
@@ -63,26 +90,33 @@ def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
 def run_agent(
     self: Task, tenant_id: str, task_id: str, iteration: int, key: str, agent_type: str
 ) -> str:
-    return services(self.app, tenant_id).coordination.run_step(
-        UUID(task_id), iteration, key, delivery_of(self)
-    )
+    with owned(self.app, tenant_id, task_id):
+        return services(self.app, tenant_id).coordination.run_step(
+            UUID(task_id), iteration, key, delivery_of(self)
+        )
+    return "skipped"
 
 
 @shared_task(name="mesh.collect", **_NO_RESULT)
 def collect(self: Task, tenant_id: str, task_id: str, iteration: int, wave: int) -> None:
-    services(self.app, tenant_id).coordination.collect(
-        UUID(task_id), iteration, wave, delivery_of(self)
-    )
+    with owned(self.app, tenant_id, task_id):
+        services(self.app, tenant_id).coordination.collect(
+            UUID(task_id), iteration, wave, delivery_of(self)
+        )
 
 
 @shared_task(name="mesh.review", **_NO_RESULT)
 def review(self: Task, tenant_id: str, task_id: str, iteration: int) -> None:
-    services(self.app, tenant_id).coordination.review(UUID(task_id), iteration, delivery_of(self))
+    with owned(self.app, tenant_id, task_id):
+        services(self.app, tenant_id).coordination.review(
+            UUID(task_id), iteration, delivery_of(self)
+        )
 
 
 @shared_task(name="mesh.expire", **_NO_RESULT)
 def expire(self: Task, tenant_id: str, task_id: str) -> None:
-    services(self.app, tenant_id).coordination.expire(UUID(task_id))
+    with owned(self.app, tenant_id, task_id):
+        services(self.app, tenant_id).coordination.expire(UUID(task_id))
 
 
 @shared_task(name="mesh.sweep", bind=True, ignore_result=True)

@@ -15,6 +15,7 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_shutdown
 
 from meshcore.domain.network import AgentType
+from meshcore.settings import Settings
 from meshcore.telemetry import exposition, tracing
 
 log = structlog.get_logger(__name__)
@@ -25,7 +26,7 @@ def install(app: Celery) -> None:
 
     @worker_init.connect(weak=False)
     def _started(**_: Any) -> None:
-        _serve_metrics(app.conf.mesh_settings.metrics_port)
+        _serve_metrics(app.conf.mesh_settings)
         if tracing.configure("mesh-worker"):
             trace_celery()
 
@@ -70,15 +71,15 @@ def _agent_of(queue: str | None) -> str | None:
     return None
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(settings: Settings) -> None:
+    port = settings.metrics_port
     if not port:
         return
-    from prometheus_client import start_http_server
-
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     try:
-        start_http_server(port, registry=exposition.registry())  # type: ignore[arg-type]
+        exposition.serve(port, token=token)
     except OSError as exc:
         # Another worker on this host has the port; the steps matter more than the metrics.
         log.warning("metrics.not_served", port=port, error=str(exc))
     else:
-        log.info("metrics.serving", port=port)
+        log.info("metrics.serving", port=port, needs_token=token is not None)

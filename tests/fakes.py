@@ -30,6 +30,7 @@ from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.sealing import Sealer
 from meshcore.domain.errors import MeshError, ModelUnavailable, NotFound
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
@@ -41,6 +42,7 @@ from meshcore.domain.network import (
     queue_for,
 )
 from meshcore.domain.plan import Plan, PlannedSubtask
+from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
     HistoryEntry,
     StepRecord,
@@ -56,6 +58,7 @@ from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
 from meshcore.services.tasks import TaskService
+from tests.conftest import DATA_KEYS
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 OFFLINE_LABEL = LABEL  # what every offline answer says of itself
@@ -378,6 +381,28 @@ class FakeMemoryRepository(_Repository):
         return len(self.list(network_id, replace(query, offset=0, limit=len(self._rows.memory))))
 
 
+class FakeQuotaRepository(_Repository):
+    """Counts as the SQL one does; holds no lock, as the fakes run one call at a time."""
+
+    def __init__(self, tables: Tables, tenant_id: str, database: FakeDatabase) -> None:
+        super().__init__(tables, tenant_id, database)
+        self.held: list[tuple[Quota, UUID | None]] = []
+
+    def hold(self, quota: Quota, scope: UUID | None = None) -> None:
+        self.held.append((quota, scope))
+
+    def used(self, quota: Quota, scope: UUID | None = None, *, up_to: int) -> int:
+        rows: list[Network | Agent | Task | MemoryItem]
+        if quota is Quota.NETWORKS:
+            rows = list(self._rows.networks.values())
+        elif quota is Quota.TASKS_IN_FLIGHT:
+            rows = [t for t in self._rows.tasks.values() if not t.status.is_terminal]
+        else:
+            table = self._rows.agents if quota is Quota.AGENTS else self._rows.memory
+            rows = [r for r in table.values() if r.network_id == scope]
+        return min(sum(r.tenant_id == self._tenant_id for r in rows), up_to)
+
+
 class FakeUnitOfWork:
     """Reads the record as it was when the block began; leaving without commit() drops changes."""
 
@@ -395,6 +420,7 @@ class FakeUnitOfWork:
         self.tasks = FakeTaskRepository(*args)
         self.steps = FakeStepRepository(*args)
         self.memory = FakeMemoryRepository(*args)
+        self.quotas = FakeQuotaRepository(*args)
         return self
 
     def __exit__(
@@ -680,7 +706,7 @@ class FakeMesh:
         models = models or FakeModelClient()
         dispatcher = dispatcher or FakeDispatcher(clock=clock)
         uow = FakeUnitOfWorkFactory(database)
-        store = RedisMemoryStore(redis)
+        store = RedisMemoryStore(redis, Sealer.from_text(DATA_KEYS))
         activity = RedisAgentActivity(redis)
         steps = StepRunner(
             tenant_id=tenant_id,

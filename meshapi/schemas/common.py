@@ -20,6 +20,11 @@ class ErrorSchema(ma.Schema):
 
 
 MAX_JSON_DEPTH = 20
+# Free-form JSON (context, metadata) within bounds a prompt and a row can hold; the body's
+# 1 MiB bounds the whole.
+MAX_JSON_KEYS = 100  # in any one object
+MAX_JSON_ITEMS = 1000  # in any one list
+MAX_JSON_TEXT = 20_000  # characters in any one string
 
 
 def text(max_length: int, *, required: bool = False, **kwargs: object) -> ma.fields.String:
@@ -33,9 +38,12 @@ def text(max_length: int, *, required: bool = False, **kwargs: object) -> ma.fie
 
 def json_object(**kwargs: object) -> ma.fields.Dict:
     """A free-form JSON object (context, metadata) that Postgres' JSONB can store."""
+    # A Length validator would be shown as maxLength, which means nothing for an object.
+    metadata = {"maxProperties": MAX_JSON_KEYS, **kwargs.pop("metadata", {})}  # type: ignore[dict-item]
     return ma.fields.Dict(
         keys=ma.fields.String(validate=[validate.Length(1, 200), no_nul]),
         validate=storable_json,
+        metadata=metadata,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -51,18 +59,25 @@ def no_nul(value: str) -> None:
 
 
 def storable_json(value: object, depth: int = 0) -> None:
-    """No NUL, NaN or Infinity (JSONB refuses them) and no nesting past MAX_JSON_DEPTH."""
+    """No NUL, NaN or Infinity (JSONB refuses them), no nesting past MAX_JSON_DEPTH, and no
+    object, list or string past MAX_JSON_KEYS, MAX_JSON_ITEMS or MAX_JSON_TEXT."""
     if depth > MAX_JSON_DEPTH:
         raise ma.ValidationError(f"Must not nest deeper than {MAX_JSON_DEPTH} levels.")
     if isinstance(value, str):
         no_nul(value)
+        if len(value) > MAX_JSON_TEXT:
+            raise ma.ValidationError(f"Must hold no string longer than {MAX_JSON_TEXT} characters.")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ma.ValidationError("Must not contain NaN or Infinity.")
     elif isinstance(value, dict):
+        if len(value) > MAX_JSON_KEYS:
+            raise ma.ValidationError(f"Must have at most {MAX_JSON_KEYS} keys in any object.")
         for key, item in value.items():
             no_nul(str(key))
             storable_json(item, depth + 1)
     elif isinstance(value, list):
+        if len(value) > MAX_JSON_ITEMS:
+            raise ma.ValidationError(f"Must hold no list longer than {MAX_JSON_ITEMS} items.")
         for item in value:
             storable_json(item, depth + 1)
 

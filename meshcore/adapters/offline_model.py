@@ -27,7 +27,9 @@ _AGENTS = re.compile(r"^Available agents: (.*)$", re.MULTILINE)
 _ITERATION = re.compile(r"^Iteration: (\d+)$", re.MULTILINE)
 _TASK = re.compile(r"^Task: (.*)$", re.MULTILINE)
 _SUBTASK = re.compile(r"^Your subtask: (.*)$", re.MULTILINE)
-_FEEDBACK = re.compile(r"^Critic feedback to address in this revision: (.*)$", re.MULTILINE)
+# A prompt's data sections (meshcore.agents.profile.fenced): read for what they hold, never
+# for the lines that steer the answer, which come from the rest of the prompt alone.
+_DATA = re.compile(r'^<data source="(\w+)">\n(.*?)\n?</data>$', re.MULTILINE | re.DOTALL)
 
 
 class OfflineModel(CustomLLM):
@@ -77,10 +79,25 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
+def _outside(text: str) -> str:
+    """The prompt without its data sections."""
+    return _DATA.sub("", text)
+
+
+def _inside(text: str, source: str) -> str:
+    """What the prompt's first data section from `source` holds ("" without one)."""
+    return next((m.group(2) for m in _DATA.finditer(text) if m.group(1) == source), "")
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0].strip() if text.strip() else ""
+
+
 def _plan(user: str) -> str:
-    task = _first(_TASK, user)
-    agents = [a.strip() for a in _first(_AGENTS, user).split(",") if a.strip()]
-    feedback = _unlabelled(_first(_FEEDBACK, user))
+    steering = _outside(user)
+    task = _first(_TASK, steering)
+    agents = [a.strip() for a in _first(_AGENTS, steering).split(",") if a.strip()]
+    feedback = _unlabelled(_first_line(_inside(user, "critic")))
     suffix = f" Revise to address: {feedback}" if feedback else ""
     subtasks = [
         {
@@ -115,24 +132,23 @@ _ADVICE = {
     "personalization": "say which segment it is for and what changes for that segment",
 }
 _ROLE_TYPE = re.compile(r"^You are the (\w+) ")
-_CONTEXT_SEGMENT = re.compile(r"^Context: .*\bsegment=([^;\n]+)", re.MULTILINE)
 _PART = re.compile(r'^- (\w+)(?: \(([^)]*)\))?: "(.*)"$', re.MULTILINE)
 _ADDRESSED = "Addresses the critic's feedback: "
-_SYNTHESIS_FEEDBACK = re.compile(r"^Address the critic's feedback: (.*)$", re.MULTILINE)
 
 
 def _draft(system: str, user: str) -> str:
     role = system.split(".")[0].removeprefix("You are the ").strip()
     found = _ROLE_TYPE.search(system)
     agent = found.group(1) if found else ""
-    task = _first(_TASK, user)
-    subtask = _first(_SUBTASK, user, task)
-    built_on = [item[0].split("] ", 1)[-1][:80] for item in _items(user, "Work you build on:")]
+    steering = _outside(user)
+    task = _first(_TASK, steering)
+    subtask = _first(_SUBTASK, steering, task)
+    built_on = [item[0].split("] ", 1)[-1][:80] for item in _items(_inside(user, "agents"))]
     # The step records as read what both lists hold: the work it builds on and shared memory.
-    read = len(built_on) + len(_items(user, "Shared memory:"))
+    read = len(built_on) + len(_items(_inside(user, "memory")))
     topic = _topic(task)
     proposal = _PROPOSALS.get(agent, "A proposal for '{topic}'.").format(
-        topic=topic, segment=_first(_CONTEXT_SEGMENT, user, "the target segment").strip()
+        topic=topic, segment=_segment(_inside(user, "context"))
     )
     lines = [f"{LABEL} Draft by the {role} for: {subtask}", f"Proposal: {proposal}"]
     if built_on:
@@ -141,18 +157,29 @@ def _draft(system: str, user: str) -> str:
     return "\n".join(lines)
 
 
+def _segment(context: str) -> str:
+    try:
+        found = json.loads(context) if context else {}
+    except json.JSONDecodeError:
+        found = {}
+    segment = found.get("segment") if isinstance(found, dict) else None
+    return str(segment).strip() if segment else "the target segment"
+
+
 def _synthesis(user: str) -> str:
     parts = []
-    for item in _items(user, None):
+    for item in _items(_inside(user, "agents")):
+        if not item[0].startswith("- ["):
+            continue
         agent, _, key = item[0][3:].split("]", 1)[0].partition(":")
         parts.append((agent, key, _quote(item)))
     agents = sorted({agent for agent, _, _ in parts})
     lines = [
         f"{LABEL} Synthesis of {len(parts)} contribution(s) from {', '.join(agents)} "
-        f"for: {_first(_TASK, user)}."
+        f"for: {_first(_TASK, _outside(user))}."
     ]
     lines += [f'- {_part_name(agent, key)}: "{quote}"' for agent, key, quote in parts]
-    feedback = _unlabelled(_first(_SYNTHESIS_FEEDBACK, user))
+    feedback = _unlabelled(_first_line(_inside(user, "critic")))
     if feedback:
         lines.append(_ADDRESSED + feedback)
     lines.append(f"Ref {_digest(user):08x}.")
@@ -166,9 +193,10 @@ def _verdict(user: str) -> str:
     0.1 more with each revision: with a threshold of 0.8, some tasks pass on their first
     draft and others need one or two revisions.
     """
-    task = _first(_TASK, user)
-    iteration = int(_first(_ITERATION, user, "1"))
-    answer_text = user.partition("Answer to review:\n")[2]
+    steering = _outside(user)
+    task = _first(_TASK, steering)
+    iteration = int(_first(_ITERATION, steering, "1"))
+    answer_text = _inside(user, "answer")
     parts = _PART.findall(answer_text)
     score = 0.5 + (_digest(task) % 31) / 100 + 0.02 * min(len(parts), 5)
     score = round(min(0.95, score + 0.1 * (iteration - 1)), 2)
@@ -211,26 +239,12 @@ def _unlabelled(text: str) -> str:
     return text.removeprefix(LABEL).strip()
 
 
-def _items(text: str, heading: str | None) -> list[list[str]]:
-    """The items of the prompt's list under `heading`, each with its indented later lines.
-
-    Without a heading: every "- [agent:key]" item, wherever it is (a synthesis's parts).
-    """
-    lines = text.splitlines()
-    if heading is not None:
-        if heading not in lines:
-            return []
-        lines = lines[lines.index(heading) + 1 :]
+def _items(text: str) -> list[list[str]]:
+    """The items of a data section's list, each "- " line with its indented later lines."""
     items: list[list[str]] = []
-    is_open = False
-    for line in lines:
-        if line.startswith("- ") and (heading is not None or line.startswith("- [")):
+    for line in text.splitlines():
+        if line.startswith("- "):
             items.append([line])
-            is_open = True
-        elif line.startswith("  ") and is_open:
+        elif line.startswith("  ") and items:
             items[-1].append(line)
-        elif heading is not None:
-            break
-        else:
-            is_open = False
     return items

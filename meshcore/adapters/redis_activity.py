@@ -61,6 +61,15 @@ class RedisAgentActivity:
             return dict.fromkeys(agent_ids, 0)
         return dict(zip(agent_ids, counts, strict=True))
 
+    def forget(self, tenant_id: str, agent_ids: Sequence[UUID]) -> None:
+        """Drop the agents' leases; a Redis that is away keeps them only until they end."""
+        if not agent_ids:
+            return
+        try:
+            self._redis.unlink(*(_key(tenant_id, a) for a in agent_ids))
+        except redis.RedisError as exc:
+            log.warning("activity.unavailable", error=str(exc))
+
 
 def _key(tenant_id: str, agent_id: UUID) -> str:
     return f"mesh:{tenant_id}:agent:{agent_id}:calls"

@@ -1,12 +1,14 @@
 """The shared memory view in Redis: an item per key, indexed by type and by task.
 
 Keys carry the tenant and the network, so a purge is one pattern and isolation is in the name:
-    mesh:{tenant}:mem:{network}:item:{id}        the item, as JSON
+    mesh:{tenant}:mem:{network}:item:{id}        the item, as JSON, content and metadata sealed
     mesh:{tenant}:mem:{network}:type:{type}      sorted set of ids, scored by creation time
     mesh:{tenant}:mem:{network}:task:{task}      sorted set of ids a task's steps wrote
     mesh:{tenant}:mem:{network}:built            set once the view holds the whole record
 
-Redis errors leave as MemoryViewUnavailable, so callers can fall back to the record.
+Redis errors leave as MemoryViewUnavailable, so callers can fall back to the record; so does
+an item sealed under a data key since dropped (a view that missed a rotation), until the view
+is rebuilt from the record.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from uuid import UUID
 
 import redis
 
+from meshcore.adapters.sealing import DataKeyError, Sealer
 from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 
@@ -32,6 +35,11 @@ T = TypeVar("T")
 # Ids are read a page at a time, and items loaded a batch at a time: first as many as the
 # query wants (most items pass its filters), then twice as many while the filters reject.
 _MAX_PAGE = 1000
+_ITEMS = "mesh:*:mem:*:item:*"
+# Replaces an item only if it is still what was read: a rotation racing a write keeps the write.
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end
+"""
 
 
 def _translated(method: Callable[P, T]) -> Callable[P, T]:
@@ -39,15 +47,15 @@ def _translated(method: Callable[P, T]) -> Callable[P, T]:
     def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as exc:
+        except (redis.RedisError, DataKeyError) as exc:
             raise MemoryViewUnavailable(f"the memory view is unavailable: {exc}") from exc
 
     return call
 
 
 class RedisMemoryStore:
-    def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
+    def __init__(self, client: redis.Redis, sealer: Sealer) -> None:
+        self._redis, self._sealer = client, sealer
 
     @_translated
     def put(self, item: MemoryItem) -> None:
@@ -59,7 +67,7 @@ class RedisMemoryStore:
         for item in items:
             prefix = _prefix(item.tenant_id, item.network_id)
             score = item.created_at.timestamp()
-            pipe.set(f"{prefix}:item:{item.id}", _dump(item))
+            pipe.set(f"{prefix}:item:{item.id}", _dump(item, self._sealer))
             pipe.zadd(f"{prefix}:type:{item.type.value}", {str(item.id): score})
             if item.task_id:
                 pipe.zadd(f"{prefix}:task:{item.task_id}", {str(item.id): score})
@@ -161,7 +169,38 @@ class RedisMemoryStore:
         if not ids:
             return []
         raw = self._redis.mget([f"{prefix}:item:{_text(i)}" for i in ids])
-        return [_load(r) for r in raw if r is not None]
+        return [_load(r, self._sealer) for r in raw if r is not None]
+
+    @_translated
+    def reseal(self, tenant_id: str | None = None) -> tuple[int, int, int]:
+        """Seal every item of the view (of one tenant, or all) under the first data key.
+
+        Answers how many items it saw, sealed anew, and found no key opens; for those, the
+        network's view is marked unbuilt, so the next read rebuilds it from the record.
+        """
+        match = f"mesh:{tenant_id}:mem:*:item:*" if tenant_id is not None else _ITEMS
+        swap = self._redis.register_script(_SWAP)
+        seen = changed = unreadable = 0
+        for key in self._redis.scan_iter(match=match, count=500):
+            raw = self._redis.get(key)
+            if raw is None:
+                continue
+            seen += 1
+            data = json.loads(raw)
+            if self._sealer.is_current(data["content"]) and self._sealer.is_current(
+                data["metadata"]
+            ):
+                continue
+            try:
+                data["content"] = self._sealer.rotate(data["content"])
+                data["metadata"] = self._sealer.rotate_json(data["metadata"])
+            except DataKeyError:
+                unreadable += 1
+                prefix = _prefix(data["tenant_id"], UUID(data["network_id"]))
+                self._redis.delete(f"{prefix}:built")
+                continue
+            changed += int(swap(keys=[key], args=[raw, json.dumps(data)]) is not None)
+        return seen, changed, unreadable
 
 
 def _prefix(tenant_id: str, network_id: UUID) -> str:
@@ -172,30 +211,30 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _dump(item: MemoryItem) -> str:
+def _dump(item: MemoryItem, sealer: Sealer) -> str:
     return json.dumps(
         {
             "id": str(item.id),
             "tenant_id": item.tenant_id,
             "network_id": str(item.network_id),
             "type": item.type.value,
-            "content": item.content,
+            "content": sealer.seal(item.content),
             "confidence": item.confidence,
             "created_at": item.created_at.isoformat(),
-            "metadata": item.metadata,
+            "metadata": sealer.seal_json(item.metadata),
         }
     )
 
 
-def _load(raw: bytes | str) -> MemoryItem:
+def _load(raw: bytes | str, sealer: Sealer) -> MemoryItem:
     data = json.loads(raw)
     return MemoryItem(
         id=UUID(data["id"]),
         tenant_id=data["tenant_id"],
         network_id=UUID(data["network_id"]),
         type=MemoryType(data["type"]),
-        content=data["content"],
+        content=sealer.open(data["content"]),
         confidence=data["confidence"],
         created_at=datetime.fromisoformat(data["created_at"]),
-        metadata=data["metadata"],
+        metadata=sealer.open_json(data["metadata"]),
     )

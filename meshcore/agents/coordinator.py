@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from meshcore.agents.profile import ANSWER_FORMAT, AgentProfile, bullet, json_part
+from meshcore.agents.profile import (
+    AgentProfile,
+    bullet,
+    context_text,
+    fenced,
+    json_part,
+    system_prompt,
+)
 from meshcore.domain.errors import InvalidPlan
 from meshcore.domain.memory import MemoryType
 from meshcore.domain.network import SPECIALISTS, AgentType
@@ -50,9 +57,9 @@ def plan_messages(
         f"Iteration: {iteration}",
     ]
     if context:
-        lines.append("Context: " + json.dumps(context, sort_keys=True, default=str))
+        lines += ["Context:", fenced("context", context_text(context))]
     if feedback:
-        lines.append(f"Critic feedback to address in this revision: {feedback}")
+        lines += ["Critic feedback to address in this revision:", fenced("critic", feedback)]
     lines.append(_PLAN_SHAPE)
     return [Message("system", PROFILE.system_prompt()), Message("user", "\n".join(lines))]
 
@@ -70,9 +77,10 @@ def synthesis_messages(
     *, task: str, steps: Sequence[StepRecord], feedback: str | None
 ) -> list[Message]:
     """The prompt that merges the specialists' outputs into one answer."""
+    results = "\n".join(bullet(f"[{s.agent_type}:{s.key}] ", s.output) for s in steps)
     lines = [f"Task: {task}", "Merge these specialist results into one answer:"]
-    lines += [bullet(f"[{s.agent_type}:{s.key}] ", s.output) for s in steps]
+    lines.append(fenced("agents", results))
     if feedback:
-        lines.append(f"Address the critic's feedback: {feedback}")
-    system = f"{PROFILE.role}\n{ANSWER_FORMAT.format('synthesis')}"
+        lines += ["Address the critic's feedback:", fenced("critic", feedback)]
+    system = system_prompt(PROFILE.role, "synthesis")
     return [Message("system", system), Message("user", "\n".join(lines))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from meshcore.agents.profile import ANSWER_FORMAT, AgentProfile, json_part
+from meshcore.agents.profile import AgentProfile, fenced, json_part
 from meshcore.domain.errors import MeshError
 from meshcore.domain.memory import MemoryType
 from meshcore.domain.network import AgentType
@@ -39,10 +39,11 @@ def review_messages(*, task: str, answer: str, iteration: int) -> list[Message]:
     lines = [
         f"Task: {task}",
         f"Iteration: {iteration}",
-        f"Answer to review:\n{answer}",
+        "Answer to review:",
+        fenced("answer", answer),
         'Reply with JSON only: {"score": <0..1>, "feedback": "<what to improve>"}',
     ]
-    system = f"{PROFILE.role}\n{ANSWER_FORMAT.format(PROFILE.answer_format)}"
+    system = PROFILE.system_prompt()
     return [Message("system", system), Message("user", "\n".join(lines))]
 
 

@@ -8,6 +8,8 @@ MeshError
   │  └ InvalidTransition  a task status change the state machine does not allow
   ├ InvalidPlan           a cycle, a self-dependency, an unknown key or an agent the network lacks
   ├ InvalidInput          a value the domain rejects (out of range, empty, too long)
+  ├ QuotaExceeded         the tenant holds all its quota allows (networks, agents, memory)
+  │  └ TooManyTasksInFlight  at the tenant's limit of tasks queued or running; retry later
   ├ ModelUnavailable      no model in the chain could answer
   └ Unavailable           a server Mesh depends on does not answer; try again later
      ├ RecordUnavailable  Postgres (or the SQLite file)
@@ -57,6 +59,20 @@ class InvalidInput(MeshError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class QuotaExceeded(MeshError):
+    """A create that would take the tenant past a quota; `quota` names it, `limit` is its size."""
+
+    def __init__(self, quota: str, limit: int, message: str) -> None:
+        super().__init__(message)
+        self.quota, self.limit = quota, limit
+
+
+class TooManyTasksInFlight(QuotaExceeded):
+    """As many tasks queued or running as the tenant may have; one that finishes frees a slot."""
+
+    retry_after_seconds = 10
 
 
 class ModelUnavailable(MeshError):

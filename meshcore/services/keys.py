@@ -105,6 +105,31 @@ class KeyService:
             raise Unauthenticated("the API key has been revoked")
         return Principal(key.id, key.tenant_id, key.scopes)
 
+    def claimant(self, token: str) -> tuple[str | None, str | None]:
+        """The key id a refused token names, and the key's tenant if its secret is right (a
+        revoked key's holder): whom an audit trail may charge a refusal to. A wrong secret
+        names no tenant, so no one can write into a tenant's trail by guessing its key ids."""
+        try:
+            key_id, secret = parse_key(token)
+        except Unauthenticated:
+            return None, None
+        key, digest = self._find(key_id)
+        if key is None or not hmac.compare_digest(digest, self._digest(secret)):
+            return key_id, None
+        return key_id, key.tenant_id
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop the tenant's verified keys from this process's cache (its keys were erased)."""
+        with self._lock:
+            for key_id, (_, key, _) in list(self._cache.items()):
+                if key is not None and key.tenant_id == tenant_id:
+                    del self._cache[key_id]
+
+    @property
+    def cache_seconds(self) -> float:
+        """How long another process may still take a key this one revoked or erased."""
+        return self._cache_seconds
+
     def _find(self, key_id: str) -> tuple[ApiKey | None, str]:
         now = self._timer()
         with self._lock:

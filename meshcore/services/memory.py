@@ -12,9 +12,11 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.errors import MemoryViewUnavailable
+from meshcore.domain.errors import MemoryViewUnavailable, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
+from meshcore.services.quotas import reserve
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -40,9 +42,24 @@ class MemoryView:
         metrics.memory_operations.labels("write").inc(len(items))
         try:
             self._store.put_many(items)
+            for network_id in {i.network_id for i in items}:
+                self._unless_deleted(network_id)
         except MemoryViewUnavailable as exc:
             # Recorded all the same: the view's mark expires and it is rebuilt from the record.
             log.warning("memory.view_stale", items=len(items), error=str(exc))
+
+    def _unless_deleted(self, network_id: UUID) -> None:
+        """Purge the view just written if its network was deleted meanwhile.
+
+        The delete purges after its commit and this looks after the write: whichever comes
+        last sees the other, so a view of a deleted network never outlives both.
+        """
+        try:
+            with self._uow(self._tenant_id) as uow:
+                uow.networks.require(network_id)
+        except NotFound:
+            self._store.purge_network(self._tenant_id, network_id)
+            log.info("memory.view_purged", network_id=str(network_id), reason="network deleted")
 
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         metrics.memory_operations.labels("read").inc()
@@ -75,14 +92,21 @@ class MemoryView:
             items = uow.memory.list(network_id, MemoryQuery(limit=REBUILD_LIMIT))
         self._store.put_many(items)
         self._store.mark_built(self._tenant_id, network_id, VIEW_TTL_SECONDS)
+        self._unless_deleted(network_id)
         log.info("memory.view_rebuilt", network_id=str(network_id), items=len(items))
 
 
 class MemoryService:
     def __init__(
-        self, *, tenant_id: str, uow: UnitOfWorkFactory, store: MemoryStore, clock: Clock
+        self,
+        *,
+        tenant_id: str,
+        uow: UnitOfWorkFactory,
+        store: MemoryStore,
+        clock: Clock,
+        quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
-        self._tenant_id, self._uow, self._clock = tenant_id, uow, clock
+        self._tenant_id, self._uow, self._clock, self._quotas = tenant_id, uow, clock, quotas
         self._view = MemoryView(tenant_id=tenant_id, uow=uow, store=store)
 
     def add(
@@ -106,6 +130,8 @@ class MemoryService:
                 now=self._clock.now(),
                 metadata=metadata,
             )
+            # Clients' writes only: an agent's findings count, but a step is never refused.
+            reserve(uow, self._quotas, Quota.MEMORY_ITEMS, network_id)
             self._view.remember(uow, item)
         log.info("memory.written", network_id=str(network_id), item_id=str(item.id), type=type)
         return item

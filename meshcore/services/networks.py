@@ -18,7 +18,9 @@ from meshcore.domain.network import (
     Network,
     NetworkConfig,
 )
+from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.ports import AgentActivity, Clock, MemoryStore, Page, UnitOfWorkFactory
+from meshcore.services.quotas import reserve
 
 log = structlog.get_logger(__name__)
 
@@ -40,9 +42,10 @@ class NetworkService:
         memory: MemoryStore,
         activity: AgentActivity,
         clock: Clock,
+        quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
-        self._activity = activity
+        self._activity, self._quotas = activity, quotas
 
     def create(
         self,
@@ -61,7 +64,9 @@ class NetworkService:
         for spec in specs:
             _add_agent(network, spec, now)
         network.check_team()
+        self._quotas.check(Quota.AGENTS, used=0, adding=len(network.agents))
         with self._uow(self._tenant_id) as uow:
+            reserve(uow, self._quotas, Quota.NETWORKS)
             uow.networks.add(network)
             uow.commit()
         log.info("network.created", network_id=str(network.id), agents=len(network.agents))
@@ -86,14 +91,17 @@ class NetworkService:
 
         Redis goes first: if it is down the delete is refused whole (MemoryViewUnavailable)
         rather than leaving its keys behind. A second purge sweeps what a step still running
-        wrote in between.
+        wrote in between. The agents' leases go too; a step that began in between drops its
+        own when its call ends (a queued message of the network finds no task and does
+        nothing).
         """
         with self._uow(self._tenant_id) as uow:
-            uow.networks.require(network_id)
+            agent_ids = [a.id for a in uow.networks.get(network_id).agents]
         self._memory.purge_network(self._tenant_id, network_id)
         with self._uow(self._tenant_id) as uow:
             uow.networks.delete(network_id)
             uow.commit()
+        self._activity.forget(self._tenant_id, agent_ids)
         try:
             self._memory.purge_network(self._tenant_id, network_id)
         except MemoryViewUnavailable as exc:
@@ -104,6 +112,7 @@ class NetworkService:
         with self._uow(self._tenant_id) as uow:
             network = uow.networks.get(network_id)
             agent = _add_agent(network, spec, self._clock.now())
+            reserve(uow, self._quotas, Quota.AGENTS, network_id)
             uow.agents.add(agent)
             uow.commit()
         log.info("agent.added", network_id=str(network_id), agent_id=str(agent.id), type=agent.type)
@@ -123,6 +132,7 @@ class NetworkService:
             uow.networks.get(network_id).remove_agent(agent_id)
             uow.agents.delete(network_id, agent_id)
             uow.commit()
+        self._activity.forget(self._tenant_id, [agent_id])
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))
 
     def _live(self, agents: list[Agent]) -> list[Agent]:

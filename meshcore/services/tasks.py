@@ -10,8 +10,10 @@ import structlog
 from meshcore.domain.errors import Conflict, NotFound, Unavailable
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
+from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.ports import Clock, Dispatcher, Page, TaskRef, UnitOfWorkFactory
+from meshcore.services.quotas import reserve
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -22,7 +24,13 @@ UNDELIVERED = datetime(1970, 1, 1, tzinfo=UTC)
 
 class TaskService:
     def __init__(
-        self, *, tenant_id: str, uow: UnitOfWorkFactory, dispatcher: Dispatcher, clock: Clock
+        self,
+        *,
+        tenant_id: str,
+        uow: UnitOfWorkFactory,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        quotas: Quotas = DEFAULT_QUOTAS,
     ) -> None:
         self._tenant_id, self._uow, self._dispatcher, self._clock = (
             tenant_id,
@@ -30,6 +38,7 @@ class TaskService:
             dispatcher,
             clock,
         )
+        self._quotas = quotas
 
     def submit(
         self,
@@ -61,6 +70,7 @@ class TaskService:
                 plan=planned,
                 is_held=not auto_process,
             )
+            reserve(uow, self._quotas, Quota.TASKS_IN_FLIGHT)
             uow.tasks.add(task)
             uow.commit()
         metrics.tasks_submitted.inc()

@@ -9,12 +9,29 @@ never read each other's values.
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# What a scrape without the token gets (MESH_METRICS_TOKEN), from the API and workers alike.
+UNAUTHORIZED_BODY = json.dumps(
+    {
+        "code": 401,
+        "status": "Unauthorized",
+        "message": "/metrics needs the header Authorization: Bearer <MESH_METRICS_TOKEN>",
+    }
+).encode()
+UNAUTHORIZED_HEADERS = {
+    "Content-Type": "application/json",
+    "WWW-Authenticate": 'Bearer realm="metrics"',
+}
 
 
 def own_directory() -> str:
@@ -46,6 +63,42 @@ def render(extra: Iterable[object] = ()) -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     return generate_latest(registry(extra)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+
+
+def is_authorized(authorization: str | None, token: str | None) -> bool:
+    """Whether a scrape may read the metrics: any, without a token; else only one that sends
+    `Authorization: Bearer <token>`, compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def serve(port: int, *, token: str | None, addr: str = "0.0.0.0") -> None:
+    """Serve /metrics of every process's values on `port` from a daemon thread, behind
+    `token` when one is given (prometheus_client's own server takes no credentials)."""
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    metrics = make_wsgi_app(registry())  # type: ignore[arg-type]
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if not is_authorized(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", list(UNAUTHORIZED_HEADERS.items()))
+            return [UNAUTHORIZED_BODY]
+        return metrics(environ, start_response)
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
 
 
 def process_exited(pid: int) -> None:

@@ -123,7 +123,14 @@ def test_flower_watches_the_same_broker_on_port_5555() -> None:
     flower = services()["flower"]
     broker = environment(services()["api"])["MESH_REDIS_URL"]
     assert flower["command"][:3] == ["celery", f"--broker={broker}", "flower"]
-    assert "5555:5555" in flower["ports"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+
+
+def test_flower_asks_for_a_password_the_operator_can_replace() -> None:
+    flower = services()["flower"]
+    auth = environment(flower)["FLOWER_BASIC_AUTH"]
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:-[^:}]+:[^}]+\}", auth), auth
+    assert not any("basic" in part for part in flower["command"])  # never in `ps`
 
 
 def test_api_and_workers_export_traces_to_the_collector() -> None:

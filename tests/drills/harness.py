@@ -34,7 +34,7 @@ from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.settings import Settings
 from meshworkers.app import QUEUES, create_celery
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.e2e.server import DEV_KEY
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
@@ -108,8 +108,10 @@ class PrivateRedis:
 class PrivatePostgres:
     """A Postgres cluster of the drill's own (initdb, pg_ctl), so it can be restarted."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = "") -> None:
+        """`options` are more server options for pg_ctl -o (e.g. `-c ssl=on ...`)."""
         self.port = free_port()
+        self.options = options
         # The server runs as postgres, which cannot enter pytest's root-only temp folders.
         self._dir = Path(tempfile.mkdtemp(prefix="mesh-drill-pg-"))
         shutil.chown(self._dir, "postgres", "postgres")
@@ -135,7 +137,7 @@ class PrivatePostgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c max_connections=200"
+            f"-c fsync=off -c max_connections=200 {self.options}"
         )
         self._as_postgres(
             [
@@ -318,7 +320,10 @@ def drill(
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
     env.update(DRILL_SETTINGS)
     env.update(
-        MESH_DATABASE_URL=database_url, MESH_REDIS_URL=redis_server.url, MESH_DATA_DIR=str(tmp_path)
+        MESH_DATABASE_URL=database_url,
+        MESH_REDIS_URL=redis_server.url,
+        MESH_DATA_DIR=str(tmp_path),
+        MESH_DATA_KEYS=DATA_KEYS,
     )
     env.update(extra_env or {})
     # The drill's API calls use the development key: no key lookup in a record that is down.
@@ -326,6 +331,7 @@ def drill(
         database_url=database_url,
         redis_url=redis_server.url,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
         dev_api_key=DEV_KEY,
     )
     mesh = bootstrap.build(settings, create_celery(settings))

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -26,7 +26,11 @@ FINAL = {"completed", "failed", "cancelled", "timed_out"}
 # hashes real keys under this secret, unless the test's env says otherwise.
 DEV_KEY = "mesh-tests-dev-key"
 AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
-AUTH_ENV = {"MESH_DEV_API_KEY": DEV_KEY, "MESH_API_KEY_SECRET": API_KEY_SECRET}
+AUTH_ENV = {
+    "MESH_DEV_API_KEY": DEV_KEY,
+    "MESH_API_KEY_SECRET": API_KEY_SECRET,
+    "MESH_DATA_KEYS": DATA_KEYS,
+}
 
 
 def serve_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,8 @@ import redis
 from tests.e2e.server import AUTH, mesh_serve, poll
 from tests.provider_server import provider_server
 
-pytestmark = pytest.mark.e2e
+# An outage drill: `make chaos` runs it.
+pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
 BATCH = 24
 DEAD, ALIVE = "openai/gpt-4o", "anthropic/claude-3-7-sonnet-20250219"

@@ -20,6 +20,7 @@ def _redis_pids(serve: ServeProcess) -> set[int]:
     return {pid for pid, cmd in serve.children().items() if "redis-server" in cmd}
 
 
+@pytest.mark.drill  # minutes of stops and restarts: `make chaos`
 def test_a_second_serve_on_one_data_dir_refuses_and_leaves_the_first_untouched(
     tmp_path: Path,
 ) -> None:
@@ -59,6 +60,7 @@ def test_a_second_serve_on_a_port_in_use_refuses_at_once(tmp_path: Path) -> None
         assert httpx.get(f"{first.base}/readyz", timeout=5).status_code == 200
 
 
+@pytest.mark.drill  # minutes of stops and restarts: `make chaos`
 def test_serve_restarts_its_embedded_redis_when_it_dies(tmp_path: Path) -> None:
     with serve_process(tmp_path) as serve:
         serve.wait_ready()
@@ -78,6 +80,7 @@ def test_serve_restarts_its_embedded_redis_when_it_dies(tmp_path: Path) -> None:
     assert "embedded Redis exited" in serve.output
 
 
+@pytest.mark.drill
 @pytest.mark.parametrize("how", ["Ctrl-C (SIGINT to the process group)", "SIGINT", "SIGTERM"])
 def test_an_idle_serve_stops_within_5_s_and_says_so(tmp_path: Path, how: str) -> None:
     with serve_process(tmp_path) as serve:
@@ -102,6 +105,7 @@ def test_an_idle_serve_stops_within_5_s_and_says_so(tmp_path: Path, how: str) ->
     assert [line for line in after if line.strip()][-1] == "Mesh stopped."
 
 
+@pytest.mark.drill  # minutes of stops and restarts: `make chaos`
 def test_a_busy_serve_hands_its_steps_back_within_its_grace_and_they_complete_later(
     tmp_path: Path,
 ) -> None:

@@ -18,7 +18,7 @@ from meshcore.bootstrap import Mesh, Services
 from meshcore.domain.task import Task
 from meshcore.settings import Settings
 from meshworkers.app import create_celery
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 
@@ -67,6 +67,7 @@ def fleet(
     redis.Redis.from_url(redis_url).flushdb()
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    env["MESH_DATA_KEYS"] = DATA_KEYS  # unless `env` names others: the workers and this agree
     env.update(extra)
     env.update(
         MESH_DATABASE_URL=database_url,
@@ -93,7 +94,10 @@ def fleet(
         for w in workers
     ]
     settings = Settings(
-        database_url=database_url, redis_url=redis_url, api_key_secret=API_KEY_SECRET
+        database_url=database_url,
+        redis_url=redis_url,
+        api_key_secret=API_KEY_SECRET,
+        data_keys=env["MESH_DATA_KEYS"],
     )
     app = create_celery(settings)
     mesh = bootstrap.build(settings, app)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from meshcore.domain.task import TaskStatus
 from tests.drills.harness import AGENT_QUEUES, Worker, drill
 
@@ -23,6 +25,7 @@ def wait_for_line(path: Path, text: str, timeout: float = 60) -> None:
     raise AssertionError(f"{path.name} never logged {text!r}")
 
 
+@pytest.mark.drill  # an outage drill: `make chaos`
 def test_workers_that_ran_a_task_survive_a_redis_stop(tmp_path: Path, database_url: str) -> None:
     with drill(tmp_path, database_url) as (run, redis_server):
         run.start(Worker("coordinator", ["coordinator"], concurrency=8, beat=True))

@@ -12,10 +12,12 @@ from uuid import uuid4
 import pytest
 import sqlalchemy as sa
 
+from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.migrate import upgrade
-from meshcore.adapters.sql.tables import agents
+from meshcore.adapters.sql.tables import agents, steps
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
+from meshcore.domain.errors import NotFound
 from meshcore.domain.network import AgentType, Network, NetworkConfig
 from meshcore.domain.task import Priority, StepRecord, StepStatus, Task, TaskStatus, Usage
 
@@ -43,7 +45,7 @@ def engine(
 
 @pytest.fixture(scope="module")
 def uow(engine: sa.Engine) -> SqlUnitOfWorkFactory:
-    return SqlUnitOfWorkFactory(engine)
+    return SqlUnitOfWorkFactory(engine, Sealer([Sealer.generate_key()]))
 
 
 @pytest.fixture
@@ -144,3 +146,21 @@ def test_a_call_counted_in_an_autocommit_unit_of_work_is_kept(
     with engine.connect() as db:  # what a user reading the agents table sees
         calls = db.execute(sa.select(agents.c.calls).where(agents.c.id == first.id)).scalar_one()
     assert calls == 2
+
+
+def test_a_step_of_a_task_deleted_under_it_is_not_found_and_records_nothing(
+    uow: SqlUnitOfWorkFactory, engine: sa.Engine, world: tuple[Network, Task]
+) -> None:
+    # A network erased while its step ran: the step's write finds its task gone.
+    network, task = world
+    with uow(TENANT) as work:
+        work.networks.delete(network.id)
+        work.commit()
+
+    with pytest.raises(NotFound), uow(TENANT) as work:
+        work.steps.record(step(task, "late", Usage(1, 1, 0.0)))
+        work.commit()
+
+    with engine.connect() as db:
+        left = db.execute(sa.select(sa.func.count()).where(steps.c.task_id == task.id))
+        assert left.scalar() == 0

@@ -29,12 +29,15 @@ def test_secrets_are_the_keys_tokens_and_url_passwords_of_the_environment() -> N
         "GITHUB_TOKEN": "tok_9f8e7d6c5b4a",
         "MESH_DATABASE_URL": "postgresql+psycopg://mesh:hunter2-password@db/mesh",
         "MESH_REDIS_URL": "redis://redis:6379/0",
+        "MESH_DATA_KEYS": "new-fernet-key-AAAA=, old-fernet-key-BBBB=",
+        "FLOWER_BASIC_AUTH": "admin:flower-pass",
         "SHORT_TOKEN": "abc",  # too short to redact without mangling ordinary words
         "HOME": "/root",
     }
     assert set(secrets_in(environ)) == {
-        "sk-live-ABCDEF123456", "tok_9f8e7d6c5b4a", "hunter2-password"
-    }
+        "sk-live-ABCDEF123456", "tok_9f8e7d6c5b4a", "hunter2-password",
+        "new-fernet-key-AAAA=", "old-fernet-key-BBBB=", "admin:flower-pass",
+    }  # fmt: skip
 
 
 def test_the_redactor_reaches_into_nested_values() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from meshcore.adapters.sql import tenancy
+
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> sa.Engine:
     """An engine for `url`; a plain postgresql:// URL is driven by psycopg 3.
@@ -27,9 +29,11 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> s
     # No pre-ping: it is a round trip before every transaction. A connection the server
     # dropped fails its statement instead (RecordUnavailable: a 503 or a retried message),
     # and SQLAlchemy then discards every pooled connection older than the failure.
-    return sa.create_engine(
+    engine = sa.create_engine(
         url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
     )
+    tenancy.install(engine)  # row-level security: each transaction says whose rows it sees
+    return engine
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from meshcore.adapters.sql import mapping as m
+from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.tables import api_keys
 from meshcore.adapters.sql.uow import UNAVAILABLE, unavailable
 from meshcore.domain.errors import NotFound
@@ -17,7 +18,10 @@ from meshcore.domain.keys import ApiKey
 
 class SqlKeyStore:
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+        # A key is looked up by its id before its tenant is known, and `mesh keys list`
+        # lists every tenant's: the one store that reads across tenants (tenancy.py).
+        tenancy.install(engine)
+        self._engine = tenancy.across_tenants(engine)
 
     def add(self, key: ApiKey, digest: str) -> None:
         with self._begin() as db:

@@ -1,4 +1,12 @@
-"""Rows to domain objects and back; the repositories share these."""
+"""Rows to domain objects and back; the repositories share these.
+
+Content (a task's words, context, plan, result and error; a step's output and error; a
+subtask's description; a history line's detail; a memory item's content and metadata) is
+sealed on the way in and opened on the way out; ids, statuses, times and counters stay clear
+for queries and indexes. A JSON column holds its sealed value as a JSON string (the token):
+the columns keep their types, so no migration is needed, and rows written before sealing
+(JSON objects) still read.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from meshcore.adapters.sealing import Sealer
 from meshcore.domain.keys import ApiKey, parse_scopes
 from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.network import (
@@ -137,22 +146,22 @@ def agent_from_row(row: Row) -> Agent:
     )
 
 
-def task_row(task: Task) -> dict[str, object]:
+def task_row(task: Task, sealer: Sealer) -> dict[str, object]:
     return {
         "id": task.id,
         "tenant_id": task.tenant_id,
         "network_id": task.network_id,
-        "description": task.description,
-        "context": task.context,
+        "description": sealer.seal(task.description),
+        "context": sealer.seal_json(task.context),
         "priority": task.priority.value,
-        "plan": plan_to_json(task.plan) if task.plan is not None else None,
+        "plan": sealer.seal_json(plan_to_json(task.plan)) if task.plan is not None else None,
         "created_at": task.created_at,
         "deadline_at": task.deadline_at,
-        **task_state(task),
+        **task_state(task, sealer),
     }
 
 
-def task_state(task: Task) -> dict[str, object]:
+def task_state(task: Task, sealer: Sealer) -> dict[str, object]:
     """The columns that change as a task runs."""
     return {
         "status": task.status.value,
@@ -160,8 +169,8 @@ def task_state(task: Task) -> dict[str, object]:
         "wave": task.wave,
         "heartbeat_at": task.heartbeat_at,
         "held": task.is_held,
-        "result": task.result,
-        "error": task.error,
+        "result": sealer.seal_json(task.result) if task.result is not None else None,
+        "error": sealer.seal(task.error) if task.error is not None else None,
         "input_tokens": task.usage.input_tokens,
         "output_tokens": task.usage.output_tokens,
         "cost_usd": task.usage.cost_usd,
@@ -169,30 +178,34 @@ def task_state(task: Task) -> dict[str, object]:
     }
 
 
-def task_from_row(row: Row) -> Task:
+def task_from_row(row: Row, sealer: Sealer) -> Task:
+    plan = sealer.open_json(row["plan"])
+    result = sealer.open_json(row["result"])
     return Task(
         id=row["id"],
         tenant_id=row["tenant_id"],
         network_id=row["network_id"],
-        description=row["description"],
-        context=row["context"],
+        description=sealer.open(row["description"]),
+        context=sealer.open_json(row["context"]),
         priority=Priority(row["priority"]),
         status=TaskStatus(row["status"]),
         created_at=aware(row["created_at"]),
         updated_at=aware(row["updated_at"]),
         deadline_at=aware(row["deadline_at"]),
-        plan=parse_plan(row["plan"]) if row["plan"] is not None else None,
+        plan=parse_plan(plan) if plan is not None else None,
         iteration=row["iteration"],
         wave=row["wave"],
         heartbeat_at=aware(row["heartbeat_at"]) if row["heartbeat_at"] else None,
         is_held=row["held"],
-        result=row["result"],
-        error=row["error"],
+        result=result,
+        error=sealer.open(row["error"]) if row["error"] is not None else None,
         usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
     )
 
 
-def event_row(tenant_id: str, task_id: UUID, entry: HistoryEntry) -> dict[str, object]:
+def event_row(
+    tenant_id: str, task_id: UUID, entry: HistoryEntry, sealer: Sealer
+) -> dict[str, object]:
     return {
         "tenant_id": tenant_id,
         "task_id": task_id,
@@ -201,22 +214,23 @@ def event_row(tenant_id: str, task_id: UUID, entry: HistoryEntry) -> dict[str, o
         "status": entry.status.value,
         "agent": entry.agent,
         "queue": entry.queue,
-        "detail": entry.detail,
+        # Sealed: a reason quotes a failed step's error, which may quote the task.
+        "detail": sealer.seal_json(entry.detail),
     }
 
 
-def event_from_row(row: Row) -> HistoryEntry:
+def event_from_row(row: Row, sealer: Sealer) -> HistoryEntry:
     return HistoryEntry(
         at=aware(row["at"]),
         kind=row["kind"],
         status=TaskStatus(row["status"]),
         agent=row["agent"],
         queue=row["queue"],
-        detail=row["detail"],
+        detail=sealer.open_json(row["detail"]),
     )
 
 
-def step_row(tenant_id: str, step: StepRecord) -> dict[str, object]:
+def step_row(tenant_id: str, step: StepRecord, sealer: Sealer) -> dict[str, object]:
     return {
         "tenant_id": tenant_id,
         "task_id": step.task_id,
@@ -225,21 +239,21 @@ def step_row(tenant_id: str, step: StepRecord) -> dict[str, object]:
         "agent_type": step.agent_type.value,
         "queue": step.queue,
         "status": step.status.value,
-        "output": step.output,
+        "output": sealer.seal(step.output),
         "model": step.model,
         "input_tokens": step.usage.input_tokens,
         "output_tokens": step.usage.output_tokens,
         "cost_usd": step.usage.cost_usd,
         "latency_ms": step.latency_ms,
         "memory_read": list(step.memory_read),
-        "error": step.error,
+        "error": sealer.seal(step.error) if step.error is not None else None,
         "worker": step.worker,
         "recorded_at": step.recorded_at,
         "traceparent": step.traceparent,
     }
 
 
-def step_from_row(row: Row) -> StepRecord:
+def step_from_row(row: Row, sealer: Sealer) -> StepRecord:
     return StepRecord(
         task_id=row["task_id"],
         iteration=row["iteration"],
@@ -247,51 +261,51 @@ def step_from_row(row: Row) -> StepRecord:
         agent_type=AgentType(row["agent_type"]),
         queue=row["queue"],
         status=StepStatus(row["status"]),
-        output=row["output"],
+        output=sealer.open(row["output"]),
         recorded_at=aware(row["recorded_at"]),
         model=row["model"],
         usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
         latency_ms=row["latency_ms"],
         memory_read=tuple(row["memory_read"]),
-        error=row["error"],
+        error=sealer.open(row["error"]) if row["error"] is not None else None,
         worker=row["worker"],
         traceparent=row["traceparent"],
     )
 
 
-def planned_from_row(row: Row) -> PlannedSubtask:
+def planned_from_row(row: Row, sealer: Sealer) -> PlannedSubtask:
     return PlannedSubtask(
         key=row["key"],
         agent_type=AgentType(row["agent_type"]),
-        description=row["description"],
+        description=sealer.open(row["description"]),
         depends_on=tuple(row["depends_on"]),
     )
 
 
-def memory_row(item: MemoryItem) -> dict[str, object]:
+def memory_row(item: MemoryItem, sealer: Sealer) -> dict[str, object]:
     return {
         "id": item.id,
         "tenant_id": item.tenant_id,
         "network_id": item.network_id,
         "task_id": UUID(item.task_id) if item.task_id else None,
         "type": item.type.value,
-        "content": item.content,
+        "content": sealer.seal(item.content),
         "confidence": item.confidence,
-        "metadata": item.metadata,
+        "metadata": sealer.seal_json(item.metadata),
         "created_at": item.created_at,
     }
 
 
-def memory_from_row(row: Row) -> MemoryItem:
+def memory_from_row(row: Row, sealer: Sealer) -> MemoryItem:
     return MemoryItem(
         id=row["id"],
         tenant_id=row["tenant_id"],
         network_id=row["network_id"],
         type=MemoryType(row["type"]),
-        content=row["content"],
+        content=sealer.open(row["content"]),
         confidence=row["confidence"],
         created_at=aware(row["created_at"]),
-        metadata=row["metadata"],
+        metadata=sealer.open_json(row["metadata"]),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.engine import create_engine
 
 HERE = Path(__file__).parent
@@ -23,7 +24,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` up to `revision`."""
     engine = create_engine(url)
     try:
-        with engine.begin() as connection:
+        # Migrations may move any tenant's rows; row-level security must admit them all.
+        with tenancy.across_tenants(engine).begin() as connection:
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -9,6 +9,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
+from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import mapping as m
 from meshcore.adapters.sql import statements as q
 from meshcore.adapters.sql.tables import (
@@ -37,8 +38,8 @@ from meshcore.ports import Page
 
 
 class _Repository:
-    def __init__(self, connection: sa.Connection, tenant_id: str) -> None:
-        self._db, self._tenant_id = connection, tenant_id
+    def __init__(self, connection: sa.Connection, tenant_id: str, sealer: Sealer) -> None:
+        self._db, self._tenant_id, self._sealer = connection, tenant_id, sealer
 
     def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> list[Row]:
         """Insert rows whose primary key is not taken yet; answers the rows that went in.
@@ -210,7 +211,7 @@ class SqlAgentRepository(_Repository):
 
 class SqlTaskRepository(_Repository):
     def add(self, task: Task) -> None:
-        self._db.execute(tasks.insert().values(m.task_row(task)))
+        self._db.execute(tasks.insert().values(m.task_row(task, self._sealer)))
         self._append_history(task)
 
     def get(self, task_id: UUID) -> Task:
@@ -230,7 +231,7 @@ class SqlTaskRepository(_Repository):
         row = self._db.execute(statement, params).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
-        return m.task_from_row(row)
+        return m.task_from_row(row, self._sealer)
 
     def list(
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
@@ -246,10 +247,10 @@ class SqlTaskRepository(_Repository):
             .offset(page.offset)
             .limit(page.limit)
         ).mappings()
-        return [m.task_from_row(r) for r in rows], total.scalar_one()
+        return [m.task_from_row(r, self._sealer) for r in rows], total.scalar_one()
 
     def save(self, task: Task) -> None:
-        params = {"p_id": task.id, "p_tenant": self._tenant_id, **m.task_state(task)}
+        params = {"p_id": task.id, "p_tenant": self._tenant_id, **m.task_state(task, self._sealer)}
         self._db.execute(q.UPDATE_TASK, params)
         self._append_history(task)
 
@@ -270,7 +271,8 @@ class SqlTaskRepository(_Repository):
         if status is None:
             raise NotFound("task", step.task_id)
         entry = step_entry(step, TaskStatus(status), now=now)
-        self._db.execute(task_events.insert(), [m.event_row(self._tenant_id, step.task_id, entry)])
+        row = m.event_row(self._tenant_id, step.task_id, entry, self._sealer)
+        self._db.execute(task_events.insert(), [row])
 
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Set the heartbeat without locking or loading the task (see the port)."""
@@ -280,7 +282,7 @@ class SqlTaskRepository(_Repository):
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
         rows = self._db.execute(q.HISTORY, {"p_task": task_id, "p_tenant": self._tenant_id})
-        return [m.event_from_row(r) for r in rows.mappings()]
+        return [m.event_from_row(r, self._sealer) for r in rows.mappings()]
 
     def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
         rows = [
@@ -292,7 +294,7 @@ class SqlTaskRepository(_Repository):
                 "position": position,
                 "wave": plan.wave_of(s.key),
                 "agent_type": s.agent_type.value,
-                "description": s.description,
+                "description": self._sealer.seal(s.description),
                 "depends_on": list(s.depends_on),
             }
             for position, s in enumerate(plan.subtasks)
@@ -316,8 +318,10 @@ class SqlTaskRepository(_Repository):
         for row in self._db.execute(statement, params).mappings():
             step = None
             if row["step_status"] is not None:
-                step = m.step_from_row({c.name: row[f"step_{c.name}"] for c in steps.c})
-            planned = m.planned_from_row(row)
+                step = m.step_from_row(
+                    {c.name: row[f"step_{c.name}"] for c in steps.c}, self._sealer
+                )
+            planned = m.planned_from_row(row, self._sealer)
             result.append(Subtask(task_id, row["iteration"], row["wave"], planned, step))
         return result
 
@@ -325,7 +329,7 @@ class SqlTaskRepository(_Repository):
         if task.new_history:
             self._db.execute(
                 task_events.insert(),
-                [m.event_row(self._tenant_id, task.id, e) for e in task.new_history],
+                [m.event_row(self._tenant_id, task.id, e, self._sealer) for e in task.new_history],
             )
             task.new_history.clear()
 
@@ -347,9 +351,9 @@ class SqlStepRepository(_Repository):
         ).scalar()
 
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
-        inserted = self._insert_absent(steps, [m.step_row(self._tenant_id, step)])
+        inserted = self._insert_absent(steps, [m.step_row(self._tenant_id, step, self._sealer)])
         if inserted:
-            return m.step_from_row(inserted[0]), True
+            return m.step_from_row(inserted[0], self._sealer), True
         stored = self.get(step.task_id, step.iteration, step.key)
         assert stored is not None  # a conflict: it was already there
         return stored, False
@@ -357,7 +361,7 @@ class SqlStepRepository(_Repository):
     def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
         params = {"p_task": task_id, "p_iteration": iteration, "p_key": key}
         row = self._db.execute(q.STEP, {**params, "p_tenant": self._tenant_id}).mappings().first()
-        return m.step_from_row(row) if row else None
+        return m.step_from_row(row, self._sealer) if row else None
 
     def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]:
         rows = self._db.execute(
@@ -369,12 +373,12 @@ class SqlStepRepository(_Repository):
             )
             .order_by(steps.c.recorded_at, steps.c.key)
         ).mappings()
-        return [m.step_from_row(r) for r in rows]
+        return [m.step_from_row(r, self._sealer) for r in rows]
 
 
 class SqlMemoryRepository(_Repository):
     def add(self, item: MemoryItem) -> None:
-        self._db.execute(memory_items.insert(), m.memory_row(item))
+        self._db.execute(memory_items.insert(), m.memory_row(item, self._sealer))
 
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         rows = self._db.execute(
@@ -384,7 +388,7 @@ class SqlMemoryRepository(_Repository):
             .offset(query.offset)
             .limit(query.limit)
         ).mappings()
-        return [m.memory_from_row(r) for r in rows]
+        return [m.memory_from_row(r, self._sealer) for r in rows]
 
     def count(self, network_id: UUID, query: MemoryQuery) -> int:
         return self._db.execute(

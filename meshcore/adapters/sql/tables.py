@@ -186,3 +186,26 @@ api_keys = sa.Table(
     sa.Column("revoked_at", Timestamp, nullable=True),
     sa.Index("ix_api_keys_tenant_created", "tenant_id", "created_at"),
 )
+
+# The audit trail: who (key, tenant) did what (method, route, resource) with which outcome,
+# and when. Append-only, and no content: it outlives a tenant's erasure. A request refused
+# before a key was verified has no tenant (NULL, which equals no tenant id, so no tenant can
+# read it); a path that matches no route has no route (its text is the caller's, not ours).
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("key_id", sa.String(16), nullable=True),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("route", sa.String(200), nullable=True),
+    sa.Column("resource_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_audit_events_tenant_id", "tenant_id", "id"),
+)

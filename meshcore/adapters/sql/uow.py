@@ -1,14 +1,22 @@
-"""The unit of work: one connection, one transaction, rolled back unless committed."""
+"""The unit of work: one connection, one transaction, rolled back unless committed.
+
+Its connection is scoped to the tenant (tenancy.py): on Postgres, row-level security admits
+only the tenant's rows to each transaction it begins, whatever a query forgot to filter.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from types import TracebackType
 from typing import Self
+from uuid import UUID
 
 import sqlalchemy as sa
 import structlog
 
+from meshcore.adapters.sealing import Sealer
+from meshcore.adapters.sql import tenancy
+from meshcore.adapters.sql.quotas import SqlQuotaRepository
 from meshcore.adapters.sql.repositories import (
     SqlAgentRepository,
     SqlMemoryRepository,
@@ -17,7 +25,7 @@ from meshcore.adapters.sql.repositories import (
     SqlTaskRepository,
 )
 from meshcore.adapters.sql.tables import tasks
-from meshcore.domain.errors import RecordUnavailable
+from meshcore.domain.errors import NotFound, RecordUnavailable
 from meshcore.domain.task import Priority, TaskStatus
 from meshcore.ports import TaskRef
 
@@ -29,25 +37,26 @@ ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: sa.Engine, tenant_id: str, *, autocommit: bool = False) -> None:
+    def __init__(
+        self, engine: sa.Engine, tenant_id: str, sealer: Sealer, *, autocommit: bool = False
+    ) -> None:
         self._engine, self._tenant_id, self._autocommit = engine, tenant_id, autocommit
+        self._sealer = sealer
 
     def __enter__(self) -> Self:
         try:
-            self._connection = self._engine.connect()
+            self._connection = tenancy.scoped(self._engine.connect(), self._tenant_id)
             if self._autocommit:
-                self._connection = self._connection.execution_options(
-                    isolation_level="AUTOCOMMIT"
-                )
-            self._transaction = None if self._autocommit else self._connection.begin()
+                self._connection = self._connection.execution_options(isolation_level="AUTOCOMMIT")
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
-        db, tenant = self._connection, self._tenant_id
-        self.networks = SqlNetworkRepository(db, tenant)
-        self.agents = SqlAgentRepository(db, tenant)
-        self.tasks = SqlTaskRepository(db, tenant)
-        self.steps = SqlStepRepository(db, tenant)
-        self.memory = SqlMemoryRepository(db, tenant)
+        db, tenant, sealer = self._connection, self._tenant_id, self._sealer
+        self.networks = SqlNetworkRepository(db, tenant, sealer)
+        self.agents = SqlAgentRepository(db, tenant, sealer)
+        self.tasks = SqlTaskRepository(db, tenant, sealer)
+        self.steps = SqlStepRepository(db, tenant, sealer)
+        self.memory = SqlMemoryRepository(db, tenant, sealer)
+        self.quotas = SqlQuotaRepository(db, tenant)
         return self
 
     def __exit__(
@@ -57,35 +66,40 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._transaction is not None and self._transaction.is_active:
-                self._transaction.rollback()
+            if self._autocommit:
+                tenancy.forget(self._connection)
+            elif self._connection.in_transaction():
+                self._connection.rollback()
             self._connection.close()
         except UNAVAILABLE as close_error:
             # The connection died with the server; the pool discards it.
             log.warning("uow.close_failed", error=type(close_error).__name__)
         if isinstance(exc, UNAVAILABLE):
             raise unavailable(exc) from exc
+        if isinstance(exc, sa.exc.IntegrityError) and _is_foreign_key_violation(exc):
+            # What a write refers to was deleted under it (a network or task erased while a
+            # step ran): for the caller, that task or network is not found.
+            raise NotFound("task or network", "of this write") from exc
 
     def commit(self) -> None:
-        if self._transaction is None:
-            return  # autocommit: each statement committed as it ran
-        self._transaction.commit()
-        # Services may commit more than once in a block: the next writes get a new transaction.
-        self._transaction = self._connection.begin()
+        if self._autocommit:
+            return  # each statement committed as it ran
+        # Services may commit more than once in a block: the next statement begins a new
+        # transaction, which sets the tenant again (tenancy.py); none begins if none follows.
+        self._connection.commit()
 
     def rollback(self) -> None:
-        if self._transaction is None:
-            return
-        self._transaction.rollback()
-        self._transaction = self._connection.begin()
+        if not self._autocommit:
+            self._connection.rollback()
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: sa.Engine, sealer: Sealer) -> None:
+        self._engine, self._sealer = engine, sealer
+        tenancy.install(engine)
 
     def __call__(self, tenant_id: str, *, autocommit: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, tenant_id, autocommit=autocommit)
+        return SqlUnitOfWork(self._engine, tenant_id, self._sealer, autocommit=autocommit)
 
     def is_reachable(self) -> bool:
         try:
@@ -95,6 +109,17 @@ class SqlUnitOfWorkFactory:
             return False
         return True
 
+    def owner_of(self, task_id: UUID) -> str | None:
+        """The tenant a task belongs to, None for no such task: what a worker says of a
+        message its tenant's record did not find."""
+        try:
+            with tenancy.across_tenants(self._engine).connect() as connection:
+                return connection.execute(
+                    sa.select(tasks.c.tenant_id).where(tasks.c.id == task_id)
+                ).scalar()
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+
     def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
         """Unfinished tasks of every tenant whose heartbeat stopped before `before`.
 
@@ -102,7 +127,7 @@ class SqlUnitOfWorkFactory:
         each task through its own tenant's unit of work.
         """
         try:
-            with self._engine.connect() as connection:
+            with tenancy.across_tenants(self._engine).connect() as connection:
                 rows = connection.execute(
                     sa.select(tasks.c.tenant_id, tasks.c.id, tasks.c.priority)
                     .where(
@@ -116,6 +141,14 @@ class SqlUnitOfWorkFactory:
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
         return [TaskRef(tenant, task_id, Priority(priority)) for tenant, task_id, priority in rows]
+
+
+def _is_foreign_key_violation(exc: sa.exc.IntegrityError) -> bool:
+    # Postgres's SQLSTATE 23503; SQLite says so in its message.
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23503" or "FOREIGN KEY constraint failed" in str(
+        orig
+    )
 
 
 def unavailable(exc: BaseException) -> RecordUnavailable:

@@ -21,7 +21,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
 from tests.integration.api.record import Record, purge_queued
 
@@ -56,6 +56,7 @@ def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
         redis_url=redis_url,
         tenant=tenant,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
     )
 
 
@@ -79,7 +80,12 @@ def record(engine: sa.Engine, redis_client: redis.Redis, tenant: str) -> Iterato
 def error_schema(database_url: str, redis_url: str) -> dict[str, Any]:
     """The Error schema as the served OpenAPI document has it."""
     app = create_app(
-        Settings(database_url=database_url, redis_url=redis_url, api_key_secret=API_KEY_SECRET)
+        Settings(
+            database_url=database_url,
+            redis_url=redis_url,
+            api_key_secret=API_KEY_SECRET,
+            data_keys=DATA_KEYS,
+        )
     )
     try:
         document = app.test_client().get(f"{API}/openapi.json").get_json()

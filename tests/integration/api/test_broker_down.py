@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.e2e.server import free_port
 from tests.integration.api.client import NETWORKS, ApiClient
 
@@ -26,6 +26,7 @@ def settings(database_url: str, tenant: str) -> Settings:
         redis_url=nothing_listens,
         tenant=tenant,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
     )
 
 

@@ -116,6 +116,9 @@ def test_a_bad_body_is_a_422_naming_the_field_and_the_problem(
 BAD_QUERIES = [
     ("", "page=0", "page", "greater than or equal to 1"),
     ("", "page=two", "page", "Not a valid integer"),
+    # Past a million pages: before, the offset overflowed Postgres's bigint and answered 500.
+    ("", "page=116486072576075955100", "page", "less than or equal to 1000000"),
+    ("/{network}/tasks", "page=1000001", "page", "less than or equal to 1000000"),
     ("", "page_size=0", "page_size", "greater than or equal to 1"),
     ("", "page_size=101", "page_size", "less than or equal to 100"),
     ("/{network}/tasks", "page_size=1000", "page_size", "less than or equal to 100"),

@@ -10,7 +10,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import ApiClient, check_error_body
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,7 @@ def unreachable_app() -> Iterator[Flask]:
             database_url=UNREACHABLE_DATABASE,
             redis_url=UNREACHABLE_REDIS,
             api_key_secret=API_KEY_SECRET,
+            data_keys=DATA_KEYS,
         )
     )
     yield app

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient
 
@@ -33,6 +33,7 @@ def settings(database_url: str, tenant: str, private_redis: PrivateRedis) -> Set
         redis_url=private_redis.url,
         tenant=tenant,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
     )
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from meshapi.app import create_app
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
 from tests.integration.api.record import Record
 
@@ -71,6 +71,7 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         timeout_seconds=120,
         quality_threshold=0.6,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
     )
     app: Flask = create_app(settings)
     try:

@@ -21,7 +21,7 @@ from flask import Flask
 
 from meshcore.domain.network import SPECIALISTS, AgentType, queue_for
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient, new_key
 from tests.integration.api.record import Record
@@ -65,6 +65,7 @@ def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Set
         redis_url=private_redis.url,
         tenant=tenant,
         api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
     )
 
 

@@ -34,6 +34,8 @@ OPERATIONS = [
     (KEYS, "post", {401, 403, 422}),
     (KEYS, "get", {401, 403, 422}),
     (f"{KEYS}/{{key_id}}", "delete", {401, 403, 404}),
+    (f"{API}/audit", "get", {401, 403, 422}),
+    (f"{API}/tenant", "delete", {401, 403, 422, 428}),
     ("/healthz", "get", set()),
     ("/readyz", "get", {503}),
 ]

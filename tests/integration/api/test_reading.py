@@ -10,11 +10,13 @@ from uuid import UUID
 import pytest
 import sqlalchemy as sa
 
+from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask, validate_plan
 from meshcore.domain.task import StepRecord, StepStatus
 from meshcore.domain.usage import Usage
+from tests.conftest import DATA_KEYS
 from tests.integration.api.client import API, NETWORKS, ApiClient
 
 pytestmark = pytest.mark.integration
@@ -24,7 +26,7 @@ UNROUNDED_MS = 1.3984569999934138
 
 def run_two_waves(engine: sa.Engine, tenant: str, task: dict[str, Any]) -> None:
     """Plan facts -> copy, record both steps and a recovery, as the workers would."""
-    uow, task_id = SqlUnitOfWorkFactory(engine), UUID(task["id"])
+    uow, task_id = SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS)), UUID(task["id"])
     now = datetime.now(UTC)
     planned = [
         PlannedSubtask("facts", AgentType.RESEARCH, "Find the facts"),

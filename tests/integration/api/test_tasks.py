@@ -12,9 +12,11 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask, validate_plan
+from tests.conftest import DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error
 from tests.integration.api.race import race
 from tests.integration.api.record import Record
@@ -239,7 +241,7 @@ def plan_iterations(
 
     Answers (iteration, key) of every subtask, in the order a reader should see them.
     """
-    uow = SqlUnitOfWorkFactory(engine)
+    uow = SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
     with uow(tenant) as work:
         # The last iteration first, so that only the read's order puts them right.
         for iteration in range(iterations, 0, -1):

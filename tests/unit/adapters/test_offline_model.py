@@ -12,6 +12,7 @@ import pytest
 from meshcore.adapters import litellm_models  # noqa: F401
 from meshcore.adapters.offline_model import LABEL, answer
 from meshcore.agents import coordinator, critic, profile_for
+from meshcore.agents.profile import fenced
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.domain.plan import validate_plan
 from meshcore.domain.task import StepRecord, StepStatus
@@ -65,8 +66,6 @@ def test_a_verdict_is_a_score_between_zero_and_one_with_feedback() -> None:
 
     assert 0.0 <= verdict.score <= 1.0
     assert verdict.feedback.startswith(LABEL)
-
-
 
 
 def team_answer(task: str, feedback: str | None = None) -> str:
@@ -201,7 +200,9 @@ def test_a_draft_names_its_subtask_and_what_it_built_on() -> None:
     text = answer(
         "You are the content specialist of a team.\nAnswer format: draft",
         "Task: t\nYour subtask: Write the subject line\nWork you build on:\n"
-        "- [research] Orbit ships in March\nShared memory:\n- (fact, 0.90) a\n- (fact, 0.80) b",
+        + fenced("agents", "- [research] Orbit ships in March")
+        + "\nShared memory:\n"
+        + fenced("memory", "- (fact, 0.90) a\n- (fact, 0.80) b"),
     )
 
     assert text.startswith(f"{LABEL} Draft by the content specialist of a team for: Write the")
@@ -212,8 +213,10 @@ def test_a_draft_names_its_subtask_and_what_it_built_on() -> None:
 def test_a_draft_counts_memory_items_that_run_over_several_lines() -> None:
     text = answer(
         "You are the content specialist of a team.\nAnswer format: draft",
-        "Task: t\nYour subtask: s\nWork you build on:\n- [research] line one\n  line two\n"
-        "Shared memory:\n- (fact, 0.90) a\n  more of a\n  \n- (fact, 0.80) b\n- (fact, 0.70) c",
+        "Task: t\nYour subtask: s\nWork you build on:\n"
+        + fenced("agents", "- [research] line one\n  line two")
+        + "\nShared memory:\n"
+        + fenced("memory", "- (fact, 0.90) a\n  more of a\n  \n- (fact, 0.80) b\n- (fact, 0.70) c"),
     )
 
     assert "Drew on 4 shared memory item(s)." in text
@@ -222,8 +225,10 @@ def test_a_draft_counts_memory_items_that_run_over_several_lines() -> None:
 def test_a_synthesis_counts_its_contributions_and_names_their_agents() -> None:
     text = answer(
         "Answer format: synthesis",
-        f"Task: {TASK}\nMerge:\n- [content:copy] words\n  more\n- [design:look] layout\n"
-        "- [content:x] y",
+        f"Task: {TASK}\nMerge:\n"
+        + fenced(
+            "agents", "- [content:copy] words\n  more\n- [design:look] layout\n- [content:x] y"
+        ),
     )
 
     assert text.startswith(f"{LABEL} Synthesis of 3 contribution(s) from content, design for:")

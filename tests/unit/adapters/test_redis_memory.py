@@ -7,6 +7,7 @@ import fakeredis
 import pytest
 
 from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.sealing import Sealer
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -17,7 +18,7 @@ NETWORK = uuid4()
 
 @pytest.fixture
 def store(redis: fakeredis.FakeRedis) -> RedisMemoryStore:
-    return RedisMemoryStore(redis)
+    return RedisMemoryStore(redis, Sealer([Sealer.generate_key()]))
 
 
 def item(

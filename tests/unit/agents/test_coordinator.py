@@ -41,15 +41,17 @@ def test_a_plan_prompt_lists_every_specialist_of_the_default_team_in_order() -> 
 def test_a_plan_prompt_carries_the_context_and_the_iteration() -> None:
     prompt = user_prompt(context={"segment": "trial", "brand": "Orbit"}, iteration=2)
 
-    assert 'Context: {"brand": "Orbit", "segment": "trial"}' in prompt
+    assert 'Context:\n<data source="context">\n{"brand": "Orbit", "segment": "trial"}\n</data>' in (
+        prompt
+    )
     assert "Iteration: 2" in prompt
 
 
 def test_only_a_revision_carries_the_critics_feedback() -> None:
     assert "Critic feedback" not in user_prompt()
-    assert "Critic feedback to address in this revision: Shorter." in user_prompt(
-        feedback="Shorter.", iteration=2
-    )
+    assert (
+        'Critic feedback to address in this revision:\n<data source="critic">\nShorter.\n</data>'
+    ) in user_prompt(feedback="Shorter.", iteration=2)
 
 
 def test_a_plan_is_read_from_json_wrapped_in_prose() -> None:
@@ -104,7 +106,12 @@ def test_a_synthesis_prompt_lists_every_contribution_and_the_feedback() -> None:
     assert user.content.splitlines() == [
         "Task: Launch Orbit",
         "Merge these specialist results into one answer:",
+        '<data source="agents">',
         "- [research:facts] Ships in March",
         "- [content:copy] Meet Orbit",
-        "Address the critic's feedback: Shorter.",
+        "</data>",
+        "Address the critic's feedback:",
+        '<data source="critic">',
+        "Shorter.",
+        "</data>",
     ]

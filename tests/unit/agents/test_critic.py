@@ -10,7 +10,7 @@ def test_a_review_prompt_shows_the_answer_and_the_iteration() -> None:
 
     assert "Answer format: verdict_json" in system.content
     assert "Iteration: 2" in user.content
-    assert "Answer to review:\nMeet Orbit" in user.content
+    assert 'Answer to review:\n<data source="answer">\nMeet Orbit\n</data>' in user.content
 
 
 @pytest.mark.parametrize(

@@ -64,11 +64,18 @@ def test_a_step_prompt_carries_the_task_subtask_context_and_memory() -> None:
     assert user.content.splitlines() == [
         "Task: Launch Orbit",
         "Your subtask: Write the subject line",
-        "Context: segment=trial; tone=warm",
+        "Context:",
+        '<data source="context">',
+        '{"segment": "trial", "tone": "warm"}',
+        "</data>",
         "Work you build on:",
+        '<data source="agents">',
         "- [research] Orbit ships in March",
+        "</data>",
         "Shared memory:",
+        '<data source="memory">',
         "- (decision, 0.75) Lead with the price",
+        "</data>",
     ]
 
 

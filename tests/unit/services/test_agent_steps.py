@@ -228,7 +228,10 @@ def test_a_step_reads_the_shared_memory_its_agent_cares_about(mesh: FakeMesh) ->
     step = mesh.steps.run_subtask(task.id, 1, "facts")
 
     (call,) = mesh.models.calls
-    assert "Shared memory:\n- (fact, 0.90) Orbit costs $9 a month" in call.user
+    assert (
+        'Shared memory:\n<data source="memory">\n- (fact, 0.90) Orbit costs $9 a month\n</data>'
+        in call.user
+    )
     assert "Orbit is free" not in call.user
     assert "Too long" not in call.user
     assert step is not None

@@ -151,11 +151,14 @@ def test_a_revision_is_planned_and_synthesised_with_the_critics_feedback(
 
     first_plan, second_plan = mesh.models.calls_with(PLAN)
     assert "Critic feedback" not in first_plan.user
-    assert "Critic feedback to address in this revision: Mention the free trial." in (
-        second_plan.user
-    )
+    assert (
+        'Critic feedback to address in this revision:\n<data source="critic">\n'
+        "Mention the free trial.\n</data>"
+    ) in second_plan.user
     synthesis = mesh.models.calls_with(SYNTHESIS)[-1]
-    assert "Address the critic's feedback: Mention the free trial." in synthesis.user
+    assert (
+        'Address the critic\'s feedback:\n<data source="critic">\nMention the free trial.\n</data>'
+    ) in synthesis.user
 
 
 def test_a_revision_stops_as_soon_as_the_threshold_is_met(mesh: FakeMesh) -> None:
@@ -193,7 +196,10 @@ def test_a_dependent_subtask_builds_on_its_dependencys_output(mesh: FakeMesh) ->
     run(mesh, plan=TWO_WAVES)
 
     (copy,) = mesh.models.calls_with("Your subtask: Write it")
-    assert copy.user.endswith("Work you build on:\n- [research] Orbit ships on 3 March at $9.")
+    assert copy.user.endswith(
+        'Work you build on:\n<data source="agents">\n- [research] Orbit ships on 3 March at $9.\n'
+        "</data>"
+    )
     (facts,) = mesh.models.calls_with("Your subtask: Find the facts")
     assert "Work you build on" not in facts.user
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.tables import metadata
 
@@ -16,7 +17,7 @@ def run() -> None:
         _migrate(connection)
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.connect() as connection:
+    with tenancy.across_tenants(engine).connect() as connection:  # any tenant's rows
         _migrate(connection)
     engine.dispose()
 
