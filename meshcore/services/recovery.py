@@ -76,5 +76,17 @@ class Sweeper:
                 action = self._coordination(ref.tenant_id).redrive(ref.task_id, before)
             except NotFound:
                 continue  # deleted with its network since the query
+            except Unavailable:
+                raise  # the record or Redis is away: the next sweep tries them all again
+            except Exception as exc:  # noqa: BLE001 - one task that cannot be re-driven (its
+                # content sealed under a key this fleet lacks, say) must not hold back the rest
+                log.error(
+                    "sweep.redrive_failed",
+                    task_id=str(ref.task_id),
+                    tenant=ref.tenant_id,
+                    error=type(exc).__name__,
+                )
+                actions["failed"] = actions.get("failed", 0) + 1
+                continue
             if action is not None:
                 actions[action] = actions.get(action, 0) + 1

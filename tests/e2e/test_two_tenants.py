@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis
-from cryptography.fernet import Fernet
 
 from meshcli.keys import key_service
 from meshcore.domain.keys import Scope
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET, TEST_DATABASE_URL
+from tests.conftest import API_KEY_SECRET, DATA_KEYS, TEST_DATABASE_URL
 from tests.e2e.server import mesh_serve, poll
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +45,7 @@ def servers(database_url: str) -> Iterator[dict[str, str]]:
     yield {
         "MESH_DATABASE_URL": TEST_DATABASE_URL,
         "MESH_REDIS_URL": REDIS_URL,
-        "MESH_DATA_KEYS": Fernet.generate_key().decode(),
+        "MESH_DATA_KEYS": DATA_KEYS,
     }
     flush.flushdb()
     flush.close()

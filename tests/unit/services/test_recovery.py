@@ -230,3 +230,31 @@ def test_a_task_whose_enqueue_failed_is_started_by_the_first_sweep_not_after_the
     mesh.drain()
 
     assert read(mesh, task).status is TaskStatus.COMPLETED
+
+
+def test_a_task_that_cannot_be_redriven_does_not_hold_back_the_others(mesh: FakeMesh) -> None:
+    # A task whose content no data key of this fleet opens (left by another fleet, say).
+    unreadable, task = submit(mesh), submit(mesh)
+    assert mesh.dispatcher.lose("coordinate") == 2
+    mesh.clock.advance(STALL + 1)
+    real = lambda t: mesh.for_tenant(t).coordination  # noqa: E731
+
+    class Unreadable:
+        def __init__(self, coordination: object) -> None:
+            self._coordination = coordination
+
+        def redrive(self, task_id: object, before: object) -> str | None:
+            if task_id == unreadable.id:
+                raise ValueError("sealed under a key MESH_DATA_KEYS does not hold")
+            return self._coordination.redrive(task_id, before)  # type: ignore[attr-defined]
+
+    sweep = Sweeper(
+        finder=mesh.uow,
+        coordination=lambda t: Unreadable(real(t)),  # type: ignore[arg-type,return-value]
+        clock=mesh.clock,
+        stall_seconds=STALL,
+    )
+
+    assert sweep.sweep() == {"failed": 1, "coordinate": 1}
+    mesh.drain()
+    assert read(mesh, task).status is TaskStatus.COMPLETED
