@@ -233,7 +233,13 @@ def test_make_flower_honours_flower_port(tmp_path: Path) -> None:
         }
     finally:
         os.killpg(flower.pid, 15)
-        flower.wait(timeout=20)
+        try:
+            flower.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Flower sometimes takes longer over its shutdown on a loaded machine; what this
+            # test checks was seen before it was asked to stop.
+            os.killpg(flower.pid, 9)
+            flower.wait(timeout=10)
         redis.kill()
         redis.wait()
 
