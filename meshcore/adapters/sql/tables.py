@@ -12,6 +12,16 @@ Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
 
 
+def _serial_id() -> sa.Column:
+    # SQLite autoincrements only an INTEGER primary key.
+    return sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
 def _tenant() -> sa.Column:
     return sa.Column("tenant_id", sa.String(64), nullable=False)
 
@@ -125,12 +135,7 @@ steps = sa.Table(
 task_events = sa.Table(
     "task_events",
     metadata,
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _serial_id(),
     _tenant(),
     sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
     sa.Column("at", Timestamp, nullable=False),
@@ -194,12 +199,7 @@ api_keys = sa.Table(
 audit_events = sa.Table(
     "audit_events",
     metadata,
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _serial_id(),
     sa.Column("tenant_id", sa.String(64), nullable=True),
     sa.Column("key_id", sa.String(16), nullable=True),
     sa.Column("method", sa.String(8), nullable=False),
