@@ -157,7 +157,13 @@ def _getter(
     uow = SqlUnitOfWorkFactory(engine, sealer)
     if not sets_tenant:
         sa.event.remove(engine, "begin", tenancy._begin)
-    service = TaskService(tenant_id=TENANT, uow=uow, dispatcher=None, clock=SystemClock())  # type: ignore[arg-type]
+    service = TaskService(
+        tenant_id=TENANT,
+        uow=uow,
+        dispatcher=None,  # type: ignore[arg-type]
+        clock=SystemClock(),
+        revisions=None,  # type: ignore[arg-type]
+    )
     return lambda: service.get(network_id, task_id)
 
 

@@ -13,6 +13,7 @@ from meshapi.ids import IdConverter, id_schema
 from meshapi.openapi_auth import AuthPlugin
 from meshapi.routes import agents, health, keys, memory, networks, providers, tasks, tenant
 from meshapi.routes import audit as audit_trail
+from meshapi.schemas.tasks import TaskProgressSchema
 from meshcore import bootstrap
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     api.register_converter(IdConverter, id_schema)
     for module in (networks, agents, tasks, memory, providers, keys, audit_trail, tenant, health):
         api.register_blueprint(module.blp)
+    # Named in the task GET's documented answers (one of two views), so declared here.
+    api.spec.components.schema("TaskProgress", schema=TaskProgressSchema)
     errors.register(app)
     auth.install(app)
     limits.install(app, settings)  # after auth: it counts by the caller's key

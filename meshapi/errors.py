@@ -13,6 +13,7 @@ from meshapi.schemas.common import ErrorSchema
 from meshcore.domain.errors import (
     Conflict,
     Forbidden,
+    IdempotencyKeyReused,
     InvalidInput,
     InvalidPlan,
     MeshError,
@@ -33,6 +34,7 @@ STATUS: dict[type[MeshError], int] = {
     Conflict: 409,
     InvalidPlan: 422,
     InvalidInput: 422,
+    IdempotencyKeyReused: 422,
     # A retry later can pass the tasks' quota; the others need something removed first.
     TooManyTasksInFlight: 429,
     QuotaExceeded: 422,
@@ -70,6 +72,8 @@ def register(app: Flask) -> None:
         field = getattr(exc, "field", None)
         if field:
             payload["errors"] = {"json": {field: [str(exc)]}}
+        if isinstance(exc, IdempotencyKeyReused):
+            payload["errors"] = {"headers": {exc.header: [str(exc)]}}
         if isinstance(exc, QuotaExceeded):
             payload["errors"] = {"quota": {exc.quota: [f"at most {exc.limit}"]}}
         headers = {}

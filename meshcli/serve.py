@@ -213,7 +213,8 @@ def _fleet(
         workers.append(Child(f"agents worker {i}", argv, _metrics_env(env, settings, i)))
     api = [
         *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
-        *("--workers", "2", "--threads", "8", "--worker-class", "gthread"),
+        # gevent workers (meshapi/gunicorn_conf.py): waiting clients hold no thread.
+        *("--workers", "2"),
         *("--graceful-timeout", str(STOP_GRACE_SECONDS), "--access-logfile", "-"),
         # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn), which a
         # second instance would take over; mesh serve does not use it.

@@ -8,6 +8,7 @@ import secrets
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.redis_tenant import RedisTenantState
 from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.audit import SqlAuditTrail
@@ -79,7 +81,11 @@ class Mesh:
         tracing.instrument_engine(self.engine)
         self.redis = redis_tls.connect(settings, health_check_interval=30)
         self.sealer = build_sealer(settings)
-        self.uow = SqlUnitOfWorkFactory(self.engine, self.sealer)
+        self.revisions = RedisTaskRevisions(self.redis)
+        # Every commit that changed a task tells its waiters, through Redis.
+        self.uow = SqlUnitOfWorkFactory(
+            self.engine, self.sealer, announce=self.revisions.publish
+        )
         self.memory_store = RedisMemoryStore(self.redis, self.sealer)
         self.activity = RedisAgentActivity(self.redis)
         self.dispatcher = CeleryDispatcher(celery_app)
@@ -90,6 +96,7 @@ class Mesh:
             memory_items_per_network=settings.max_memory_items_per_network,
             tasks_in_flight=settings.max_tasks_in_flight,
         )
+        self.idempotency_lifetime = timedelta(seconds=settings.idempotency_lifetime_seconds)
         self._tenants: dict[str, Services] = {}
         self._lock = threading.Lock()
 
@@ -105,13 +112,16 @@ class Mesh:
                         activity=self.activity,
                         clock=self.clock,
                         quotas=self.quotas,
+                        idempotency_lifetime=self.idempotency_lifetime,
                     ),
                     tasks=TaskService(
                         tenant_id=tenant_id,
                         uow=self.uow,
                         dispatcher=self.dispatcher,
                         clock=self.clock,
+                        revisions=self.revisions,
                         quotas=self.quotas,
+                        idempotency_lifetime=self.idempotency_lifetime,
                     ),
                     memory=MemoryService(
                         tenant_id=tenant_id,
@@ -119,6 +129,7 @@ class Mesh:
                         store=self.memory_store,
                         clock=self.clock,
                         quotas=self.quotas,
+                        idempotency_lifetime=self.idempotency_lifetime,
                     ),
                     mesh=self,
                 )
@@ -136,6 +147,7 @@ class Mesh:
             memory_min_confidence=self.settings.memory_min_confidence,
             lease_seconds=self.settings.stall_seconds,
             max_attempts=self.settings.max_step_attempts,
+            revisions=self.revisions,
         )
         return Coordination(
             tenant_id=tenant_id,
@@ -215,6 +227,7 @@ class Mesh:
         return {"database": self.uow.is_reachable(), "redis": self.memory_store.is_reachable()}
 
     def close(self) -> None:
+        self.revisions.close()
         self.engine.dispose()
         self.redis.close()
 

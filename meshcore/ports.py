@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from meshcore.domain.audit import AuditEvent
+from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, AgentType, Network
@@ -18,10 +19,13 @@ from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
     HistoryEntry,
     Priority,
+    Revision,
     StepRecord,
     Subtask,
     Task,
+    TaskChange,
     TaskStatus,
+    TaskSummary,
     Usage,
 )
 
@@ -86,11 +90,32 @@ class TaskRepository(Protocol):
     def list(
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
     ) -> tuple[list[Task], int]: ...
-    def save(self, task: Task) -> None: ...
+    def save(self, task: Task) -> None:
+        """Store the task's state and its new history, each event numbered after the last."""
+        ...
+
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Set the task's heartbeat: a step began (now), or its enqueue failed (long ago)."""
     def history(self, task_id: UUID) -> list[HistoryEntry]: ...
-    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None: ...
+    def events(self, task_id: UUID, *, after: int, limit: int) -> list[HistoryEntry]:
+        """The task's events numbered above `after`, in order, at most `limit`."""
+        ...
+
+    def revision(self, task_id: UUID, *, network_id: UUID) -> Revision:
+        """The task's revision and status, and nothing else (NotFound as `in_network`)."""
+        ...
+
+    def summary(self, task_id: UUID, *, network_id: UUID) -> TaskSummary: ...
+    def begin_step(self, entry: HistoryEntry, task_id: UUID, *, now: datetime) -> None:
+        """Note a step's model call in the log and move the heartbeat; TaskEnded if the task
+        has ended (its status is the entry's, taken under the task's row lock)."""
+        ...
+
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
+        """Store an iteration's subtasks once (the first plan wins), noting it in the log;
+        TaskEnded if the task has ended."""
+        ...
+
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]: ...
     def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None: ...
     def every_subtask(self, task_id: UUID) -> list[Subtask]:
@@ -98,7 +123,8 @@ class TaskRepository(Protocol):
         ...
 
     def add_step(self, step: StepRecord, *, now: datetime) -> None:
-        """Add a recorded step's usage to its task's and note it in the task's history."""
+        """Add a recorded step's usage to its task's and note it in the task's history;
+        TaskEnded if the task has ended, whose result then takes no more work."""
         ...
 
 
@@ -119,6 +145,7 @@ class StepRepository(Protocol):
 
 class MemoryRepository(Protocol):
     def add(self, item: MemoryItem) -> None: ...
+    def get(self, network_id: UUID, item_id: UUID) -> MemoryItem: ...
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
     def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
 
@@ -137,6 +164,20 @@ class QuotaRepository(Protocol):
         ...
 
 
+class IdempotencyRepository(Protocol):
+    def claim(
+        self, claim: IdempotencyKey, created: Created, *, now: datetime, expired_before: datetime
+    ) -> PriorCreate | None:
+        """Hold the key for the create of this unit of work (None), or answer what an earlier
+        create under it made: one still in flight is waited for. A key claimed before
+        `expired_before` is held anew."""
+        ...
+
+    def made(self, key: str, resource_id: UUID) -> None:
+        """Record what the create holding `key` made."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the record; leaving the block without `commit()` rolls back."""
 
@@ -146,6 +187,7 @@ class UnitOfWork(Protocol):
     steps: StepRepository
     memory: MemoryRepository
     quotas: QuotaRepository
+    idempotency: IdempotencyRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -184,6 +226,29 @@ class MemoryStore(Protocol):
     ) -> list[MemoryItem]: ...
     def purge_network(self, tenant_id: str, network_id: UUID) -> None: ...
     def is_reachable(self) -> bool: ...
+
+
+class TaskRevisions(Protocol):
+    """Each task's revision in Redis, and a wait for the next one: the live side of the log.
+
+    The record is the truth; this is a copy every commit updates after the fact. Each method
+    raises Unavailable when Redis does not answer, and callers fall back to the record.
+    """
+
+    def current(self, tenant_id: str, network_id: UUID, task_id: UUID) -> Revision | None:
+        """The task's latest revision as last published, None if none is known."""
+        ...
+
+    def wait(
+        self, tenant_id: str, network_id: UUID, task_id: UUID, *, after: int, timeout: float
+    ) -> Revision | None:
+        """Block until the task's revision passes `after` (answering it) or `timeout` seconds
+        pass (None); holds no database connection meanwhile."""
+        ...
+
+    def publish(self, changes: Sequence[TaskChange]) -> None:
+        """Tell every waiter of these tasks; a revision never goes back."""
+        ...
 
 
 class AgentActivity(Protocol):
@@ -225,10 +290,13 @@ class ModelClient(Protocol):
         max_tokens: int,
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
+        is_wanted: Callable[[], bool] | None = None,
     ) -> Completion:
         """The first good answer along the chain. `validate` raises ValueError on an answer
         that is not what was asked for: the model gets one corrected retry, then the next
-        model is tried. Raises ModelUnavailable when no model answers."""
+        model is tried. Raises ModelUnavailable when no model answers. `is_wanted` is asked
+        before every request (a retry, the next model): False raises CallAbandoned and no
+        request is sent."""
         ...
 
 

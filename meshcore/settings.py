@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     max_memory_items_per_network: int = Field(100_000, ge=1)
     max_tasks_in_flight: int = Field(1000, ge=1)
 
+    # How long an Idempotency-Key holds: a retry within it answers what the first create made.
+    idempotency_lifetime_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+    # Event streams (GET .../events) one API process holds open at once; past it, 503 with
+    # Retry-After. Streams and long polls hold a greenlet each, not a thread (gevent).
+    max_streams: int = Field(1000, ge=1, le=100_000)
+    # A stream with no event for this long sends a comment line, so proxies keep it open.
+    stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)

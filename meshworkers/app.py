@@ -111,10 +111,13 @@ def create_celery(settings: Settings) -> Celery:
 
 
 @worker_init.connect(weak=False)
-def _import_the_model_gateway(**_: Any) -> None:
+def _import_the_model_gateway(sender: Any = None, **_: Any) -> None:
     # litellm takes seconds of CPU to import. Paid here, before the worker consumes, it no
     # longer holds back the first message each worker handles (a task's expiry included).
-    import meshcore.adapters.litellm_models  # noqa: F401
+    from meshcore.adapters.litellm_models import warm_up
+
+    settings = getattr(getattr(sender, "app", None), "conf", {}).get("mesh_settings")
+    warm_up(settings.model_chain if settings is not None else ())
 
 
 class EpochStep(bootsteps.StartStopStep):

@@ -30,8 +30,16 @@ from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
+from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
-from meshcore.domain.errors import MeshError, ModelUnavailable, NotFound
+from meshcore.domain.errors import (
+    CallAbandoned,
+    MeshError,
+    ModelUnavailable,
+    NotFound,
+    TaskEnded,
+)
+from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import (
@@ -45,11 +53,15 @@ from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
     HistoryEntry,
+    Revision,
     StepRecord,
     Subtask,
     Task,
+    TaskChange,
     TaskStatus,
+    TaskSummary,
     Usage,
+    plan_entry,
     step_entry,
 )
 from meshcore.ports import Completion, Delivery, Message, Page, TaskRef
@@ -90,6 +102,7 @@ class Tables:
     steps: dict[StepKey, tuple[str, StepRecord]] = field(default_factory=dict)
     memory: dict[UUID, MemoryItem] = field(default_factory=dict)
     attempts: dict[StepKey, tuple[int, datetime]] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], PriorCreate] = field(default_factory=dict)
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -119,8 +132,15 @@ class FakeDatabase:
 
 
 class _Repository:
-    def __init__(self, tables: Tables, tenant_id: str, database: FakeDatabase) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        tenant_id: str,
+        database: FakeDatabase,
+        changes: dict[UUID, TaskChange] | None = None,
+    ) -> None:
         self._rows, self._tenant_id, self._db = tables, tenant_id, database
+        self._changes = changes if changes is not None else {}
 
 
 class FakeNetworkRepository(_Repository):
@@ -218,6 +238,7 @@ class FakeAgentRepository(_Repository):
 
 class FakeTaskRepository(_Repository):
     def add(self, task: Task) -> None:
+        task.revision = 0
         self._rows.tasks[task.id] = _row_of(task)
         self._append_history(task)
 
@@ -278,16 +299,55 @@ class FakeTaskRepository(_Repository):
             self._rows.tasks[task_id] = replace(stored, heartbeat_at=now)
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
-        return [
-            copy.deepcopy(entry)
-            for _, (tenant, of_task, entry) in sorted(self._rows.events.items())
-            if tenant == self._tenant_id and of_task == task_id
-        ]
+        return sorted(
+            (
+                copy.deepcopy(entry)
+                for _, (tenant, of_task, entry) in self._rows.events.items()
+                if tenant == self._tenant_id and of_task == task_id
+            ),
+            key=lambda e: e.seq,
+        )
 
-    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
+    def events(self, task_id: UUID, *, after: int, limit: int) -> list[HistoryEntry]:
+        return [e for e in self.history(task_id) if e.seq > after][:limit]
+
+    def revision(self, task_id: UUID, *, network_id: UUID) -> Revision:
+        task = self.in_network(task_id, network_id=network_id)
+        return Revision(task.revision, task.status)
+
+    def summary(self, task_id: UUID, *, network_id: UUID) -> TaskSummary:
+        task = self.in_network(task_id, network_id=network_id)
+        current = self.subtasks(task_id, task.iteration)
+        result = task.result or {}
+        return TaskSummary(
+            id=task.id,
+            network_id=task.network_id,
+            status=task.status,
+            revision=task.revision,
+            iteration=task.iteration,
+            wave=task.wave,
+            steps_done=sum(s.step is not None for s in current),
+            steps_planned=len(current),
+            answer=result.get("answer"),
+            score=result.get("score"),
+        )
+
+    def begin_step(self, entry: HistoryEntry, task_id: UUID, *, now: datetime) -> None:
+        task = self._bumped(task_id)
+        self._rows.tasks[task_id] = replace(self._rows.tasks[task_id], heartbeat_at=now)
+        self._append(task, [replace(entry, status=task.status)])
+
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
+        added = []
         for position, planned in enumerate(plan.subtasks):
             row = SubtaskRow(self._tenant_id, position, plan.wave_of(planned.key), planned)
-            self._rows.subtasks.setdefault((task_id, iteration, planned.key), row)
+            if (task_id, iteration, planned.key) not in self._rows.subtasks:
+                self._rows.subtasks[(task_id, iteration, planned.key)] = row
+                added.append((planned, row.wave))
+        if added:
+            task = self._bumped(task_id)
+            entry = plan_entry(added, iteration=iteration, status=task.status, now=now)
+            self._append(task, [entry])
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
         return [s for s in self.every_subtask(task_id) if s.iteration == iteration]
@@ -310,17 +370,46 @@ class FakeTaskRepository(_Repository):
         return next((s for s in self.subtasks(task_id, iteration) if s.key == key), None)
 
     def add_step(self, step: StepRecord, *, now: datetime) -> None:
-        task = self.get(step.task_id)
+        task = self._bumped(step.task_id)
         self._rows.tasks[task.id] = replace(
             self._rows.tasks[task.id], usage=task.usage + step.usage, heartbeat_at=now
         )
-        entry = step_entry(step, task.status, now=now)
-        self._rows.events[next(self._db.sequence)] = (self._tenant_id, task.id, entry)
+        self._append(task, [step_entry(step, task.status, now=now)])
+
+    def _bumped(self, task_id: UUID) -> Task:
+        """The stored task, refusing a change to one that has ended (as the SQL UPDATE does)."""
+        task = self.get(task_id)
+        if task.status.is_terminal:
+            raise TaskEnded(task_id, task.status)
+        return task
 
     def _append_history(self, task: Task) -> None:
-        for entry in task.new_history:
-            self._rows.events[next(self._db.sequence)] = (self._tenant_id, task.id, entry)
+        stored = self._rows.tasks.get(task.id)
+        if stored is None or stored.tenant_id != self._tenant_id or not task.new_history:
+            task.new_history.clear()
+            return
+        count = len(task.new_history)
+        task.revision = self._append(stored, list(task.new_history))
+        numbered = [
+            entry for _, (_, of_task, entry) in sorted(self._rows.events.items())
+            if of_task == task.id
+        ][-count:]
+        task.history[len(task.history) - count :] = copy.deepcopy(numbered)
         task.new_history.clear()
+
+    def _append(self, stored: Task, entries: list[HistoryEntry]) -> int:
+        """Number the entries after the stored task's revision, and move it on."""
+        revision = stored.revision
+        for entry in entries:
+            revision += 1
+            numbered = replace(entry, seq=revision)
+            self._rows.events[next(self._db.sequence)] = (self._tenant_id, stored.id, numbered)
+        current = self._rows.tasks[stored.id]
+        self._rows.tasks[stored.id] = replace(current, revision=revision)
+        self._changes[stored.id] = TaskChange(
+            self._tenant_id, stored.network_id, stored.id, revision, current.status
+        )
+        return revision
 
 
 def _row_of(task: Task) -> Task:
@@ -364,6 +453,12 @@ class FakeMemoryRepository(_Repository):
     def add(self, item: MemoryItem) -> None:
         self._rows.memory[item.id] = item
 
+    def get(self, network_id: UUID, item_id: UUID) -> MemoryItem:
+        item = self._rows.memory.get(item_id)
+        if item is None or (item.tenant_id, item.network_id) != (self._tenant_id, network_id):
+            raise NotFound("memory item", item_id)
+        return item
+
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         found = [
             m
@@ -403,11 +498,38 @@ class FakeQuotaRepository(_Repository):
         return min(sum(r.tenant_id == self._tenant_id for r in rows), up_to)
 
 
+class FakeIdempotencyRepository(_Repository):
+    # The fake runs one unit of work at a time: no create is ever in flight beside another.
+    def claim(
+        self, claim: IdempotencyKey, created: Created, *, now: datetime, expired_before: datetime
+    ) -> PriorCreate | None:
+        prior = self._rows.idempotency.get((self._tenant_id, claim.key))
+        if prior is not None and prior.created_at >= expired_before:
+            return prior
+        self._rows.idempotency[(self._tenant_id, claim.key)] = PriorCreate(
+            claim.key, claim.fingerprint, created, None, now
+        )
+        return None
+
+    def made(self, key: str, resource_id: UUID) -> None:
+        prior = self._rows.idempotency[(self._tenant_id, key)]
+        self._rows.idempotency[(self._tenant_id, key)] = replace(prior, resource_id=resource_id)
+
+
 class FakeUnitOfWork:
     """Reads the record as it was when the block began; leaving without commit() drops changes."""
 
-    def __init__(self, database: FakeDatabase, tenant_id: str, *, autocommit: bool = False) -> None:
+    def __init__(
+        self,
+        database: FakeDatabase,
+        tenant_id: str,
+        *,
+        autocommit: bool = False,
+        announce: Callable[[Sequence[TaskChange]], None] | None = None,
+    ) -> None:
         self._db, self.tenant_id, self._autocommit = database, tenant_id, autocommit
+        self._announce = announce
+        self._changes: dict[UUID, TaskChange] = {}
         self.committed = False
         self.commits = 0
 
@@ -417,10 +539,11 @@ class FakeUnitOfWork:
         args = (self._rows, self.tenant_id, self._db)
         self.networks = FakeNetworkRepository(*args)
         self.agents = FakeAgentRepository(*args)
-        self.tasks = FakeTaskRepository(*args)
+        self.tasks = FakeTaskRepository(*args, self._changes)
         self.steps = FakeStepRepository(*args)
         self.memory = FakeMemoryRepository(*args)
         self.quotas = FakeQuotaRepository(*args)
+        self.idempotency = FakeIdempotencyRepository(*args)
         return self
 
     def __exit__(
@@ -438,8 +561,13 @@ class FakeUnitOfWork:
         self._before = self._rows.snapshot()
         self.committed = True
         self.commits += 1
+        changes = list(self._changes.values())
+        self._changes.clear()
+        if changes and self._announce is not None:
+            self._announce(changes)
 
     def rollback(self) -> None:
+        self._changes.clear()
         # In place: the repositories hold these very dicts.
         for name in self._rows.names():
             rows = getattr(self._rows, name)
@@ -450,12 +578,19 @@ class FakeUnitOfWork:
 class FakeUnitOfWorkFactory:
     """The `UnitOfWorkFactory` port over one FakeDatabase; keeps every unit of work it made."""
 
-    def __init__(self, database: FakeDatabase | None = None) -> None:
+    def __init__(
+        self,
+        database: FakeDatabase | None = None,
+        announce: Callable[[Sequence[TaskChange]], None] | None = None,
+    ) -> None:
         self.database = database or FakeDatabase()
+        self.announce = announce
         self.made: list[FakeUnitOfWork] = []
 
     def __call__(self, tenant_id: str, *, autocommit: bool = False) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.database, tenant_id, autocommit=autocommit)
+        uow = FakeUnitOfWork(
+            self.database, tenant_id, autocommit=autocommit, announce=self.announce
+        )
         self.made.append(uow)
         return uow
 
@@ -648,7 +783,10 @@ class FakeModelClient:
         max_tokens: int,
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
+        is_wanted: Callable[[], bool] | None = None,
     ) -> Completion:
+        if is_wanted is not None and not is_wanted():
+            raise CallAbandoned("the fake model was not called: the task has ended")
         system = "\n".join(m.content for m in messages if m.role == "system")
         user = "\n".join(m.content for m in messages if m.role == "user")
         call = ModelCall(system, user, tuple(chain) if chain else None, timeout_s)
@@ -681,6 +819,7 @@ class FakeMesh:
     clock: FakeClock
     redis: fakeredis.FakeRedis
     store: RedisMemoryStore
+    revisions: RedisTaskRevisions
     models: FakeModelClient
     dispatcher: FakeDispatcher
     networks: NetworkService
@@ -705,7 +844,8 @@ class FakeMesh:
         redis = redis or fakeredis.FakeRedis(server=fakeredis.FakeServer())
         models = models or FakeModelClient()
         dispatcher = dispatcher or FakeDispatcher(clock=clock)
-        uow = FakeUnitOfWorkFactory(database)
+        revisions = RedisTaskRevisions(redis)
+        uow = FakeUnitOfWorkFactory(database, announce=revisions.publish)
         store = RedisMemoryStore(redis, Sealer.from_text(DATA_KEYS))
         activity = RedisAgentActivity(redis)
         steps = StepRunner(
@@ -715,6 +855,7 @@ class FakeMesh:
             activity=activity,
             models=models,
             clock=clock,
+            revisions=revisions,
         )
         return cls(
             tenant_id=tenant_id,
@@ -723,12 +864,19 @@ class FakeMesh:
             clock=clock,
             redis=redis,
             store=store,
+            revisions=revisions,
             models=models,
             dispatcher=dispatcher,
             networks=NetworkService(
                 tenant_id=tenant_id, uow=uow, memory=store, activity=activity, clock=clock
             ),
-            tasks=TaskService(tenant_id=tenant_id, uow=uow, dispatcher=dispatcher, clock=clock),
+            tasks=TaskService(
+                tenant_id=tenant_id,
+                uow=uow,
+                dispatcher=dispatcher,
+                clock=clock,
+                revisions=revisions,
+            ),
             memory=MemoryService(tenant_id=tenant_id, uow=uow, store=store, clock=clock),
             steps=steps,
             coordination=Coordination(

@@ -43,6 +43,8 @@ class ProviderServer:
         self._defaults: dict[str, str] = {}
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+        # When each request arrived (time.monotonic(), this machine's clock) and its model.
+        self.arrivals: list[tuple[float, str]] = []
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -68,6 +70,7 @@ class ProviderServer:
     def next_action(self, model: str) -> str:
         with self._lock:
             self.requests[model] += 1
+            self.arrivals.append((time.monotonic(), model))
             script = self._scripts.get(model)
             if script:
                 return script.popleft()

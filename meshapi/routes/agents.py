@@ -9,6 +9,7 @@ from flask_smorest.pagination import PaginationParameters
 
 from meshapi.blueprint import Blueprint
 from meshapi.context import services
+from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.routes.networks import agent_spec
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.networks import AGENT_EXAMPLE, AgentCreateSchema, AgentSchema
@@ -24,12 +25,15 @@ blp = Blueprint(
 @blp.route("")
 class Agents(MethodView):
     @blp.arguments(AgentCreateSchema, example=AGENT_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(201, AgentSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
-    def post(self, body: dict, network_id: UUID) -> object:
+    def post(self, body: dict, headers: dict, network_id: UUID) -> object:
         """Add an agent to a network."""
-        return services().networks.add_agent(network_id, agent_spec(body))
+        return services().networks.add_agent(
+            network_id, agent_spec(body), idempotency=idempotency_of(headers)
+        )
 
     @blp.response(200, AgentSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema)

@@ -9,6 +9,7 @@ from flask_smorest.pagination import PaginationParameters
 
 from meshapi.blueprint import Blueprint
 from meshapi.context import services
+from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.memory import (
     MEMORY_EXAMPLE,
@@ -29,12 +30,13 @@ blp = Blueprint(
 @blp.route("")
 class Memory(MethodView):
     @blp.arguments(MemoryCreateSchema, example=MEMORY_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(201, MemoryItemSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
-    def post(self, body: dict, network_id: UUID) -> object:
+    def post(self, body: dict, headers: dict, network_id: UUID) -> object:
         """Add an item to the shared memory."""
-        return services().memory.add(network_id, **body)
+        return services().memory.add(network_id, **body, idempotency=idempotency_of(headers))
 
     @blp.arguments(MemoryQueryArgsSchema, location="query")
     @blp.response(200, MemoryItemSchema(many=True))

@@ -10,6 +10,7 @@ from flask_smorest.pagination import PaginationParameters
 
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
+from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.networks import NETWORK_EXAMPLE, NetworkCreateSchema, NetworkSchema
 from meshcore.domain.network import ModelConfig
@@ -28,9 +29,10 @@ blp = Blueprint(
 @blp.route("")
 class Networks(MethodView):
     @blp.arguments(NetworkCreateSchema, example=NETWORK_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(201, NetworkSchema)
     @blp.alt_response(422, schema=ErrorSchema)
-    def post(self, body: dict) -> object:
+    def post(self, body: dict, headers: dict) -> object:
         """Create a network; without `agents` it gets the default team of seven."""
         config = body["config"]
         if config.get("model_chain"):
@@ -45,6 +47,7 @@ class Networks(MethodView):
             description=body["description"],
             config=replace(mesh().default_network_config(), **config),
             agents=agents,
+            idempotency=idempotency_of(headers),
         )
 
     @blp.response(200, NetworkSchema(many=True))

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import url_for
+from flask import Response, request, url_for
 from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 
+from meshapi import events as sse
 from meshapi.blueprint import Blueprint
-from meshapi.context import services
+from meshapi.context import mesh, services
+from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.tasks import (
     TASK_EXAMPLE,
+    EventsHeadersSchema,
     TaskCreateSchema,
     TaskListArgsSchema,
+    TaskProgressSchema,
+    TaskReadArgsSchema,
+    TaskReadHeadersSchema,
     TaskSchema,
     TaskSummarySchema,
 )
+from meshcore.services.tasks import Unchanged
 
 blp = Blueprint(
     "tasks",
@@ -31,6 +38,7 @@ blp = Blueprint(
 @blp.route("")
 class Tasks(MethodView):
     @blp.arguments(TaskCreateSchema, example=TASK_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(
         202,
         TaskSchema,
@@ -41,9 +49,9 @@ class Tasks(MethodView):
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(409, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
-    def post(self, body: dict, network_id: UUID) -> object:
-        """Submit a task; poll the Location until its status is final."""
-        task = services().tasks.submit(network_id, **body)
+    def post(self, body: dict, headers: dict, network_id: UUID) -> object:
+        """Submit a task; poll the Location until its status is final (or wait on it)."""
+        task = services().tasks.submit(network_id, **body, idempotency=idempotency_of(headers))
         location = url_for("tasks.TaskById", network_id=network_id, task_id=task.id)
         return task, {"Location": location}
 
@@ -62,13 +70,99 @@ class Tasks(MethodView):
         return tasks
 
 
+ETAG = {
+    "ETag": {
+        "description": "The task's revision, a strong validator: send it back as "
+        "If-None-Match to learn whether the task changed",
+        "schema": {"type": "string"},
+    }
+}
+EITHER_VIEW = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Task"},
+        {"$ref": "#/components/schemas/TaskProgress"},
+    ]
+}
+
+
 @blp.route("/<id(task):task_id>")
 class TaskById(MethodView):
-    @blp.response(200, TaskSchema)
+    @blp.arguments(TaskReadArgsSchema, location="query")
+    @blp.arguments(TaskReadHeadersSchema, location="headers")
+    # Either view; the body is serialised here, as the view asks.
+    @blp.response(200, EITHER_VIEW, headers=ETAG)
+    @blp.alt_response(304, description="Unchanged since the revision named", headers=ETAG)
     @blp.alt_response(404, schema=ErrorSchema)
-    def get(self, network_id: UUID, task_id: UUID) -> object:
-        """A task with its subtasks, history, result and usage."""
-        return services().tasks.get(network_id, task_id)
+    def get(self, args: dict, headers: dict, network_id: UUID, task_id: UUID) -> object:
+        """A task with its subtasks, history, result and usage (or, with view=summary, its
+        progress); a conditional GET of an unchanged task is a 304, and `wait` long-polls."""
+        is_summary = args["view"] == "summary"
+        found = services().tasks.read(
+            network_id,
+            task_id,
+            known=_known_revision(args),
+            wait=args.get("wait", 0.0),
+            summary=is_summary,
+        )
+        if isinstance(found, Unchanged):
+            return Response(status=304, headers=_validators(found.revision))
+        body = (TaskProgressSchema if is_summary else TaskSchema)().dump(found)
+        return sse.json_response(body, headers=_validators(found.revision))
+
+
+@blp.route("/<id(task):task_id>/cancel")
+class TaskCancel(MethodView):
+    @blp.response(202, TaskSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema)
+    def post(self, network_id: UUID, task_id: UUID) -> object:
+        """Cancel an unfinished task: it ends `cancelled` at once, keeping what was done;
+        no model call starts after this answers. 409 if the task has ended."""
+        return services().tasks.cancel(network_id, task_id)
+
+
+@blp.route("/<id(task):task_id>/events")
+class TaskEvents(MethodView):
+    @blp.arguments(EventsHeadersSchema, location="headers")
+    @blp.response(
+        200,
+        {"type": "string"},
+        description="Server-Sent Events: `id` (1, 2, 3... per task), `event` (the type) and "
+        "JSON `data`; a comment every 15 s; closed after the final event",
+        content_type="text/event-stream",
+    )
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(503, schema=ErrorSchema, description="Too many open streams; retry")
+    def get(self, headers: dict, network_id: UUID, task_id: UUID) -> object:
+        """The task's events as they happen; `Last-Event-ID` resumes after that event."""
+        slot = sse.STREAMS.take(mesh().settings.max_streams)
+        try:
+            events = services().tasks.events(
+                network_id,
+                task_id,
+                after=headers.get("last_event_id", 0),
+                heartbeat=mesh().settings.stream_heartbeat_seconds,
+            )
+        except BaseException:
+            slot.release()
+            raise
+        return sse.stream(events, slot)
+
+
+def _known_revision(args: dict) -> int | None:
+    """The revision the client has: `after`, else a strong If-None-Match of ours."""
+    if "after" in args:
+        return args["after"]
+    for tag in request.if_none_match.as_set(include_weak=True):
+        # Werkzeug gives None for a tag it could not parse; only our own tags name revisions.
+        if isinstance(tag, str) and tag.isdigit() and len(tag) < 10:
+            return int(tag)
+    return None
+
+
+def _validators(revision: int) -> dict[str, str]:
+    # no-cache: a cache in between may keep the body, but must ask before reusing it.
+    return {"ETag": f'"{revision}"', "Cache-Control": "no-cache"}
 
 
 @blp.route("/<id(task):task_id>/process")

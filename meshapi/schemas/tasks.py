@@ -65,6 +65,65 @@ class TaskListArgsSchema(ma.Schema):
     status = ma.fields.Enum(TaskStatus, by_value=True)
 
 
+MAX_WAIT_SECONDS = 60
+MAX_REVISION = 2**31 - 1
+
+
+class TaskReadArgsSchema(ma.Schema):
+    view = ma.fields.String(
+        load_default="full",
+        validate=validate.OneOf(["full", "summary"]),
+        metadata={"description": "summary: status, revision, progress, answer and score only"},
+    )
+    wait = ma.fields.Float(
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        metadata={
+            "description": "Seconds to wait (up to 60) for the task to change from the revision "
+            "named by If-None-Match or `after`, or to end; 304 if it did not"
+        },
+    )
+    after = ma.fields.Integer(
+        validate=validate.Range(min=0, max=MAX_REVISION),
+        metadata={"description": "The revision the client has (as If-None-Match names it)"},
+    )
+
+
+class TaskReadHeadersSchema(ma.Schema):
+    if_none_match = ma.fields.String(
+        data_key="If-None-Match",
+        metadata={"description": "The task's ETag as the client has it: 304 while unchanged"},
+    )
+
+
+class EventsHeadersSchema(ma.Schema):
+    last_event_id = ma.fields.Integer(
+        data_key="Last-Event-ID",
+        validate=validate.Range(min=0, max=MAX_REVISION),
+        metadata={"description": "Resume after this event: the stream starts with the next"},
+    )
+
+
+class TaskProgressSchema(ma.Schema):
+    """GET a task with ?view=summary: what a poll needs, without the history."""
+
+    id = ma.fields.UUID()
+    network_id = ma.fields.UUID()
+    status = ma.fields.Enum(TaskStatus, by_value=True)
+    revision = ma.fields.Integer(metadata={"description": "Moves on every change; the ETag"})
+    iteration = ma.fields.Integer(metadata={"description": "Counted from 1; 0 before planning"})
+    wave = Ordinal(metadata={"description": "The current wave of the iteration, from 1"})
+    progress = ma.fields.Function(
+        lambda s: {"done": s.steps_done, "planned": s.steps_planned},
+        metadata={
+            "description": "Specialist steps of the current iteration recorded, of those planned",
+            "type": "object",
+            "properties": {"done": {"type": "integer"}, "planned": {"type": "integer"}},
+        },
+    )
+    answer = ma.fields.String(allow_none=True)
+    score = ma.fields.Float(allow_none=True)
+
+
 class StepSchema(ma.Schema):
     status = ma.fields.String()
     output = ma.fields.String()
@@ -109,6 +168,9 @@ class HistoryDetail(ma.fields.Dict):
 
 
 class HistoryEntrySchema(ma.Schema):
+    seq = ma.fields.Integer(
+        metadata={"description": "The event's number in the task's log (its SSE id), from 1"}
+    )
     at = ma.fields.DateTime()
     kind = ma.fields.String(metadata={"description": "transition or step"})
     status = ma.fields.String()
@@ -127,6 +189,9 @@ class TaskSummarySchema(ma.Schema):
     priority = ma.fields.Enum(Priority, by_value=True)
     status = ma.fields.Enum(TaskStatus, by_value=True)
     iteration = ma.fields.Integer()
+    revision = ma.fields.Integer(
+        metadata={"description": "Moves on every change: the number of the task's last event"}
+    )
     result = ma.fields.Dict(allow_none=True)
     error = ma.fields.String(allow_none=True)
     usage = ma.fields.Nested(UsageSchema)

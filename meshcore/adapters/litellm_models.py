@@ -13,6 +13,7 @@ Only processes that call models import this module: importing litellm costs seco
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -34,7 +35,7 @@ from meshcore.adapters.breaker import BreakerBoard, CircuitBreakerError
 from meshcore.adapters.litellm_env import litellm, quiet_call
 from meshcore.adapters.offline_model import PROVIDER, OfflineModel
 from meshcore.adapters.providers import Providers
-from meshcore.domain.errors import ModelUnavailable
+from meshcore.domain.errors import CallAbandoned, ModelUnavailable
 from meshcore.domain.task import Usage
 from meshcore.ports import Completion, Message
 from meshcore.settings import OFFLINE_MODEL, Settings
@@ -82,6 +83,7 @@ class _Request:
     temperature: float
     max_tokens: int
     deadline: float  # time.monotonic() by which the whole chain must have answered
+    is_wanted: Callable[[], bool] | None = None  # asked before each request goes out
 
 
 class ModelGateway:
@@ -106,9 +108,11 @@ class ModelGateway:
         max_tokens: int,
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
+        is_wanted: Callable[[], bool] | None = None,
     ) -> Completion:
         """The first good answer along the chain, or ModelUnavailable saying why none came."""
-        request = _Request(messages, temperature, max_tokens, time.monotonic() + timeout_s)
+        deadline = time.monotonic() + timeout_s
+        request = _Request(messages, temperature, max_tokens, deadline, is_wanted)
         failures = []
         for model in self.usable(chain):
             if time.monotonic() >= request.deadline:
@@ -195,6 +199,10 @@ class ModelGateway:
         return retrying(breaker.call, self._call, model, request)
 
     def _call(self, model: str, request: _Request) -> Completion:
+        # Asked before every request, retries and fallbacks included: a task cancelled while
+        # a retry waited out its backoff sends nothing more.
+        if request.is_wanted is not None and not request.is_wanted():
+            raise CallAbandoned(f"{model} not called: the task has ended")
         remaining = request.deadline - time.monotonic()
         if remaining <= 0:
             raise openai.APITimeoutError(request=None)  # type: ignore[arg-type]
@@ -332,6 +340,35 @@ def _retry_after_or(
 
 def _provider(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "unknown"
+
+
+# Nothing listens on the discard port of loopback: a warm-up request is refused at once.
+_NOWHERE = "http://127.0.0.1:9"
+
+
+def warm_up(chain: Sequence[str]) -> None:
+    """Load what litellm loads on a provider's first call, sending nothing anywhere.
+
+    A process's first call of a provider spends about 150 ms in imports and client set-up
+    before its request goes out. Paid here at worker start (a request to a closed port on
+    loopback, refused at once), a step's request follows its start in the log by
+    milliseconds, and `is_wanted`, asked just before, sees a cancel that came in between.
+    """
+    started = time.perf_counter()
+    for model in chain:
+        # A provider's own complaint (no such model, bad base) still warmed its path.
+        with quiet_call(), contextlib.suppress(*MODEL_ERRORS, ValueError):
+            litellm.completion(
+                model=model,
+                messages=[{"role": "user", "content": "warm up"}],
+                api_base=_NOWHERE,
+                api_key="warm-up",
+                timeout=1,
+                num_retries=0,
+                max_retries=0,
+            )
+    took_ms = round((time.perf_counter() - started) * 1000)
+    log.info("models.warmed_up", models=len(chain), ms=took_ms)
 
 
 def register_offline_model(latency_ms: int) -> None:

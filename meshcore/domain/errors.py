@@ -5,15 +5,19 @@ MeshError
   ├ Forbidden             a valid key without the scope the request needs
   ├ NotFound              a network, agent, task, memory item or key id that does not exist
   ├ Conflict              the current state forbids the action
-  │  └ InvalidTransition  a task status change the state machine does not allow
+  │  ├ InvalidTransition  a task status change the state machine does not allow
+  │  └ TaskEnded          a change to a task that has ended (cancelled under a running step)
   ├ InvalidPlan           a cycle, a self-dependency, an unknown key or an agent the network lacks
   ├ InvalidInput          a value the domain rejects (out of range, empty, too long)
+  ├ IdempotencyKeyReused  an Idempotency-Key sent again with another request
   ├ QuotaExceeded         the tenant holds all its quota allows (networks, agents, memory)
   │  └ TooManyTasksInFlight  at the tenant's limit of tasks queued or running; retry later
   ├ ModelUnavailable      no model in the chain could answer
+  │  └ CallAbandoned      the task ended (cancelled) before the model was called
   └ Unavailable           a server Mesh depends on does not answer; try again later
      ├ RecordUnavailable  Postgres (or the SQLite file)
-     └ MemoryViewUnavailable  the Redis view of shared memory
+     ├ MemoryViewUnavailable  the Redis view of shared memory
+     └ TooManyStreams     this API process holds as many open event streams as it may
 """
 
 from __future__ import annotations
@@ -47,6 +51,15 @@ class InvalidTransition(Conflict):
         self.current, self.target = current, target
 
 
+class TaskEnded(Conflict):
+    """The task ended (completed, failed, cancelled, timed out) before this change was made:
+    nothing is added to it after its last event."""
+
+    def __init__(self, task_id: object, status: object) -> None:
+        super().__init__(f"task {task_id} is {status}: it takes no more changes")
+        self.task_id, self.status = task_id, status
+
+
 class InvalidPlan(MeshError):
     """A plan the network cannot run; `field` names the offending part."""
 
@@ -59,6 +72,19 @@ class InvalidInput(MeshError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class IdempotencyKeyReused(MeshError):
+    """The Idempotency-Key was used for another request (another body or path) within its
+    lifetime; `header` names it."""
+
+    header = "Idempotency-Key"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was used for a different request; a retry must send the"
+            " same method, path and body, and a new request needs a new key"
+        )
 
 
 class QuotaExceeded(MeshError):
@@ -79,6 +105,10 @@ class ModelUnavailable(MeshError):
     """Every model in the chain failed or was skipped."""
 
 
+class CallAbandoned(ModelUnavailable):
+    """The step's task ended before its model call went out: the call was not made."""
+
+
 class Unavailable(MeshError):
     """A dependency is down; the request changed nothing and may be retried."""
 
@@ -91,3 +121,10 @@ class RecordUnavailable(Unavailable):
 
 class MemoryViewUnavailable(Unavailable):
     """Redis, which holds the shared view of memory, cannot be reached."""
+
+
+class TooManyStreams(Unavailable):
+    """Every event-stream slot of this API process is taken; another process, or a later
+    try, may have one."""
+
+    retry_after_seconds = 2

@@ -13,6 +13,8 @@ from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.usage import Usage
 
 MAX_DESCRIPTION = 10_000
+# How much of a step's output its event carries: enough to follow, never the whole answer.
+EXCERPT_CHARS = 500
 
 # Step keys the coordinator and critic use; plan keys cannot start with "@", so none collide.
 PLAN_KEY = "@plan"
@@ -65,16 +67,54 @@ class StepStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class EventKind(enum.StrEnum):
+    """What a line of a task's history (an event of its log) says happened."""
+
+    TRANSITION = "transition"  # a status change
+    STEP = "step"  # a step was recorded (finished)
+    STEP_START = "step_start"  # a step began: its model call is about to be made
+    PLAN = "plan"  # an iteration's subtasks were planned
+    WAVE = "wave"  # the next wave of the iteration was dispatched
+    VERDICT = "verdict"  # the critic scored the synthesis
+    RECOVERY = "recovery"  # the sweeper re-drove a stalled task
+    RELEASED = "released"  # a held task was released for processing
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One line of a task's history: a status transition or an agent step."""
+    """One event of a task's log: a status transition, a step begun or recorded, a plan..."""
 
     at: datetime
-    kind: str  # "transition" or "step"
-    status: TaskStatus
+    kind: str  # an EventKind
+    status: TaskStatus  # the task's status when it happened
     agent: str | None = None
     queue: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    seq: int = 0  # its number in the task's log, from 1; 0 until it is recorded
+
+    @property
+    def type(self) -> str:
+        """The event's public name, as the event stream and webhooks give it."""
+        return event_type(self)
+
+
+def event_type(entry: HistoryEntry) -> str:
+    """`task.completed` (and failed, cancelled, timed_out) for an ending, `task.status` for any
+    other status change, `step.started`, `step.finished`, `critic.verdict`, `task.plan`..."""
+    if entry.kind == EventKind.TRANSITION:
+        return f"task.{entry.status.value}" if entry.status.is_terminal else "task.status"
+    return _EVENT_TYPES.get(entry.kind, f"task.{entry.kind}")
+
+
+_EVENT_TYPES = {
+    EventKind.STEP: "step.finished",
+    EventKind.STEP_START: "step.started",
+    EventKind.PLAN: "task.plan",
+    EventKind.WAVE: "task.wave",
+    EventKind.VERDICT: "critic.verdict",
+    EventKind.RECOVERY: "task.recovery",
+    EventKind.RELEASED: "task.released",
+}
 
 
 @dataclass(frozen=True)
@@ -137,6 +177,7 @@ class Task:
     wave: int = 0  # the wave of the current iteration that has been dispatched
     heartbeat_at: datetime | None = None  # the last sign of progress the sweeper looks for
     is_held: bool = False  # submitted with auto_process false and not processed yet
+    revision: int = 0  # the number of its latest recorded event: moves on every change
     result: dict[str, object] | None = None
     error: str | None = None
     usage: Usage = Usage()
@@ -177,7 +218,9 @@ class Task:
             heartbeat_at=now,
             is_held=is_held,
         )
-        task._record(HistoryEntry(now, "transition", TaskStatus.QUEUED, detail={"from": None}))
+        task._record(
+            HistoryEntry(now, EventKind.TRANSITION, TaskStatus.QUEUED, detail={"from": None})
+        )
         return task
 
     def transition(self, target: TaskStatus, *, now: datetime, **detail: object) -> None:
@@ -185,7 +228,7 @@ class Task:
         if target not in TRANSITIONS[self.status]:
             raise InvalidTransition(self.status, target)
         entry = HistoryEntry(
-            now, "transition", target, detail={"from": self.status.value, **detail}
+            now, EventKind.TRANSITION, target, detail={"from": self.status.value, **detail}
         )
         self.status = target
         self.updated_at = self.heartbeat_at = now
@@ -203,11 +246,26 @@ class Task:
         self.is_held = False
         # The sweeper times a stall from the heartbeat: the hold was no stall.
         self.updated_at = self.heartbeat_at = now
+        self._record(HistoryEntry(now, EventKind.RELEASED, self.status))
 
     def advance_wave(self, *, now: datetime) -> None:
         """The current wave is done; the next one is being dispatched."""
         self.wave += 1
         self.updated_at = self.heartbeat_at = now
+        detail = {"iteration": self.iteration, "wave": self.wave}
+        self._record(HistoryEntry(now, EventKind.WAVE, self.status, detail=detail))
+
+    def record_verdict(self, *, score: float, feedback: str, now: datetime) -> None:
+        """The critic's verdict on this iteration's synthesis, before what follows from it."""
+        detail = {"iteration": self.iteration, "score": score, "feedback": feedback}
+        self._record(HistoryEntry(now, EventKind.VERDICT, self.status, detail=detail))
+
+    def check_cancellable(self) -> None:
+        """Raise Conflict for a task that has ended: only an unfinished task can be cancelled."""
+        if self.status.is_terminal:
+            raise Conflict(
+                f"task {self.id} is {self.status}; only an unfinished task can be cancelled"
+            )
 
     def start_revision(self, *, now: datetime) -> None:
         self.iteration += 1
@@ -219,7 +277,7 @@ class Task:
         self._record(
             HistoryEntry(
                 now,
-                "recovery",
+                EventKind.RECOVERY,
                 self.status,
                 detail={"action": action, "iteration": self.iteration, "wave": self.wave},
             )
@@ -241,7 +299,7 @@ def step_entry(step: StepRecord, status: TaskStatus, *, now: datetime) -> Histor
     """The history line a recorded step adds to its task, which was in `status` then."""
     return HistoryEntry(
         now,
-        "step",
+        EventKind.STEP,
         status,
         agent=step.agent_type.value,
         queue=step.queue,
@@ -251,7 +309,84 @@ def step_entry(step: StepRecord, status: TaskStatus, *, now: datetime) -> Histor
             "status": step.status.value,
             "model": step.model,
             "latency_ms": round(step.latency_ms, 1),
+            "input_tokens": step.usage.input_tokens,
+            "output_tokens": step.usage.output_tokens,
+            "cost_usd": step.usage.cost_usd,
             "worker": step.worker,
             "attempt": step.attempt,
+            "excerpt": step.output[:EXCERPT_CHARS],
+            "error": step.error,
         },
     )
+
+
+def step_start_entry(
+    *,
+    iteration: int,
+    key: str,
+    agent_type: AgentType,
+    queue: str,
+    attempt: int,
+    status: TaskStatus,
+    now: datetime,
+) -> HistoryEntry:
+    """The history line of a step whose model call is about to be made."""
+    detail = {"iteration": iteration, "subtask": key, "attempt": attempt}
+    return HistoryEntry(
+        now, EventKind.STEP_START, status, agent=agent_type.value, queue=queue, detail=detail
+    )
+
+
+def plan_entry(
+    subtasks: list[tuple[PlannedSubtask, int]], *, iteration: int, status: TaskStatus,
+    now: datetime,
+) -> HistoryEntry:
+    """The history line of an iteration's plan: each subtask with its wave (from 0)."""
+    detail = {
+        "iteration": iteration,
+        "subtasks": [
+            {
+                "key": s.key,
+                "agent": s.agent_type.value,
+                "depends_on": list(s.depends_on),
+                "wave": wave,
+            }
+            for s, wave in subtasks
+        ],
+    }
+    return HistoryEntry(now, EventKind.PLAN, status, detail=detail)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Where a task stands, in two words: its revision and its status."""
+
+    revision: int
+    status: TaskStatus
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """A task changed in a transaction that committed: what live notifications carry."""
+
+    tenant_id: str
+    network_id: UUID
+    task_id: UUID
+    revision: int
+    status: TaskStatus
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """A task in a few fields, for polls that need no history."""
+
+    id: UUID
+    network_id: UUID
+    status: TaskStatus
+    revision: int
+    iteration: int
+    wave: int
+    steps_done: int
+    steps_planned: int
+    answer: str | None = None
+    score: float | None = None

@@ -14,10 +14,10 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import profile_for
-from meshcore.domain.errors import ModelUnavailable, NotFound
+from meshcore.domain.errors import ModelUnavailable, NotFound, TaskEnded, Unavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import AgentType, Network, queue_for
-from meshcore.domain.task import StepRecord, StepStatus, Task
+from meshcore.domain.task import StepRecord, StepStatus, Task, TaskStatus, step_start_entry
 from meshcore.ports import (
     AgentActivity,
     Clock,
@@ -25,6 +25,7 @@ from meshcore.ports import (
     MemoryStore,
     Message,
     ModelClient,
+    TaskRevisions,
     UnitOfWorkFactory,
 )
 from meshcore.services.memory import MemoryView
@@ -34,9 +35,6 @@ from meshcore.telemetry.tracing import current_traceparent, tracer
 log = structlog.get_logger(__name__)
 
 NOWHERE = Delivery()
-# A heartbeat this recent needs no touch when a step begins; stall_seconds must exceed the
-# longest model call by at least this much.
-FRESH_HEARTBEAT = timedelta(seconds=5)
 
 
 class StepRunner:
@@ -53,12 +51,14 @@ class StepRunner:
         memory_min_confidence: float = 0.5,
         lease_seconds: float = 90.0,
         max_attempts: int = 5,
+        revisions: TaskRevisions | None = None,
     ) -> None:
         self._tenant_id, self._uow = tenant_id, uow
         self._memory = MemoryView(tenant_id=tenant_id, uow=uow, store=memory)
         self._activity, self._models, self._clock = activity, models, clock
         self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
         self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
+        self._revisions = revisions
 
     def run_subtask(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
@@ -170,7 +170,7 @@ class StepRunner:
                 recorded_at=self._clock.now(),
                 error=refusal,
             )
-        attempt = self._begin(task, iteration, key)
+        attempt = self._begin(task, iteration, key, agent_type, base["queue"])
         if attempt is None:
             log.info(
                 "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
@@ -213,6 +213,7 @@ class StepRunner:
                 max_tokens=agent.model.max_tokens,
                 timeout_s=max(1.0, task.seconds_left(self._clock.now())),
                 validate=validate,
+                is_wanted=lambda: self._is_unfinished(task),
             )
         except ModelUnavailable as exc:
             log.warning("step.model_unavailable", task_id=str(task.id), subtask=key, error=str(exc))
@@ -236,19 +237,44 @@ class StepRunner:
             latency_ms=completion.latency_ms,
         )
 
+    def _is_unfinished(self, task: Task) -> bool:
+        """Whether the task still wants this step's model call: its status in Redis, where
+        a cancel is announced as it commits (when Redis does not answer, it is wanted)."""
+        if self._revisions is None:
+            return True
+        try:
+            found = self._revisions.current(self._tenant_id, task.network_id, task.id)
+        except Unavailable:
+            return True
+        return found is None or not found.status.is_terminal
+
     def record(
         self, step: StepRecord, network_id: UUID, item: MemoryItem | None = None
     ) -> StepRecord:
-        """Record a step (first write wins); the winner's usage, history and memory go with it."""
-        with self._uow(self._tenant_id) as uow:
-            stored, is_new = uow.steps.record(step)
-            if is_new:
-                if item is not None:
-                    uow.memory.add(item)
-                # Last: the task's row, which its other steps update too, stays locked for
-                # the fewest statements.
-                uow.tasks.add_step(step, now=self._clock.now())
-            uow.commit()
+        """Record a step (first write wins); the winner's usage, history and memory go with it.
+
+        A step that finishes after its task ended (cancelled while the model answered) is
+        discarded whole, and returned as it came: the task's result takes no more work.
+        """
+        try:
+            with self._uow(self._tenant_id) as uow:
+                stored, is_new = uow.steps.record(step)
+                if is_new:
+                    if item is not None:
+                        uow.memory.add(item)
+                    # Last: the task's row, which its other steps update too, stays locked for
+                    # the fewest statements.
+                    uow.tasks.add_step(step, now=self._clock.now())
+                uow.commit()
+        except TaskEnded as exc:
+            log.info(
+                "step.discarded",
+                task_id=str(step.task_id),
+                iteration=step.iteration,
+                subtask=step.key,
+                task_status=str(exc.status),
+            )
+            return step
         # A step made a model call if it names a model or spent time failing in the chain; a
         # client's plan, a budget refusal or a missing agent made none.
         if is_new and (step.model is not None or step.latency_ms > 0):
@@ -301,19 +327,36 @@ class StepRunner:
             },
         )
 
-    def _begin(self, task: Task, iteration: int, key: str) -> int | None:
-        """Lease the step, count the attempt and show the task alive, in one transaction."""
+    def _begin(
+        self, task: Task, iteration: int, key: str, agent_type: AgentType, queue: str
+    ) -> int | None:
+        """Lease the step, count the attempt and note its start in the task's log, in one
+        transaction; None if another attempt holds the lease or the task has ended.
+
+        The start takes the task's row lock, as a cancel does: once a cancel has committed,
+        no step begins a model call.
+        """
         now = self._clock.now()
-        with self._uow(self._tenant_id) as uow:
-            attempt = uow.steps.begin_attempt(
-                task.id, iteration, key, now=now, lease_seconds=self._lease_seconds
-            )
-            # Every step of a wave begins within moments of the transition that started it,
-            # and each touch would queue on the task's row behind its siblings' recordings.
-            beat = task.heartbeat_at
-            if attempt is not None and (beat is None or now - beat > FRESH_HEARTBEAT):
-                uow.tasks.touch(task.id, now)
-            uow.commit()
+        try:
+            with self._uow(self._tenant_id) as uow:
+                attempt = uow.steps.begin_attempt(
+                    task.id, iteration, key, now=now, lease_seconds=self._lease_seconds
+                )
+                if attempt is not None and attempt <= self._max_attempts:
+                    entry = step_start_entry(
+                        iteration=iteration,
+                        key=key,
+                        agent_type=agent_type,
+                        queue=queue,
+                        attempt=attempt,
+                        status=TaskStatus.QUEUED,  # the status the row holds replaces it
+                        now=now,
+                    )
+                    uow.tasks.begin_step(entry, task.id, now=now)
+                uow.commit()
+        except TaskEnded as exc:
+            log.info("step.not_begun", task_id=str(task.id), subtask=key, task_status=exc.status)
+            return None
         return attempt
 
 

@@ -19,7 +19,7 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import coordinator, critic
-from meshcore.domain.errors import InvalidPlan, MeshError
+from meshcore.domain.errors import InvalidPlan, MeshError, TaskEnded
 from meshcore.domain.network import AgentType, Network
 from meshcore.domain.plan import plan_to_json
 from meshcore.domain.task import (
@@ -193,6 +193,7 @@ class Coordination:
                 "feedback": verdict.feedback,
             }
             now, score = self._clock.now(), verdict.score
+            task.record_verdict(score=score, feedback=verdict.feedback, now=now)
             if score >= network.config.quality_threshold:
                 task.transition(
                     TaskStatus.COMPLETED, now=now, reason="quality threshold met", score=score
@@ -298,9 +299,12 @@ class Coordination:
             raise InvalidPlan(recorded.error or "the coordinator gave no plan")
         # Two racing planners may disagree; the recorded plan wins and both follow it.
         plan = answers.recorded_plan(recorded, network)
-        with self._uow(self._tenant_id) as uow:
-            uow.tasks.add_plan(task.id, iteration, plan)
-            uow.commit()
+        try:
+            with self._uow(self._tenant_id) as uow:
+                uow.tasks.add_plan(task.id, iteration, plan, now=self._clock.now())
+                uow.commit()
+        except TaskEnded:
+            return False  # cancelled (or timed out) while it was being planned
         log.info(
             "task.planned",
             task_id=str(task.id),

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from uuid import UUID
 
 import structlog
 
 from meshcore.domain.errors import MemoryViewUnavailable, NotFound
+from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
+from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
 from meshcore.telemetry import metrics
 
@@ -105,9 +108,11 @@ class MemoryService:
         store: MemoryStore,
         clock: Clock,
         quotas: Quotas = DEFAULT_QUOTAS,
+        idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> None:
         self._tenant_id, self._uow, self._clock, self._quotas = tenant_id, uow, clock, quotas
         self._view = MemoryView(tenant_id=tenant_id, uow=uow, store=store)
+        self._idempotency_lifetime = idempotency_lifetime
 
     def add(
         self,
@@ -117,9 +122,20 @@ class MemoryService:
         content: str,
         confidence: float,
         metadata: dict[str, object] | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> MemoryItem:
-        """Record an item in Postgres, then publish it to the shared view."""
+        """Record an item in Postgres, then publish it to the shared view. A retry under the
+        same idempotency key answers the item the first call wrote."""
         with self._uow(self._tenant_id) as uow:
+            earlier = earlier_create(
+                uow,
+                idempotency,
+                Created.MEMORY,
+                now=self._clock.now(),
+                lifetime=self._idempotency_lifetime,
+            )
+            if earlier is not None:
+                return uow.memory.get(network_id, earlier)
             uow.networks.require(network_id)
             item = MemoryItem.create(
                 tenant_id=self._tenant_id,
@@ -132,6 +148,8 @@ class MemoryService:
             )
             # Clients' writes only: an agent's findings count, but a step is never refused.
             reserve(uow, self._quotas, Quota.MEMORY_ITEMS, network_id)
+            if idempotency is not None:
+                uow.idempotency.made(idempotency.key, item.id)
             self._view.remember(uow, item)
         log.info("memory.written", network_id=str(network_id), item_id=str(item.id), type=type)
         return item

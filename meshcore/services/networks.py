@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
 
 from meshcore.agents import profile_for
 from meshcore.domain.errors import MemoryViewUnavailable
+from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import (
     DEFAULT_TEAM,
     Agent,
@@ -20,6 +21,7 @@ from meshcore.domain.network import (
 )
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.ports import AgentActivity, Clock, MemoryStore, Page, UnitOfWorkFactory
+from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
 
 log = structlog.get_logger(__name__)
@@ -43,9 +45,11 @@ class NetworkService:
         activity: AgentActivity,
         clock: Clock,
         quotas: Quotas = DEFAULT_QUOTAS,
+        idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
         self._activity, self._quotas = activity, quotas
+        self._idempotency_lifetime = idempotency_lifetime
 
     def create(
         self,
@@ -54,8 +58,10 @@ class NetworkService:
         description: str,
         config: NetworkConfig,
         agents: list[AgentSpec] | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Network:
-        """Create a network; without an agent list it gets the default team."""
+        """Create a network; without an agent list it gets the default team. A retry under
+        the same idempotency key answers the network the first call made."""
         now = self._clock.now()
         network = Network.create(
             tenant_id=self._tenant_id, name=name, description=description, config=config, now=now
@@ -66,8 +72,15 @@ class NetworkService:
         network.check_team()
         self._quotas.check(Quota.AGENTS, used=0, adding=len(network.agents))
         with self._uow(self._tenant_id) as uow:
+            earlier = earlier_create(
+                uow, idempotency, Created.NETWORK, now=now, lifetime=self._idempotency_lifetime
+            )
+            if earlier is not None:
+                return uow.networks.get(earlier)
             reserve(uow, self._quotas, Quota.NETWORKS)
             uow.networks.add(network)
+            if idempotency is not None:
+                uow.idempotency.made(idempotency.key, network.id)
             uow.commit()
         log.info("network.created", network_id=str(network.id), agents=len(network.agents))
         return network
@@ -108,12 +121,23 @@ class NetworkService:
             log.warning("network.purge_incomplete", network_id=str(network_id), error=str(exc))
         log.info("network.deleted", network_id=str(network_id))
 
-    def add_agent(self, network_id: UUID, spec: AgentSpec) -> Agent:
+    def add_agent(
+        self, network_id: UUID, spec: AgentSpec, idempotency: IdempotencyKey | None = None
+    ) -> Agent:
+        """Add an agent; a retry under the same idempotency key answers the first one."""
+        now = self._clock.now()
         with self._uow(self._tenant_id) as uow:
+            earlier = earlier_create(
+                uow, idempotency, Created.AGENT, now=now, lifetime=self._idempotency_lifetime
+            )
+            if earlier is not None:
+                return uow.agents.get(network_id, earlier)
             network = uow.networks.get(network_id)
-            agent = _add_agent(network, spec, self._clock.now())
+            agent = _add_agent(network, spec, now)
             reserve(uow, self._quotas, Quota.AGENTS, network_id)
             uow.agents.add(agent)
+            if idempotency is not None:
+                uow.idempotency.made(idempotency.key, agent.id)
             uow.commit()
         log.info("agent.added", network_id=str(network_id), agent_id=str(agent.id), type=agent.type)
         return agent

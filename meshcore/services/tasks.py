@@ -1,18 +1,41 @@
-"""Submitting tasks, reading them back, and starting the ones held for later."""
+"""Submitting tasks, reading them back (at once, or when they change), cancelling them, and
+starting the ones held for later."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import structlog
 
 from meshcore.domain.errors import Conflict, NotFound, Unavailable
+from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
-from meshcore.domain.task import Priority, Task, TaskStatus
-from meshcore.ports import Clock, Dispatcher, Page, TaskRef, UnitOfWorkFactory
+from meshcore.domain.task import (
+    EventKind,
+    HistoryEntry,
+    Priority,
+    Revision,
+    Task,
+    TaskChange,
+    TaskStatus,
+    TaskSummary,
+)
+from meshcore.ports import (
+    Clock,
+    Dispatcher,
+    Page,
+    TaskRef,
+    TaskRevisions,
+    UnitOfWorkFactory,
+)
+from meshcore.services.endings import end
+from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
 from meshcore.telemetry import metrics
 
@@ -20,6 +43,17 @@ log = structlog.get_logger(__name__)
 
 # The heartbeat of a task whose first message never reached the broker.
 UNDELIVERED = datetime(1970, 1, 1, tzinfo=UTC)
+# While Redis is away, a wait looks at the record this often.
+RECORD_POLL_SECONDS = 1.0
+# Events read from the record per query while a stream catches up.
+EVENT_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The task is still at the revision the client named: nothing to send (HTTP 304)."""
+
+    revision: int
 
 
 class TaskService:
@@ -30,7 +64,9 @@ class TaskService:
         uow: UnitOfWorkFactory,
         dispatcher: Dispatcher,
         clock: Clock,
+        revisions: TaskRevisions,
         quotas: Quotas = DEFAULT_QUOTAS,
+        idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> None:
         self._tenant_id, self._uow, self._dispatcher, self._clock = (
             tenant_id,
@@ -38,7 +74,8 @@ class TaskService:
             dispatcher,
             clock,
         )
-        self._quotas = quotas
+        self._revisions, self._quotas = revisions, quotas
+        self._idempotency_lifetime = idempotency_lifetime
 
     def submit(
         self,
@@ -49,9 +86,22 @@ class TaskService:
         priority: Priority,
         auto_process: bool = True,
         plan: list[dict[str, object]] | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Task:
-        """Record a task, then (unless held) enqueue it; the row commits before the enqueue."""
+        """Record a task, then (unless held) enqueue it; the row commits before the enqueue.
+
+        A retry under the same idempotency key answers the task the first call made, and
+        neither records nor enqueues anything."""
         with self._uow(self._tenant_id) as uow:
+            earlier = earlier_create(
+                uow,
+                idempotency,
+                Created.TASK,
+                now=self._clock.now(),
+                lifetime=self._idempotency_lifetime,
+            )
+            if earlier is not None:
+                return self.get(network_id, earlier)
             network = uow.networks.get(network_id)
             if network.agent_of(AgentType.COORDINATOR) is None:
                 raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
@@ -72,6 +122,8 @@ class TaskService:
             )
             reserve(uow, self._quotas, Quota.TASKS_IN_FLIGHT)
             uow.tasks.add(task)
+            if idempotency is not None:
+                uow.idempotency.made(idempotency.key, task.id)
             uow.commit()
         metrics.tasks_submitted.inc()
         log.info("task.submitted", task_id=str(task.id), network_id=str(network_id))
@@ -104,6 +156,135 @@ class TaskService:
             task.subtasks = uow.tasks.every_subtask(task_id) if task.iteration else []
             return task
 
+    def summary(self, network_id: UUID, task_id: UUID) -> TaskSummary:
+        """A task in a few fields: status, revision, progress, the answer and its score."""
+        with self._uow(self._tenant_id) as uow:
+            try:
+                return uow.tasks.summary(task_id, network_id=network_id)
+            except NotFound:
+                uow.networks.require(network_id)
+                raise
+
+    def read(
+        self,
+        network_id: UUID,
+        task_id: UUID,
+        *,
+        known: int | None = None,
+        wait: float = 0.0,
+        summary: bool = False,
+    ) -> Task | TaskSummary | Unchanged:
+        """The task (or its summary), or Unchanged while it is still at revision `known`.
+
+        A client that names the revision it has learns that nothing changed from Redis alone,
+        without a read of the record. With `wait`, an unfinished task still at `known` is
+        waited on for up to `wait` seconds, and read as soon as it changes.
+        """
+        if known is not None:
+            current = self.revision(network_id, task_id)
+            if current.revision == known:
+                if wait <= 0:
+                    return Unchanged(known)
+                # An ended task answers at once: it will not change again.
+                is_waited = not current.status.is_terminal
+                if is_waited and self._wait(network_id, task_id, after=known, timeout=wait) is None:
+                    return Unchanged(known)
+        return self.summary(network_id, task_id) if summary else self.get(network_id, task_id)
+
+    def revision(self, network_id: UUID, task_id: UUID) -> Revision:
+        """The task's revision and status: from Redis when it knows them, else the record."""
+        try:
+            found = self._revisions.current(self._tenant_id, network_id, task_id)
+        except Unavailable:
+            return self._recorded_revision(network_id, task_id)
+        if found is None:
+            found = self._recorded_revision(network_id, task_id)
+            # Known from now on, until the next change moves it on.
+            change = TaskChange(self._tenant_id, network_id, task_id, *_fields(found))
+            self._revisions.publish([change])
+        return found
+
+    def _recorded_revision(self, network_id: UUID, task_id: UUID) -> Revision:
+        with self._uow(self._tenant_id) as uow:
+            try:
+                return uow.tasks.revision(task_id, network_id=network_id)
+            except NotFound:
+                uow.networks.require(network_id)
+                raise
+
+    def _wait(
+        self, network_id: UUID, task_id: UUID, *, after: int, timeout: float
+    ) -> Revision | None:
+        """The task's revision once it passes `after`, or None after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            return self._revisions.wait(
+                self._tenant_id, network_id, task_id, after=after, timeout=timeout
+            )
+        except Unavailable:
+            log.info("task.wait_on_record", task_id=str(task_id))
+        # Redis is away: the record is asked again every second, holding no connection between.
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, RECORD_POLL_SECONDS))
+            found = self._recorded_revision(network_id, task_id)
+            if found.revision > after:
+                return found
+        return None
+
+    def events(
+        self, network_id: UUID, task_id: UUID, *, after: int = 0, heartbeat: float = 15.0
+    ) -> Iterator[HistoryEntry | None]:
+        """The task's events numbered above `after`, as they are recorded, up to its last.
+
+        NotFound is raised here, before the first event. The iterator yields None when
+        `heartbeat` seconds pass without an event, and stops after the task's final event
+        (whose detail carries the result); a task that ended earlier ends it at once.
+        """
+        self.revision(network_id, task_id)
+        return self._follow(network_id, task_id, after, heartbeat)
+
+    def _follow(
+        self, network_id: UUID, task_id: UUID, after: int, heartbeat: float
+    ) -> Iterator[HistoryEntry | None]:
+        last = after
+        while True:
+            with self._uow(self._tenant_id) as uow:
+                found = uow.tasks.events(task_id, after=last, limit=EVENT_BATCH)
+                final = next((e for e in found if _is_final(e)), None)
+                result = uow.tasks.get(task_id).result if final is not None else None
+            for entry in found:
+                if entry is final:
+                    yield replace(entry, detail={**entry.detail, "result": result})
+                    return
+                yield entry
+                last = entry.seq
+            if len(found) == EVENT_BATCH:
+                continue
+            current = self.revision(network_id, task_id)
+            if current.status.is_terminal and current.revision <= last:
+                return  # the client has every event there will be
+            if current.revision <= last and (
+                self._wait(network_id, task_id, after=last, timeout=heartbeat) is None
+            ):
+                yield None
+
+    def cancel(self, network_id: UUID, task_id: UUID) -> Task:
+        """End an unfinished task `cancelled`, keeping what was done; Conflict if it ended.
+
+        Once this commits, no step of the task begins a model call, a step that finishes is
+        discarded, and no message delivered later can move the task again.
+        """
+        with self._uow(self._tenant_id) as uow:
+            try:
+                task = uow.tasks.locked_in_network(task_id, network_id=network_id)
+            except NotFound:
+                uow.networks.require(network_id)
+                raise
+            task.check_cancellable()
+            end(uow, self._clock, task, TaskStatus.CANCELLED, "cancelled by request")
+        log.info("task.cancelled", task_id=str(task_id))
+        return self.get(network_id, task_id)
+
     def list(
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
     ) -> tuple[list[Task], int]:
@@ -133,3 +314,11 @@ class TaskService:
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
+
+
+def _is_final(entry: HistoryEntry) -> bool:
+    return entry.kind == EventKind.TRANSITION and entry.status.is_terminal
+
+
+def _fields(found: Revision) -> tuple[int, TaskStatus]:
+    return found.revision, found.status

@@ -88,11 +88,13 @@ def test_images_run_as_a_non_root_user_with_the_runtime_environment(name: str) -
     assert any(keyword == "HEALTHCHECK" for keyword, _ in runtime)
 
 
-def test_api_image_serves_gunicorn_with_threads_and_checks_healthz() -> None:
+def test_api_image_serves_gunicorn_with_its_config_and_checks_healthz() -> None:
     runtime = final_stage("Dockerfile.api")
     cmd = next(rest for keyword, rest in runtime if keyword == "CMD")
     assert "gunicorn 'meshapi.app:create_app()'" in cmd
-    assert "--worker-class gthread --threads 8" in cmd
+    # The config file picks the gevent workers; a --worker-class here would override it.
+    assert "--config python:meshapi.gunicorn_conf" in cmd
+    assert "--worker-class" not in cmd
     assert "0.0.0.0:${MESH_PORT}" in cmd
     healthcheck = next(rest for keyword, rest in runtime if keyword == "HEALTHCHECK")
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck

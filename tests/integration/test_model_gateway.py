@@ -19,7 +19,7 @@ from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.litellm_env import litellm
 from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
 from meshcore.agents import coordinator, critic
-from meshcore.domain.errors import InvalidPlan, ModelUnavailable
+from meshcore.domain.errors import CallAbandoned, InvalidPlan, ModelUnavailable
 from meshcore.domain.network import AgentType
 from meshcore.ports import Message
 from meshcore.settings import Settings
@@ -290,3 +290,32 @@ def test_a_provider_without_credentials_is_skipped_and_said_once(
             "log_level": "info",
         }
     ]
+
+
+def test_a_call_the_task_no_longer_wants_is_not_sent(
+    server: ProviderServer, breaker_redis: str
+) -> None:
+    with pytest.raises(CallAbandoned):
+        ask(gateway(settings_for(server, breaker_redis)), is_wanted=lambda: False)
+
+    assert sum(server.requests.values()) == 0
+
+
+def test_a_cancel_during_a_retrys_backoff_sends_no_retry_and_no_fallback(
+    server: ProviderServer, breaker_redis: str
+) -> None:
+    server.behave("gpt-4o", default="503")
+    wanted = [True]
+
+    def cancel_while_waiting(seconds: float) -> None:
+        wanted[0] = False  # the task is cancelled while the gateway waits to retry
+
+    gw = ModelGateway(
+        settings_for(server, breaker_redis), gateway(settings_for(server, breaker_redis))._breakers,
+        sleep=cancel_while_waiting,
+    )  # fmt: skip
+    with pytest.raises(CallAbandoned):
+        ask(gw, is_wanted=lambda: wanted[0])
+
+    assert server.requests["gpt-4o"] == 1
+    assert server.requests["claude-3-7-sonnet-20250219"] == 0

@@ -157,6 +157,7 @@ def task_row(task: Task, sealer: Sealer) -> dict[str, object]:
         "plan": sealer.seal_json(plan_to_json(task.plan)) if task.plan is not None else None,
         "created_at": task.created_at,
         "deadline_at": task.deadline_at,
+        "revision": task.revision,
         **task_state(task, sealer),
     }
 
@@ -197,6 +198,7 @@ def task_from_row(row: Row, sealer: Sealer) -> Task:
         wave=row["wave"],
         heartbeat_at=aware(row["heartbeat_at"]) if row["heartbeat_at"] else None,
         is_held=row["held"],
+        revision=row["revision"],
         result=result,
         error=sealer.open(row["error"]) if row["error"] is not None else None,
         usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
@@ -216,6 +218,7 @@ def event_row(
         "queue": entry.queue,
         # Sealed: a reason quotes a failed step's error, which may quote the task.
         "detail": sealer.seal_json(entry.detail),
+        "seq": entry.seq,
     }
 
 
@@ -227,6 +230,7 @@ def event_from_row(row: Row, sealer: Sealer) -> HistoryEntry:
         agent=row["agent"],
         queue=row["queue"],
         detail=sealer.open_json(row["detail"]),
+        seq=row["seq"] or 0,
     )
 
 

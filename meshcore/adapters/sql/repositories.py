@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -21,16 +22,20 @@ from meshcore.adapters.sql.tables import (
     task_events,
     tasks,
 )
-from meshcore.domain.errors import NotFound
+from meshcore.domain.errors import NotFound, TaskEnded
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, AgentType, Network
 from meshcore.domain.plan import Plan
 from meshcore.domain.task import (
     HistoryEntry,
+    Revision,
     StepRecord,
     Subtask,
     Task,
+    TaskChange,
     TaskStatus,
+    TaskSummary,
+    plan_entry,
     step_entry,
 )
 from meshcore.domain.usage import Usage
@@ -210,9 +215,24 @@ class SqlAgentRepository(_Repository):
 
 
 class SqlTaskRepository(_Repository):
+    """Tasks and their event log. Each change that adds events moves the task's revision in
+    the same UPDATE, and is noted in `changes` for the unit of work to announce once it has
+    committed."""
+
+    def __init__(
+        self,
+        connection: sa.Connection,
+        tenant_id: str,
+        sealer: Sealer,
+        changes: dict[UUID, TaskChange],
+    ) -> None:
+        super().__init__(connection, tenant_id, sealer)
+        self._changes = changes
+
     def add(self, task: Task) -> None:
+        task.revision = len(task.new_history)
         self._db.execute(tasks.insert().values(m.task_row(task, self._sealer)))
-        self._append_history(task)
+        self._append_new_history(task, task.network_id, 0)
 
     def get(self, task_id: UUID) -> Task:
         return self._one(q.TASK, task_id)
@@ -251,13 +271,19 @@ class SqlTaskRepository(_Repository):
 
     def save(self, task: Task) -> None:
         params = {"p_id": task.id, "p_tenant": self._tenant_id, **m.task_state(task, self._sealer)}
-        self._db.execute(q.UPDATE_TASK, params)
-        self._append_history(task)
+        if not task.new_history:
+            self._db.execute(q.UPDATE_TASK, params)
+            return
+        row = self._db.execute(q.BUMP_TASK, {**params, "p_n": len(task.new_history)}).first()
+        if row is None:
+            raise NotFound("task", task.id)
+        task.revision = row.revision
+        self._append_new_history(task, row.network_id, row.revision - len(task.new_history))
 
     def add_step(self, step: StepRecord, *, now: datetime) -> None:
         # Without loading or locking the task first: its steps record concurrently, and the
         # sums are increments in SQL, so none is lost.
-        status = self._db.execute(
+        row = self._db.execute(
             q.ADD_USAGE,
             {
                 "p_id": step.task_id,
@@ -266,13 +292,25 @@ class SqlTaskRepository(_Repository):
                 "p_output_tokens": step.usage.output_tokens,
                 "p_cost_usd": step.usage.cost_usd,
                 "p_now": now,
+                "p_n": 1,
             },
-        ).scalar()
-        if status is None:
-            raise NotFound("task", step.task_id)
-        entry = step_entry(step, TaskStatus(status), now=now)
-        row = m.event_row(self._tenant_id, step.task_id, entry, self._sealer)
-        self._db.execute(task_events.insert(), [row])
+        ).first()
+        self._append_bumped(step.task_id, row, step_entry(step, TaskStatus.QUEUED, now=now))
+
+    def begin_step(self, entry: HistoryEntry, task_id: UUID, *, now: datetime) -> None:
+        params = {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now, "p_n": 1}
+        self._append_bumped(task_id, self._db.execute(q.BUMP_TASK, params).first(), entry)
+
+    def _append_bumped(self, task_id: UUID, row: Row | None, entry: HistoryEntry) -> None:
+        """Append one event after an UPDATE that moved the revision; its status is the one
+        the row held. TaskEnded (to roll back) if the task had ended."""
+        if row is None:
+            raise NotFound("task", task_id)
+        status = TaskStatus(row.status)
+        if status.is_terminal:
+            raise TaskEnded(task_id, status)
+        entry = replace(entry, status=status)
+        self._append(task_id, row.network_id, status, [entry], row.revision - 1)
 
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Set the heartbeat without locking or loading the task (see the port)."""
@@ -284,7 +322,39 @@ class SqlTaskRepository(_Repository):
         rows = self._db.execute(q.HISTORY, {"p_task": task_id, "p_tenant": self._tenant_id})
         return [m.event_from_row(r, self._sealer) for r in rows.mappings()]
 
-    def add_plan(self, task_id: UUID, iteration: int, plan: Plan) -> None:
+    def events(self, task_id: UUID, *, after: int, limit: int) -> list[HistoryEntry]:
+        params = {"p_task": task_id, "p_tenant": self._tenant_id, "p_after": after}
+        rows = self._db.execute(q.EVENTS, {**params, "p_limit": limit})
+        return [m.event_from_row(r, self._sealer) for r in rows.mappings()]
+
+    def revision(self, task_id: UUID, *, network_id: UUID) -> Revision:
+        params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_network": network_id}
+        row = self._db.execute(q.REVISION, params).first()
+        if row is None:
+            raise NotFound("task", task_id)
+        return Revision(row.revision, TaskStatus(row.status))
+
+    def summary(self, task_id: UUID, *, network_id: UUID) -> TaskSummary:
+        params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_network": network_id}
+        row = self._db.execute(q.SUMMARY, params).mappings().first()
+        if row is None:
+            raise NotFound("task", task_id)
+        result = self._sealer.open_json(row["result"]) or {}
+        answer, score = result.get("answer"), result.get("score")
+        return TaskSummary(
+            id=row["id"],
+            network_id=row["network_id"],
+            status=TaskStatus(row["status"]),
+            revision=row["revision"],
+            iteration=row["iteration"],
+            wave=row["wave"],
+            steps_done=row["done"],
+            steps_planned=row["planned"],
+            answer=answer if isinstance(answer, str) else None,
+            score=float(score) if isinstance(score, int | float) else None,
+        )
+
+    def add_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
         rows = [
             {
                 "task_id": task_id,
@@ -293,13 +363,18 @@ class SqlTaskRepository(_Repository):
                 "tenant_id": self._tenant_id,
                 "position": position,
                 "wave": plan.wave_of(s.key),
+                "depends_on": list(s.depends_on),
                 "agent_type": s.agent_type.value,
                 "description": self._sealer.seal(s.description),
-                "depends_on": list(s.depends_on),
             }
             for position, s in enumerate(plan.subtasks)
         ]
-        self._insert_absent(subtasks, rows)
+        if not self._insert_absent(subtasks, rows):
+            return  # another delivery stored this plan, and noted it
+        planned = [(s, plan.wave_of(s.key)) for s in plan.subtasks]
+        entry = plan_entry(planned, iteration=iteration, status=TaskStatus.QUEUED, now=now)
+        params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_n": 1}
+        self._append_bumped(task_id, self._db.execute(q.BUMP_TASK, params).first(), entry)
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
         return self._subtasks(q.SUBTASKS, task_id, p_iteration=iteration)
@@ -325,13 +400,32 @@ class SqlTaskRepository(_Repository):
             result.append(Subtask(task_id, row["iteration"], row["wave"], planned, step))
         return result
 
-    def _append_history(self, task: Task) -> None:
-        if task.new_history:
-            self._db.execute(
-                task_events.insert(),
-                [m.event_row(self._tenant_id, task.id, e, self._sealer) for e in task.new_history],
-            )
-            task.new_history.clear()
+    def _append_new_history(self, task: Task, network_id: UUID, last_seq: int) -> None:
+        """Insert the task's new history numbered after `last_seq`; the task's own history
+        shows the numbers too."""
+        count = len(task.new_history)
+        numbered = self._append(task.id, network_id, task.status, task.new_history, last_seq)
+        task.history[len(task.history) - count :] = numbered
+        task.new_history.clear()
+
+    def _append(
+        self,
+        task_id: UUID,
+        network_id: UUID,
+        status: TaskStatus,
+        entries: Sequence[HistoryEntry],
+        last_seq: int,
+    ) -> list[HistoryEntry]:
+        """Insert `entries` numbered after `last_seq`, and note the task's new revision;
+        answers them numbered."""
+        if not entries:
+            return []
+        numbered = [replace(e, seq=last_seq + i) for i, e in enumerate(entries, start=1)]
+        rows = [m.event_row(self._tenant_id, task_id, e, self._sealer) for e in numbered]
+        self._db.execute(task_events.insert(), rows)
+        revision = last_seq + len(entries)
+        self._changes[task_id] = TaskChange(self._tenant_id, network_id, task_id, revision, status)
+        return numbered
 
 
 class SqlStepRepository(_Repository):
@@ -379,6 +473,22 @@ class SqlStepRepository(_Repository):
 class SqlMemoryRepository(_Repository):
     def add(self, item: MemoryItem) -> None:
         self._db.execute(memory_items.insert(), m.memory_row(item, self._sealer))
+
+    def get(self, network_id: UUID, item_id: UUID) -> MemoryItem:
+        row = (
+            self._db.execute(
+                memory_items.select().where(
+                    memory_items.c.tenant_id == self._tenant_id,
+                    memory_items.c.network_id == network_id,
+                    memory_items.c.id == item_id,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound("memory item", item_id)
+        return m.memory_from_row(row, self._sealer)
 
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         rows = self._db.execute(

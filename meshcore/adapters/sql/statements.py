@@ -37,17 +37,34 @@ TASK_LOCKED = TASK.with_for_update(key_share=True)
 TASK_IN_NETWORK_LOCKED = TASK_IN_NETWORK.with_for_update(key_share=True)
 # The SET clause comes from the parameters given (mapping.task_state, or heartbeat_at).
 UPDATE_TASK = tasks.update().where(tasks.c.id == p("p_id"), tasks.c.tenant_id == p("p_tenant"))
+# Every change a client can see moves the revision by the events it adds, under the row lock
+# the UPDATE takes: numbers are handed out in commit order, and a rollback returns them.
+_BUMPED = (tasks.c.revision, tasks.c.status, tasks.c.network_id)
+_NEXT_REVISION = tasks.c.revision + p("p_n", type_=sa.Integer)
+# The rest of the SET clause comes from the parameters (mapping.task_state, heartbeat_at).
+BUMP_TASK = UPDATE_TASK.values(revision=_NEXT_REVISION).returning(*_BUMPED)
 ADD_USAGE = UPDATE_TASK.values(
     input_tokens=tasks.c.input_tokens + p("p_input_tokens", type_=sa.BigInteger),
     output_tokens=tasks.c.output_tokens + p("p_output_tokens", type_=sa.BigInteger),
     cost_usd=tasks.c.cost_usd + p("p_cost_usd", type_=sa.Float),
     heartbeat_at=p("p_now", type_=tasks.c.heartbeat_at.type),
-).returning(tasks.c.status)
+    revision=_NEXT_REVISION,
+).returning(*_BUMPED)
+_THE_TASK_IN_NETWORK = sa.and_(
+    tasks.c.id == p("p_id"),
+    tasks.c.tenant_id == p("p_tenant"),
+    tasks.c.network_id == p("p_network"),
+)
+REVISION = sa.select(tasks.c.revision, tasks.c.status).where(_THE_TASK_IN_NETWORK)
 
 HISTORY = (
     task_events.select()
     .where(task_events.c.task_id == p("p_task"), task_events.c.tenant_id == p("p_tenant"))
-    .order_by(task_events.c.id)
+    .order_by(task_events.c.seq, task_events.c.id)
+)
+EVENTS = (
+    HISTORY.where(task_events.c.seq > p("p_after", type_=sa.Integer))
+    .limit(p("p_limit", type_=sa.Integer))
 )
 
 # --- networks ---------------------------------------------------------------------------
@@ -112,6 +129,32 @@ SUBTASK = SUBTASKS.where(subtasks.c.key == p("p_key"))
 EVERY_SUBTASK = _SUBTASKS_OF_TASK.order_by(
     subtasks.c.iteration, subtasks.c.wave, subtasks.c.position
 )
+# A task in a few fields: its current iteration's steps planned and recorded, counted here.
+_PLANNED = (
+    sa.select(sa.func.count())
+    .where(subtasks.c.task_id == tasks.c.id, subtasks.c.iteration == tasks.c.iteration)
+    .scalar_subquery()
+)
+_DONE = (
+    sa.select(sa.func.count())
+    .where(
+        steps.c.task_id == tasks.c.id,
+        steps.c.iteration == tasks.c.iteration,
+        sa.not_(steps.c.key.startswith("@")),
+    )
+    .scalar_subquery()
+)
+SUMMARY = sa.select(
+    tasks.c.id,
+    tasks.c.network_id,
+    tasks.c.status,
+    tasks.c.revision,
+    tasks.c.iteration,
+    tasks.c.wave,
+    tasks.c.result,
+    _PLANNED.label("planned"),
+    _DONE.label("done"),
+).where(_THE_TASK_IN_NETWORK)
 STEP = steps.select().where(
     steps.c.task_id == p("p_task"),
     steps.c.iteration == p("p_iteration"),

@@ -89,6 +89,8 @@ tasks = sa.Table(
     # Moved on every transition and step start; the sweeper looks for tasks where it stopped.
     sa.Column("heartbeat_at", Timestamp, nullable=True),
     sa.Column("held", sa.Boolean, nullable=False, default=False),
+    # Moves on every change a client can see: the number of the task's latest event.
+    sa.Column("revision", sa.Integer, nullable=False, default=0),
     sa.Index("ix_tasks_network_created", "tenant_id", "network_id", "created_at"),
     sa.Index("ix_tasks_heartbeat", "status", "heartbeat_at"),
     sa.Index("ix_tasks_status", "tenant_id", "status"),
@@ -144,7 +146,10 @@ task_events = sa.Table(
     sa.Column("agent", sa.String(32), nullable=True),
     sa.Column("queue", sa.String(64), nullable=True),
     sa.Column("detail", Json, nullable=False),
+    # The event's number within its task, 1, 2, 3...: what SSE ids and Last-Event-ID name.
+    sa.Column("seq", sa.Integer, nullable=True),
     sa.Index("ix_task_events_task", "task_id", "id"),
+    sa.Index("ux_task_events_seq", "task_id", "seq", unique=True),
 )
 
 memory_items = sa.Table(
@@ -208,4 +213,18 @@ audit_events = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("at", Timestamp, nullable=False),
     sa.Index("ix_audit_events_tenant_id", "tenant_id", "id"),
+)
+
+# Idempotency keys of creates: the first create under a key records what it made, in its own
+# transaction; a concurrent one with the same key waits on the primary key until it commits.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created", sa.String(16), nullable=False),
+    sa.Column("resource_id", sa.Uuid, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_idempotency_keys_created", "created_at"),
 )

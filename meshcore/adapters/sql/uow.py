@@ -6,6 +6,7 @@ only the tenant's rows to each transaction it begins, whatever a query forgot to
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -16,6 +17,7 @@ import structlog
 
 from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
+from meshcore.adapters.sql.idempotency import SqlIdempotencyRepository
 from meshcore.adapters.sql.quotas import SqlQuotaRepository
 from meshcore.adapters.sql.repositories import (
     SqlAgentRepository,
@@ -26,7 +28,7 @@ from meshcore.adapters.sql.repositories import (
 )
 from meshcore.adapters.sql.tables import tasks
 from meshcore.domain.errors import NotFound, RecordUnavailable
-from meshcore.domain.task import Priority, TaskStatus
+from meshcore.domain.task import Priority, TaskChange, TaskStatus
 from meshcore.ports import TaskRef
 
 log = structlog.get_logger(__name__)
@@ -35,13 +37,27 @@ log = structlog.get_logger(__name__)
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 
+# Told of the tasks a transaction changed, once it has committed (the live notifications).
+Announce = Callable[[Sequence[TaskChange]], None]
+
+
+def _announce_nothing(changes: Sequence[TaskChange]) -> None:
+    return None
+
 
 class SqlUnitOfWork:
     def __init__(
-        self, engine: sa.Engine, tenant_id: str, sealer: Sealer, *, autocommit: bool = False
+        self,
+        engine: sa.Engine,
+        tenant_id: str,
+        sealer: Sealer,
+        *,
+        autocommit: bool = False,
+        announce: Announce = _announce_nothing,
     ) -> None:
         self._engine, self._tenant_id, self._autocommit = engine, tenant_id, autocommit
-        self._sealer = sealer
+        self._sealer, self._announce = sealer, announce
+        self._changes: dict[UUID, TaskChange] = {}
 
     def __enter__(self) -> Self:
         try:
@@ -53,10 +69,11 @@ class SqlUnitOfWork:
         db, tenant, sealer = self._connection, self._tenant_id, self._sealer
         self.networks = SqlNetworkRepository(db, tenant, sealer)
         self.agents = SqlAgentRepository(db, tenant, sealer)
-        self.tasks = SqlTaskRepository(db, tenant, sealer)
+        self.tasks = SqlTaskRepository(db, tenant, sealer, self._changes)
         self.steps = SqlStepRepository(db, tenant, sealer)
         self.memory = SqlMemoryRepository(db, tenant, sealer)
         self.quotas = SqlQuotaRepository(db, tenant)
+        self.idempotency = SqlIdempotencyRepository(db, tenant)
         return self
 
     def __exit__(
@@ -65,6 +82,7 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._changes.clear()  # what was not committed is not announced
         try:
             if self._autocommit:
                 tenancy.forget(self._connection)
@@ -87,19 +105,28 @@ class SqlUnitOfWork:
         # Services may commit more than once in a block: the next statement begins a new
         # transaction, which sets the tenant again (tenancy.py); none begins if none follows.
         self._connection.commit()
+        if self._changes:
+            changes = list(self._changes.values())
+            self._changes.clear()
+            self._announce(changes)
 
     def rollback(self) -> None:
+        self._changes.clear()
         if not self._autocommit:
             self._connection.rollback()
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: sa.Engine, sealer: Sealer) -> None:
-        self._engine, self._sealer = engine, sealer
+    def __init__(
+        self, engine: sa.Engine, sealer: Sealer, *, announce: Announce = _announce_nothing
+    ) -> None:
+        self._engine, self._sealer, self._announce = engine, sealer, announce
         tenancy.install(engine)
 
     def __call__(self, tenant_id: str, *, autocommit: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, tenant_id, self._sealer, autocommit=autocommit)
+        return SqlUnitOfWork(
+            self._engine, tenant_id, self._sealer, autocommit=autocommit, announce=self._announce
+        )
 
     def is_reachable(self) -> bool:
         try:

@@ -18,6 +18,7 @@ TABLES = (
     "task_events",
     "memory_items",
     "api_keys",
+    "idempotency_keys",
 )
 # The Celery queues on the broker (`coordinator`, `agent.<type>`), one list per priority.
 QUEUE_PATTERNS = ("coordinator*", "agent.*")
@@ -75,7 +76,7 @@ class Record:
     def purge(self) -> None:
         """Remove all the tenant stored: rows, API keys, memory keys and queued messages."""
         with self._engine.begin() as db:
-            for table in ("networks", "api_keys"):
+            for table in ("networks", "api_keys", "idempotency_keys"):
                 db.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": self.tenant})
         keys = list(self._redis.scan_iter(match=f"mesh:{self.tenant}:*"))
         if keys:

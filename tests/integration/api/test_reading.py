@@ -33,7 +33,7 @@ def run_two_waves(engine: sa.Engine, tenant: str, task: dict[str, Any]) -> None:
         PlannedSubtask("copy", AgentType.CONTENT, "Write it", depends_on=("facts",)),
     ]
     with uow(tenant) as work:
-        work.tasks.add_plan(task_id, 1, validate_plan(planned, AgentType))
+        work.tasks.add_plan(task_id, 1, validate_plan(planned, AgentType), now=datetime.now(UTC))
         work.commit()
     with engine.begin() as db:
         db.execute(

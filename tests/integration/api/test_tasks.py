@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -249,7 +249,9 @@ def plan_iterations(
                 PlannedSubtask(f"copy-{iteration}", AgentType.CONTENT, "Write it", ("facts",)),
                 PlannedSubtask("facts", AgentType.RESEARCH, "Find the facts"),
             ]
-            work.tasks.add_plan(UUID(task_id), iteration, validate_plan(planned, AgentType))
+            work.tasks.add_plan(
+                UUID(task_id), iteration, validate_plan(planned, AgentType), now=datetime.now(UTC)
+            )
         work.commit()
     with engine.begin() as db:
         db.execute(

@@ -8,6 +8,7 @@ import pytest
 from meshcore.domain.errors import Conflict, InvalidInput, InvalidTransition
 from meshcore.domain.network import AgentType
 from meshcore.domain.task import (
+    EXCERPT_CHARS,
     MAX_DESCRIPTION,
     TERMINAL,
     TRANSITIONS,
@@ -196,9 +197,49 @@ def test_a_recorded_step_joins_the_history_with_where_it_ran() -> None:
         "status": "completed",
         "model": "claude",
         "latency_ms": 123.5,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": 0.0,
         "worker": "w1@host",
         "attempt": 2,
+        "excerpt": "facts",
+        "error": None,
     }
+
+
+def test_a_step_event_carries_a_bounded_excerpt_of_its_output() -> None:
+    task = new_task()
+    step = StepRecord(
+        task.id, 1, "copy", AgentType.CONTENT, "agent.content", StepStatus.COMPLETED,
+        "x" * 5000, recorded_at=NOW,
+    )  # fmt: skip
+
+    entry = step_entry(step, task.status, now=NOW)
+
+    assert entry.detail["excerpt"] == "x" * EXCERPT_CHARS
+    assert entry.type == "step.finished"
+
+
+def test_each_event_has_a_public_type() -> None:
+    task = new_task()
+    task.transition(TaskStatus.PLANNING, now=NOW)
+    task.record_verdict(score=0.4, feedback="tighter", now=NOW)
+    task.transition(TaskStatus.CANCELLED, now=NOW)
+
+    assert [e.type for e in task.history] == [
+        "task.status",
+        "task.status",
+        "critic.verdict",
+        "task.cancelled",
+    ]
+
+
+def test_an_ended_task_cannot_be_cancelled() -> None:
+    task = new_task()
+    task.transition(TaskStatus.FAILED, now=NOW)
+
+    with pytest.raises(Conflict, match="only an unfinished task can be cancelled"):
+        task.check_cancellable()
 
 
 def test_usage_adds_up() -> None:

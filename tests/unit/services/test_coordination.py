@@ -463,7 +463,7 @@ def test_a_plan_recorded_before_the_worker_died_is_not_asked_for_again(
         network.id, description="Launch Orbit", context={}, priority=Priority.NORMAL
     )
 
-    def die(*args: object) -> None:
+    def die(*args: object, **kwargs: object) -> None:
         raise WorkerLost
 
     monkeypatch.setattr(FakeTaskRepository, "add_plan", die)

@@ -38,7 +38,12 @@ class Limited:
             quotas=QUOTAS,
         )
         self.tasks = TaskService(
-            tenant_id=tenant, uow=uow, dispatcher=mesh.dispatcher, clock=clock, quotas=QUOTAS
+            tenant_id=tenant,
+            uow=uow,
+            dispatcher=mesh.dispatcher,
+            clock=clock,
+            revisions=mesh.revisions,
+            quotas=QUOTAS,
         )
         self.memory = MemoryService(
             tenant_id=tenant, uow=uow, store=mesh.store, clock=clock, quotas=QUOTAS
