@@ -35,6 +35,15 @@ blp = Blueprint(
 )
 
 
+ETAG = {
+    "ETag": {
+        "description": "The task's revision, a strong validator: send it back as "
+        "If-None-Match to learn whether the task changed",
+        "schema": {"type": "string"},
+    }
+}
+
+
 @blp.route("")
 class Tasks(MethodView):
     @blp.arguments(TaskCreateSchema, example=TASK_EXAMPLE)
@@ -43,7 +52,8 @@ class Tasks(MethodView):
         202,
         TaskSchema,
         headers={
-            "Location": {"description": "Where to poll the task", "schema": {"type": "string"}}
+            "Location": {"description": "Where to poll the task", "schema": {"type": "string"}},
+            **ETAG,
         },
     )
     @blp.alt_response(404, schema=ErrorSchema)
@@ -53,7 +63,7 @@ class Tasks(MethodView):
         """Submit a task; poll the Location until its status is final (or wait on it)."""
         task = services().tasks.submit(network_id, **body, idempotency=idempotency_of(headers))
         location = url_for("tasks.TaskById", network_id=network_id, task_id=task.id)
-        return task, {"Location": location}
+        return task, {"Location": location, **_validators(task.revision)}
 
     @blp.arguments(TaskListArgsSchema, location="query")
     @blp.response(200, TaskSummarySchema(many=True))
@@ -70,13 +80,6 @@ class Tasks(MethodView):
         return tasks
 
 
-ETAG = {
-    "ETag": {
-        "description": "The task's revision, a strong validator: send it back as "
-        "If-None-Match to learn whether the task changed",
-        "schema": {"type": "string"},
-    }
-}
 EITHER_VIEW = {
     "oneOf": [
         {"$ref": "#/components/schemas/Task"},
@@ -112,13 +115,14 @@ class TaskById(MethodView):
 
 @blp.route("/<id(task):task_id>/cancel")
 class TaskCancel(MethodView):
-    @blp.response(202, TaskSchema)
+    @blp.response(202, TaskSchema, headers=ETAG)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(409, schema=ErrorSchema)
     def post(self, network_id: UUID, task_id: UUID) -> object:
         """Cancel an unfinished task: it ends `cancelled` at once, keeping what was done;
         no model call starts after this answers. 409 if the task has ended."""
-        return services().tasks.cancel(network_id, task_id)
+        task = services().tasks.cancel(network_id, task_id)
+        return task, _validators(task.revision)
 
 
 @blp.route("/<id(task):task_id>/events")
