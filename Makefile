@@ -6,10 +6,10 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: install run test lint unit integration e2e chaos bench bench-quick clean flower deploy-check k8s-render
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt meshclient/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e ./meshclient -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -93,7 +93,11 @@ def event_data(entry: HistoryEntry) -> dict[str, object]:
         data["agent"] = entry.agent
     if entry.queue is not None:
         data["queue"] = entry.queue
-    data.update(_shown_from_one(entry.detail))
+    detail = _shown_from_one(entry.detail)
+    # A step's own outcome is its `step_status`: `status` stays the task's.
+    if "status" in detail:
+        data["step_status"] = detail.pop("status")
+    data.update(detail)
     return data
 
 

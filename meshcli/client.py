@@ -1,26 +1,130 @@
-"""A small client of the REST API for `mesh submit` (standard library only, so it starts fast)."""
+"""What the `mesh` commands that talk to the API share: where it is, the key, the CA, the
+default network, and the one-paragraph errors a user reads when something goes wrong.
+
+meshclient does the talking. It (and httpx under it) is imported only once a command
+connects, so `mesh --help` and the commands that never reach the API start fast.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote, urlsplit
+
+import click
+
+from meshcore.settings import Settings
+
+if TYPE_CHECKING:
+    from meshclient import ApiError, Mesh
 
 CLI_NETWORK = "mesh-cli"
-FINAL = {"completed", "failed", "cancelled", "timed_out"}
+F = TypeVar("F", bound=Callable[..., object])
+TLS_HINT = " (if the server's CA is a private one, pass it with --ca-file or MESH_CA_FILE)"
 
 
-class ApiError(Exception):
-    """The API answered with an error (its status), or could not be reached (status None)."""
+@dataclass(frozen=True)
+class Api:
+    """The API a command talks to, as the user gave it (options or environment)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+    url: str | None
+    api_key: str | None
+    ca_file: str | None
+
+    @functools.cached_property
+    def root(self) -> str:
+        """The API's base URL: MESH_URL or --url, else this machine on MESH_PORT."""
+        if self.url is not None:
+            return api_url(self.url)
+        settings = Settings()
+        return f"{'https' if settings.serves_https else 'http'}://127.0.0.1:{settings.port}"
+
+    def task_url(self, network_id: str, task_id: str) -> str:
+        """Where the whole record of a task can be read."""
+        return f"{self.root}/api/mesh/networks/{quote(network_id)}/tasks/{quote(task_id)}"
+
+
+def api_options(command: F) -> F:
+    """Give a command --url, --api-key and --ca-file, handed to it as `api`."""
+
+    @functools.wraps(command)
+    def with_api(
+        *args: object, url: str | None, api_key: str | None, ca_file: str | None, **kwargs: object
+    ) -> object:
+        return command(*args, api=Api(url, api_key, ca_file), **kwargs)
+
+    options = [
+        click.option(
+            "--url",
+            envvar="MESH_URL",
+            default=None,
+            help="The API, e.g. localhost:8600; default MESH_URL, "
+            "else http(s)://127.0.0.1:MESH_PORT.",
+        ),
+        click.option(
+            "--api-key",
+            envvar="MESH_API_KEY",
+            default=None,
+            show_envvar=True,
+            help="A key with the read and write scopes (mesh serve prints one at first start).",
+        ),
+        click.option(
+            "--ca-file",
+            envvar="MESH_CA_FILE",
+            default=None,
+            show_envvar=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="The CA that signed an https:// API's certificate; default: the system's CAs.",
+        ),
+    ]
+    for option in reversed(options):
+        with_api = option(with_api)
+    return with_api  # type: ignore[return-value]
+
+
+def json_option(command: F) -> F:
+    """Give a command --json: its answer as JSON, for scripts."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(command)
+
+
+@contextmanager
+def session(api: Api) -> Iterator[Mesh]:
+    """A client of the API; an error it meets ends the command with what to do about it."""
+    from meshclient import ApiError, Mesh, MeshError
+
+    if not api.api_key or not api.api_key.strip():
+        raise click.ClickException(key_hint(401, has_key=False) or "")
+    # Verified against the CA file, else the system's CAs, the hostname checked: a key must
+    # never go to a server that only claims to be Mesh.
+    verify = ssl.create_default_context(cafile=api.ca_file)
+    try:
+        mesh = Mesh(api.root, api.api_key, verify=verify)
+    except ValueError as exc:  # a URL that is no http(s) URL
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with mesh:
+            yield mesh
+    except ApiError as exc:
+        raise click.ClickException(explain(exc)) from exc
+    except MeshError as exc:  # unreachable, a wait that ran out, an answer that is not Mesh's
+        message = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in message:
+            message += TLS_HINT
+        raise click.ClickException(message) from exc
+
+
+def explain(exc: ApiError) -> str:
+    """An error answer as the user reads it: status, the API's message, and a hint for keys."""
+    message = f"{exc.status}: {exc.message}"
+    if exc.errors:
+        message += f" {json.dumps(exc.errors)}"
+    hint = key_hint(exc.status, has_key=True)
+    return f"{message}\n{hint}" if hint else message
 
 
 def key_hint(status: int | None, *, has_key: bool) -> str | None:
@@ -52,126 +156,40 @@ def api_url(text: str) -> str:
     return text.rstrip("/")
 
 
-class MeshClient:
-    def __init__(
-        self, base_url: str, *, api_key: str | None = None, ca_file: str | None = None
-    ) -> None:
-        self._root = api_url(base_url)
-        self._base = self._root + "/api/mesh"
-        # https:// is verified against ca_file, else the system's CAs, with the hostname
-        # checked: a key must never go to a server that only claims to be Mesh.
-        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key.strip()}"
-
-    def request(self, method: str, path: str, body: dict | None = None) -> Any:
-        return self.exchange(method, path, body)[0]
-
-    def exchange(
-        self, method: str, path: str, body: dict | None = None
-    ) -> tuple[Any, dict[str, str]]:
-        """The decoded answer and its headers."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self._base + path,
-            data=data,
-            method=method,
-            headers=self._headers,
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30, context=self._tls) as response:
-                raw, headers = response.read(), dict(response.headers)
-        except urllib.error.HTTPError as exc:
-            raise ApiError(f"{exc.code}: {_message(exc.read())}", exc.code) from exc
-        except urllib.error.URLError as exc:
-            hint = ""
-            if isinstance(exc.reason, ssl.SSLCertVerificationError):
-                hint = (
-                    " (if the server's CA is a private one, pass it with --ca-file or MESH_CA_FILE)"
-                )
-            raise ApiError(f"cannot reach {self._base}: {exc.reason}{hint}") from exc
-        return (json.loads(raw) if raw else None), headers
-
-    def default_network(self) -> str:
-        """The id of the network named mesh-cli, created with the default team if missing."""
-        page = 1
-        while True:
-            networks = self.request("GET", f"/networks?page={page}&page_size=100")
-            for network in networks:
-                if network["name"] == CLI_NETWORK:
-                    return network["id"]
-            if len(networks) < 100:
-                break
-            page += 1
-        return self.request("POST", "/networks", {"name": CLI_NETWORK})["id"]
-
-    def submit(self, network_id: str, description: str, priority: str) -> tuple[dict, str]:
-        """The accepted task, and the URL to poll it at (the answer's Location)."""
-        body = {"description": description, "priority": priority}
-        task, headers = self.exchange("POST", f"/networks/{network_id}/tasks", body)
-        location = headers.get("Location") or f"/api/mesh/networks/{network_id}/tasks/{task['id']}"
-        return task, urljoin(self._root + "/", location)
-
-    def task(self, network_id: str, task_id: str) -> dict:
-        return self.request("GET", f"/networks/{network_id}/tasks/{task_id}")
+def find_network(mesh: Mesh, name: str) -> str | None:
+    """The id of the newest network with this name, if there is one (lists are newest first)."""
+    page: int | None = 1
+    while page is not None:
+        networks = mesh.list_networks(page=page, page_size=100)
+        for network in networks:
+            if network["name"] == name:
+                return network["id"]
+        page = networks.next_page
+    return None
 
 
-def follow(
-    client: MeshClient,
-    network_id: str,
-    task_id: str,
-    *,
-    timeout: float,
-    echo: Callable[[str], None],
-) -> dict:
-    """Poll a task until it ends, echoing each history line as it appears."""
-    deadline, shown = time.monotonic() + timeout, 0
-    while True:
-        task = client.task(network_id, task_id)
-        for entry in task["history"][shown:]:
-            echo(_line(entry))
-        shown = len(task["history"])
-        if task["status"] in FINAL:
-            return task
-        if time.monotonic() > deadline:
-            raise ApiError(f"task {task_id} still {task['status']} after {timeout:.0f} s")
-        time.sleep(0.2)
+def network_for(mesh: Mesh, network_id: str | None) -> str:
+    """The network a command works on: the one given, else the one named mesh-cli."""
+    if network_id is not None:
+        return network_id
+    if (found := find_network(mesh, CLI_NETWORK)) is not None:
+        return found
+    raise click.ClickException(
+        f"There is no network named {CLI_NETWORK} yet (mesh submit makes it): pass --network ID."
+    )
 
 
-def verdict(task: dict, task_url: str) -> str:
-    """What a finished task came to: the answer (or error), the critic's score and feedback,
-    and where to read the whole record."""
-    result = task.get("result") or {}
-    lines = [result.get("answer") or task.get("error") or f"(no answer: {task['status']})", ""]
-    if result.get("score") is not None:
-        lines.append(f"score     {result['score']:.2f}")
-    if result.get("feedback"):
-        lines.append(f"feedback  {result['feedback']}")
-    lines.append(f"task      {task_url}")
-    return "\n".join(lines)
+@contextmanager
+def task_in(network_id: str | None, task_id: str) -> Iterator[None]:
+    """Say that --network is needed when a task is not in the default network."""
+    from meshclient import NotFound
 
-
-def _message(raw: bytes) -> str:
-    """The error's message when the body is Mesh's JSON error, else the body as it came."""
-    text = raw.decode(errors="replace")
     try:
-        body = json.loads(text)
-    except ValueError:
-        return text
-    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-        return text
-    details = body.get("errors")
-    return body["message"] + (f" {json.dumps(details)}" if details else "")
-
-
-def _line(entry: dict) -> str:
-    at = entry["at"][11:23]
-    if entry["kind"] == "step":
-        d = entry["detail"]
-        return (
-            f"{at}  step   {d['subtask']:<16} {entry['agent']:<16} {entry['queue']:<24} "
-            f"{d['status']} ({d['latency_ms']:.0f} ms)"
-        )
-    reason = entry["detail"].get("reason")
-    return f"{at}  status {entry['status']}" + (f" ({reason})" if reason else "")
+        yield
+    except NotFound as exc:
+        if network_id is not None:
+            raise
+        raise click.ClickException(
+            f"Task {task_id} is not in the network {CLI_NETWORK}: pass --network ID, the "
+            "network it was submitted to."
+        ) from exc

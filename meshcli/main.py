@@ -9,6 +9,10 @@ import click
 
 from meshcli.data_keys import data_keys
 from meshcli.keys import keys
+from meshcli.memory import memory
+from meshcli.networks import networks
+from meshcli.submit import submit
+from meshcli.tasks import tasks
 from meshcli.tenant import tenant
 from meshcore.settings import Settings
 
@@ -22,6 +26,10 @@ def main() -> None:
 main.add_command(keys)
 main.add_command(data_keys)
 main.add_command(tenant)
+main.add_command(submit)
+main.add_command(tasks)
+main.add_command(networks)
+main.add_command(memory)
 
 
 @main.group()
@@ -110,67 +118,6 @@ def serve(port: int | None, host: str) -> None:
 
     settings = Settings()
     sys.exit(run(settings, host=host, port=port or settings.port))
-
-
-@main.command()
-@click.argument("description")
-@click.option(
-    "--url",
-    envvar="MESH_URL",
-    default=None,
-    help="The API, e.g. localhost:8600; default MESH_URL, else http(s)://127.0.0.1:MESH_PORT.",
-)
-@click.option(
-    "--api-key",
-    envvar="MESH_API_KEY",
-    default=None,
-    show_envvar=True,
-    help="A key with the read and write scopes (mesh serve prints one at first start).",
-)
-@click.option(
-    "--ca-file",
-    envvar="MESH_CA_FILE",
-    default=None,
-    show_envvar=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="The CA that signed an https:// API's certificate; default: the system's CAs.",
-)
-@click.option("--network", "network_id", default=None, help="Default: a network named mesh-cli.")
-@click.option("--priority", default="normal", type=click.Choice(["low", "normal", "high"]))
-@click.option("--wait/--no-wait", default=False, help="Poll until the task ends; print the result.")
-@click.option("--timeout", type=float, default=600.0, show_default=True)
-def submit(
-    description: str,
-    url: str | None,
-    api_key: str | None,
-    ca_file: str | None,
-    network_id: str | None,
-    priority: str,
-    wait: bool,
-    timeout: float,
-) -> None:
-    """Submit a task over the REST API; with --wait show its progress and print the result."""
-    from meshcli.client import ApiError, MeshClient, follow, key_hint, verdict
-
-    if url is None:
-        settings = Settings()
-        url = f"{'https' if settings.serves_https else 'http'}://127.0.0.1:{settings.port}"
-    client = MeshClient(url, api_key=api_key, ca_file=ca_file)
-    try:
-        network_id = network_id or client.default_network()
-        task, task_url = client.submit(network_id, description, priority)
-        click.echo(f"task {task['id']} {task['status']}")
-        if not wait:
-            click.echo(f"task      {task_url}")
-            return
-        task = follow(client, network_id, task["id"], timeout=timeout, echo=click.echo)
-        click.echo("")
-        click.echo(verdict(task, task_url))
-        if task["status"] != "completed":
-            sys.exit(1)
-    except ApiError as exc:
-        hint = key_hint(exc.status, has_key=bool(api_key))
-        raise click.ClickException(f"{exc}\n{hint}" if hint else str(exc)) from exc
 
 
 if __name__ == "__main__":

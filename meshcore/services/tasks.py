@@ -32,6 +32,7 @@ from meshcore.ports import (
     Page,
     TaskRef,
     TaskRevisions,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 from meshcore.services.endings import end
@@ -100,35 +101,53 @@ class TaskService:
                 now=self._clock.now(),
                 lifetime=self._idempotency_lifetime,
             )
-            if earlier is not None:
-                return self.get(network_id, earlier)
-            network = uow.networks.get(network_id)
-            if network.agent_of(AgentType.COORDINATOR) is None:
-                raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
-            planned = None
-            if plan is not None:
-                planned = parse_plan(plan)
-                validate_plan(planned, network.agent_types())
-            task = Task.create(
-                tenant_id=self._tenant_id,
-                network_id=network_id,
-                description=description,
-                context=context,
-                priority=priority,
-                timeout_seconds=network.config.timeout_seconds,
-                now=self._clock.now(),
-                plan=planned,
-                is_held=not auto_process,
-            )
-            reserve(uow, self._quotas, Quota.TASKS_IN_FLIGHT)
-            uow.tasks.add(task)
-            if idempotency is not None:
-                uow.idempotency.made(idempotency.key, task.id)
-            uow.commit()
+            if earlier is None:
+                task = self._record(uow, network_id, description, context, priority,
+                                    auto_process=auto_process, plan=plan)  # fmt: skip
+                if idempotency is not None:
+                    uow.idempotency.made(idempotency.key, task.id)
+                uow.commit()
+        if earlier is not None:
+            # Read once the unit of work has ended: SQLite lets one connection write at a time.
+            return self.get(network_id, earlier)
         metrics.tasks_submitted.inc()
         log.info("task.submitted", task_id=str(task.id), network_id=str(network_id))
         if auto_process:
             self._enqueue(task)
+        return task
+
+    def _record(
+        self,
+        uow: UnitOfWork,
+        network_id: UUID,
+        description: str,
+        context: dict[str, object],
+        priority: Priority,
+        *,
+        auto_process: bool,
+        plan: list[dict[str, object]] | None,
+    ) -> Task:
+        """A new task of the network, added to the unit of work (not committed)."""
+        network = uow.networks.get(network_id)
+        if network.agent_of(AgentType.COORDINATOR) is None:
+            raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
+        planned = None
+        if plan is not None:
+            planned = parse_plan(plan)
+            validate_plan(planned, network.agent_types())
+        task = Task.create(
+            tenant_id=self._tenant_id,
+            network_id=network_id,
+            description=description,
+            context=context,
+            priority=priority,
+            timeout_seconds=network.config.timeout_seconds,
+            now=self._clock.now(),
+            plan=planned,
+            is_held=not auto_process,
+        )
+        reserve(uow, self._quotas, Quota.TASKS_IN_FLIGHT)
+        uow.tasks.add(task)
         return task
 
     def process(self, network_id: UUID, task_id: UUID) -> Task:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://\S+/api/mesh/networks/[0-9a-f-]+/tasks/[0-9a-f-]+")
+STEP_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d{3}  step ")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -120,6 +122,21 @@ def test_submit_reads_mesh_url_without_a_scheme_and_prints_the_verdict(
     assert f"score     {task['result']['score']:.2f}" in done.stdout
     assert f"feedback  {task['result']['feedback']}" in lines
     assert f"task      {url}" in lines
+    # Each step as it happened, from the task's event stream: started, then finished with
+    # its agent, model, latency and tokens.
+    steps = [line.split() for line in lines if STEP_LINE.match(line)]
+    plan = [s for s in steps if s[2] == "@plan"]
+    assert [s[4] for s in plan][:2] == ["started", "finished"]
+    assert plan[1][3] == "coordinator"
+    assert plan[1][5].startswith("mesh-offline/") and plan[1][7] == "ms"
+    assert "tokens" in plan[1]
+    finished = {s[2] for s in steps if s[4] == "finished"}
+    assert finished == {s["key"] for s in task["subtasks"]} | {"@plan", "@synthesis", "@review"}
+    assert any(line.split()[1:3] == ["critic", "score"] for line in lines)
+    assert [line.split()[1:3] for line in lines if " status " in line][-1] == [
+        "status",
+        "completed",
+    ]
 
 
 def test_submit_without_wait_prints_the_task_url(served: ServeProcess, key: str) -> None:
@@ -145,6 +162,132 @@ def test_submit_without_a_key_says_how_to_pass_one(served: ServeProcess) -> None
 
     assert done.returncode == 1
     assert "--api-key KEY or MESH_API_KEY=KEY" in done.stderr
+
+
+def _api(served: ServeProcess, key: str, *args: str) -> subprocess.CompletedProcess:
+    """A `mesh` command that talks to the served API, with the key in the environment."""
+    return _mesh(*args, env=_clean_env(MESH_URL=f"localhost:{served.port}", MESH_API_KEY=key))
+
+
+@pytest.fixture(scope="module")
+def finished(served: ServeProcess, key: str) -> dict:
+    """A task of the mesh-cli network that has completed, submitted with --json."""
+    done = _api(
+        served, key, "submit", "Write the changelog", "--wait", "--json", "--context", "tone=dry"
+    )
+    assert done.returncode == 0, done.stderr
+    task = json.loads(done.stdout)  # nothing but the task: no progress lines
+    assert task["status"] == "completed"
+    assert task["context"] == {"tone": "dry"}
+    return task
+
+
+def test_tasks_events_prints_every_event_of_a_task(
+    served: ServeProcess, key: str, finished: dict
+) -> None:
+    lines = _api(served, key, "tasks", "events", finished["id"])
+    as_json = _api(served, key, "tasks", "events", finished["id"], "--json")
+    later = _api(served, key, "tasks", "events", finished["id"], "--follow", "--after", "3")
+
+    assert lines.returncode == 0, lines.stderr
+    printed = lines.stdout.splitlines()
+    assert len(printed) == finished["revision"]
+    assert printed[0].split()[1:] == ["status", "queued"]
+    assert printed[-1].split()[1:3] == ["status", "completed"]
+    assert any(STEP_LINE.match(line) for line in printed)
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [e["id"] for e in events] == list(range(1, finished["revision"] + 1))
+    assert events[-1]["type"] == "task.completed"
+    assert events[-1]["result"]["answer"] == finished["result"]["answer"]
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines() == printed[3:]
+
+
+def test_tasks_list_and_show_find_a_task_of_the_default_network(
+    served: ServeProcess, key: str, finished: dict
+) -> None:
+    listed = _api(served, key, "tasks", "list", "--status", "completed", "--json")
+    table = _api(served, key, "tasks", "list")
+    shown = _api(served, key, "tasks", "show", finished["id"])
+
+    assert finished["id"] in {t["id"] for t in json.loads(listed.stdout)}
+    assert table.stdout.split()[:5] == ["ID", "STATUS", "ITER", "CREATED", "DESCRIPTION"]
+    assert finished["id"] in table.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert f"task         {finished['id']}" in shown.stdout.splitlines()
+    assert "status       completed" in shown.stdout.splitlines()
+    assert finished["result"]["answer"] in shown.stdout
+    assert f"/api/mesh/networks/{finished['network_id']}/tasks/{finished['id']}" in shown.stdout
+
+
+def test_tasks_cancel_of_a_finished_task_fails_with_the_apis_message(
+    served: ServeProcess, key: str, finished: dict
+) -> None:
+    done = _api(served, key, "tasks", "cancel", finished["id"])
+
+    assert done.returncode == 1
+    assert f"409: task {finished['id']} is completed" in done.stderr
+    assert "only an unfinished task can be cancelled" in done.stderr
+
+
+def test_a_task_outside_the_default_network_needs_its_network(
+    served: ServeProcess, key: str, finished: dict
+) -> None:
+    created = _api(served, key, "networks", "create", "elsewhere", "--json")
+    network_id = json.loads(created.stdout)["id"]
+    submitted = _api(served, key, "submit", "Write a limerick", "--network", network_id, "--json")
+    task_id = json.loads(submitted.stdout)["id"]
+
+    missing = _api(served, key, "tasks", "show", task_id)
+    found = _api(served, key, "tasks", "show", task_id, "--network", network_id, "--json")
+
+    assert missing.returncode == 1
+    assert f"Task {task_id} is not in the network mesh-cli: pass --network ID" in missing.stderr
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["network_id"] == network_id
+
+
+def test_networks_list_json_parses_and_names_the_cli_network(
+    served: ServeProcess, key: str, finished: dict
+) -> None:
+    done = _api(served, key, "networks", "list", "--json")
+
+    assert done.returncode == 0, done.stderr
+    networks = json.loads(done.stdout)
+    assert finished["network_id"] in {n["id"] for n in networks if n["name"] == "mesh-cli"}
+
+
+def test_networks_and_memory_round_trip(served: ServeProcess, key: str) -> None:
+    created = _api(served, key, "networks", "create", "notes", "--description", "for memory")
+    network_id = created.stdout.split()[1]
+    added = _api(
+        served,
+        key,
+        "memory",
+        "add",
+        "Mesh ships in May",
+        "--type",
+        "fact",
+        "--confidence",
+        "0.9",
+        "--network",
+        network_id,
+        "--json",
+    )
+    listed = _api(served, key, "memory", "list", "--network", network_id, "--type", "fact")
+    shown = _api(served, key, "networks", "show", network_id)
+    deleted = _api(served, key, "networks", "delete", network_id, "--yes")
+    gone = _api(served, key, "networks", "show", network_id)
+
+    assert created.stdout.split()[::2] == ["network", "notes"]
+    item = json.loads(added.stdout)
+    assert (item["type"], item["content"], item["confidence"]) == ("fact", "Mesh ships in May", 0.9)
+    assert listed.stdout.split()[:5] == ["ID", "TYPE", "CONFIDENCE", "CREATED", "CONTENT"]
+    assert item["id"] in listed.stdout and "Mesh ships in May" in listed.stdout
+    assert "description  for memory" in shown.stdout.splitlines()
+    assert len(shown.stdout.split("AGENT", 1)[1].splitlines()[1:]) == 7  # the default team
+    assert deleted.stdout.strip() == f"network {network_id} deleted"
+    assert gone.returncode == 1 and "404" in gone.stderr
 
 
 def test_mesh_keys_offers_create_list_and_revoke() -> None:

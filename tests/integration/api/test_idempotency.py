@@ -3,6 +3,7 @@ another request under the key is refused; concurrent requests under one key make
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -11,6 +12,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from meshapi.app import create_app
+from meshcore.adapters.sql.migrate import upgrade
+from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
 from tests.integration.api.race import race
 from tests.integration.api.record import Record
@@ -182,3 +187,36 @@ def test_twenty_concurrent_submits_with_one_key_create_one_task(
     assert [r.status_code for r in responses] == [202] * 20
     assert len({r.get_json()["id"] for r in responses}) == 1
     assert record.count("tasks") == 1
+
+
+def test_a_retried_submit_on_the_embedded_record_answers_at_once(tmp_path: Any) -> None:
+    # SQLite lets one connection write at a time: a replay that read the task in a second
+    # connection while its own still held the write lock waited 30 s, then answered 503.
+    url = f"sqlite:///{tmp_path / 'mesh.db'}"
+    upgrade(url)
+    app = create_app(
+        Settings(
+            database_url=url,
+            redis_url="redis://127.0.0.1:6379/13",
+            api_key_secret=API_KEY_SECRET,
+            data_keys=DATA_KEYS,
+            dev_api_key="mesh-tests-sqlite-replay",
+        )
+    )
+    try:
+        client = app.test_client()
+        auth = bearer("mesh-tests-sqlite-replay")
+        network = client.post(NETWORKS, json={"name": "embedded"}, headers=auth).get_json()
+        url = f"{NETWORKS}/{network['id']}/tasks"
+        headers = {**auth, **key()}
+        body = {"description": "Write it", "auto_process": False}
+        first = client.post(url, json=body, headers=headers)
+        started = time.monotonic()
+
+        again = client.post(url, json=body, headers=headers)
+
+        assert again.status_code == 202, again.get_data(as_text=True)
+        assert again.get_json()["id"] == first.get_json()["id"]
+        assert time.monotonic() - started < 5
+    finally:
+        app.extensions["mesh"].close()

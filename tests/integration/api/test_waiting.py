@@ -16,6 +16,7 @@ from flask import Flask
 from meshcore.settings import Settings
 from tests.integration.api.client import NETWORKS, ApiClient, bearer, new_key
 from tests.integration.api.record import Record
+from tests.integration.api.test_reading import run_two_waves
 
 pytestmark = pytest.mark.integration
 
@@ -227,9 +228,7 @@ def test_the_event_stream_sends_each_event_then_the_end_and_closes(
     assert response.mimetype == "text/event-stream"
     threading.Timer(
         0.5,
-        lambda: app.test_client().post(
-            f"{task_url(queued_task)}/cancel", headers=bearer(api_key)
-        ),
+        lambda: app.test_client().post(f"{task_url(queued_task)}/cancel", headers=bearer(api_key)),
     ).start()
 
     received = list(read_events(response))
@@ -295,3 +294,25 @@ def test_another_tenants_key_finds_no_task_to_read_wait_on_stream_or_cancel(
     assert client.get(f"{url}/events", headers=other).status_code == 404
     assert client.post(f"{url}/cancel", headers=other).status_code == 404
     assert client.get(url).get_json()["status"] == "queued"
+
+
+def test_a_step_event_keeps_the_tasks_status_and_names_the_steps_own(
+    client: ApiClient, queued_task: dict[str, Any], engine: sa.Engine, tenant: str
+) -> None:
+    run_two_waves(engine, tenant, queued_task)
+    client.post(f"{task_url(queued_task)}/cancel")
+
+    events = [
+        e
+        for e in read_events(client.get(f"{task_url(queued_task)}/events", buffered=False))
+        if isinstance(e, dict)
+    ]
+
+    finished = [e["data"] for e in events if e["event"] == "step.finished"]
+    assert [(f["subtask"], f["status"], f["step_status"]) for f in finished] == [
+        ("facts", "running", "completed"),
+        ("copy", "running", "completed"),
+    ]
+    assert finished[0]["input_tokens"] == 10 and finished[0]["excerpt"] == "facts done"
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["event"] == "task.cancelled"

@@ -1,0 +1,112 @@
+"""meshclient: a Python client of Mesh's REST API, blocking (`Mesh`) and asyncio (`AsyncMesh`).
+
+with Mesh("http://127.0.0.1:8000", api_key) as mesh:
+    network = mesh.create_network("launch team")
+    task = mesh.submit(network["id"], "Write the launch email", wait=True)
+"""
+
+from __future__ import annotations
+
+from meshclient._async import AsyncMesh
+from meshclient._errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    ErrorBody,
+    Forbidden,
+    MeshError,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    RetryableError,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    Unprocessable,
+    WaitTimeout,
+)
+from meshclient._events import FINAL_EVENTS, Event
+from meshclient._models import (
+    FINAL_STATUSES,
+    Agent,
+    AgentMetrics,
+    AgentSpec,
+    AgentType,
+    ApiKey,
+    AuditEvent,
+    Budget,
+    CreatedKey,
+    HistoryEntry,
+    MemoryItem,
+    MemoryType,
+    ModelConfig,
+    Network,
+    NetworkConfig,
+    NotModified,
+    Page,
+    PlannedSubtask,
+    Priority,
+    Progress,
+    Provider,
+    Step,
+    Subtask,
+    Task,
+    TaskBrief,
+    TaskStatus,
+    TaskSummary,
+    Usage,
+)
+from meshclient._sync import Mesh
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FINAL_EVENTS",
+    "FINAL_STATUSES",
+    "Agent",
+    "AgentMetrics",
+    "AgentSpec",
+    "AgentType",
+    "ApiError",
+    "ApiKey",
+    "AsyncMesh",
+    "AuditEvent",
+    "BadRequest",
+    "Budget",
+    "Conflict",
+    "CreatedKey",
+    "ErrorBody",
+    "Event",
+    "Forbidden",
+    "HistoryEntry",
+    "MemoryItem",
+    "MemoryType",
+    "Mesh",
+    "MeshError",
+    "ModelConfig",
+    "Network",
+    "NetworkConfig",
+    "NotFound",
+    "NotModified",
+    "Page",
+    "PlannedSubtask",
+    "Priority",
+    "Progress",
+    "ProtocolError",
+    "Provider",
+    "RateLimited",
+    "RetryableError",
+    "ServerError",
+    "Step",
+    "Subtask",
+    "Task",
+    "TaskBrief",
+    "TaskStatus",
+    "TaskSummary",
+    "TransportError",
+    "Unauthorized",
+    "Unprocessable",
+    "Usage",
+    "WaitTimeout",
+    "__version__",
+]
