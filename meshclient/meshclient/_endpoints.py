@@ -14,6 +14,7 @@ from uuid import UUID
 
 import httpx
 
+from meshclient._bodies import json_of
 from meshclient._errors import ApiError, ProtocolError
 from meshclient._models import (
     AgentSpec,
@@ -27,7 +28,6 @@ from meshclient._models import (
     etag_of,
     revision_of,
 )
-from meshclient._transport import json_of
 
 T = TypeVar("T")
 Id = str | UUID

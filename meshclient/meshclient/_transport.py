@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from meshclient._errors import ApiError, ErrorBody, ProtocolError, TransportError, error_class
+from meshclient._errors import ApiError, ErrorBody, TransportError, error_class
 from meshclient._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -157,17 +157,6 @@ def is_transient(exc: BaseException) -> bool:
             return False
         seen = seen.__cause__ or seen.__context__
     return True
-
-
-def json_of(response: httpx.Response) -> Any:
-    """An answer's JSON; a body that is not JSON is a ProtocolError, not a crash."""
-    try:
-        return response.json()
-    except ValueError as exc:
-        kind = response.headers.get("content-type", "no content type")
-        raise ProtocolError(
-            f"the API answered {response.status_code} with a body that is not JSON ({kind})"
-        ) from exc
 
 
 def _error_body(response: httpx.Response) -> ErrorBody | None:
