@@ -200,7 +200,8 @@ def _fleet(
     env["MESH_DATABASE_URL"] = settings.resolved_database_url()
     env["MESH_DATA_DIR"] = str(data_dir)
     mesh = [sys.executable, "-m", "meshcli.main", "worker"]
-    coordinator = [*mesh, "--queues", "coordinator", "--concurrency", "8"]
+    # Webhook deliveries are light (one POST each): the coordinator worker takes them too.
+    coordinator = [*mesh, "--queues", "coordinator,webhooks", "--concurrency", "8"]
     workers = [
         Child(
             "coordinator worker",
@@ -241,4 +242,4 @@ def agent_workers(settings: Settings) -> int:
 def _agent_queues() -> list[str]:
     from meshworkers.app import QUEUES
 
-    return [q for q in QUEUES if q != "coordinator"]
+    return [q for q in QUEUES if q not in ("coordinator", "webhooks")]

@@ -32,9 +32,11 @@ from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.erasure import SqlTenantRecord
 from meshcore.adapters.sql.keys import SqlKeyStore
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
+from meshcore.adapters.webhook_http import HttpWebhookSender
 from meshcore.domain.clock import SystemClock
 from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.domain.quotas import Quotas
+from meshcore.domain.webhooks import RetryPolicy
 from meshcore.ports import ModelClient
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
@@ -44,6 +46,7 @@ from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
 from meshcore.services.recovery import Sweeper
 from meshcore.services.tasks import TaskService
+from meshcore.services.webhooks import WebhookService
 from meshcore.settings import Settings
 from meshcore.telemetry import tracing
 
@@ -97,6 +100,24 @@ class Mesh:
             tasks_in_flight=settings.max_tasks_in_flight,
         )
         self.idempotency_lifetime = timedelta(seconds=settings.idempotency_lifetime_seconds)
+        self.webhook_sender = HttpWebhookSender(
+            allow_private=settings.webhook_allow_private,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
+        self.webhooks = WebhookService(
+            uow=self.uow,
+            sender=self.webhook_sender,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+            policy=RetryPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                base_seconds=settings.webhook_retry_base_seconds,
+                max_seconds=settings.webhook_retry_max_seconds,
+            ),
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
+        # A commit that made webhook deliveries sends them, as it announces its changes.
+        self.uow.send_deliveries = self.webhooks.send_made
         self._tenants: dict[str, Services] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +134,7 @@ class Mesh:
                         clock=self.clock,
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
+                        webhooks=self.webhook_sender,
                     ),
                     tasks=TaskService(
                         tenant_id=tenant_id,
@@ -122,6 +144,7 @@ class Mesh:
                         revisions=self.revisions,
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
+                        webhooks=self.webhook_sender,
                     ),
                     memory=MemoryService(
                         tenant_id=tenant_id,
@@ -164,6 +187,7 @@ class Mesh:
             clock=self.clock,
             stall_seconds=self.settings.stall_seconds,
             epoch=self.epoch,
+            send_delivery=self.webhooks.send_later,
         )
 
     @cached_property

@@ -28,6 +28,8 @@ from meshcore.domain.task import (
     TaskSummary,
     Usage,
 )
+from meshcore.domain.webhooks import Attempt, DeliveryStatus
+from meshcore.domain.webhooks import Delivery as WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class NetworkRepository(Protocol):
 
     def list(self, page: Page) -> tuple[list[Network], int]: ...
     def delete(self, network_id: UUID) -> None: ...
+    def set_webhook_secret(self, network_id: UUID, secret: str) -> None:
+        """Replace the network's webhook signing secret; NotFound for no such network."""
+        ...
+
+    def webhook_secret(self, network_id: UUID) -> str | None: ...
 
 
 class AgentRepository(Protocol):
@@ -92,6 +99,10 @@ class TaskRepository(Protocol):
     ) -> tuple[list[Task], int]: ...
     def save(self, task: Task) -> None:
         """Store the task's state and its new history, each event numbered after the last."""
+        ...
+
+    def add_webhook_attempt(self, task_id: UUID, entry: HistoryEntry) -> None:
+        """Append a webhook attempt's event, even after the task's final event."""
         ...
 
     def touch(self, task_id: UUID, now: datetime) -> None:
@@ -150,6 +161,27 @@ class MemoryRepository(Protocol):
     def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
 
 
+class WebhookRepository(Protocol):
+    def lease(
+        self, delivery_id: UUID, *, now: datetime, until: datetime
+    ) -> WebhookDelivery | None:
+        """The pending delivery if it is due and not leased, leased until `until`."""
+        ...
+
+    def record(
+        self,
+        delivery_id: UUID,
+        *,
+        attempts: int,
+        status: DeliveryStatus,
+        next_attempt_at: datetime,
+    ) -> None:
+        """Record how far the delivery got, and release its lease."""
+        ...
+
+    def for_task(self, task_id: UUID) -> list[WebhookDelivery]: ...
+
+
 class QuotaRepository(Protocol):
     """What the tenant holds, counted against its quotas; `scope` is the network of a
     per-network quota."""
@@ -188,6 +220,7 @@ class UnitOfWork(Protocol):
     memory: MemoryRepository
     quotas: QuotaRepository
     idempotency: IdempotencyRepository
+    webhooks: WebhookRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -210,6 +243,10 @@ class UnitOfWorkFactory(Protocol):
 class StallFinder(Protocol):
     def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
         """Unfinished tasks, of any tenant, whose heartbeat stopped before `before`."""
+        ...
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[DeliveryRef]:
+        """Pending webhook deliveries, of any tenant, due by `now` and not leased."""
         ...
 
 
@@ -317,6 +354,14 @@ class TaskRef:
     priority: Priority
 
 
+@dataclass(frozen=True)
+class DeliveryRef:
+    """What a queued webhook message carries: ids, never objects."""
+
+    tenant_id: str
+    delivery_id: UUID
+
+
 class Dispatcher(Protocol):
     def coordinate(self, ref: TaskRef, *, new: bool = False) -> None:
         """Plan the task's iteration; `new`: its first message, which waits behind the work
@@ -329,6 +374,21 @@ class Dispatcher(Protocol):
     def review(self, ref: TaskRef, iteration: int) -> None: ...
     def collect(self, ref: TaskRef, iteration: int, wave: int) -> None: ...
     def expire(self, ref: TaskRef, at: datetime) -> None: ...
+    def deliver_webhook(self, ref: DeliveryRef, *, countdown: float = 0.0) -> None:
+        """Send one webhook delivery's next attempt (queue `webhooks`), after `countdown` s."""
+        ...
+
+
+class WebhookSender(Protocol):
+    def refusal(self, url: str) -> str | None:
+        """Why Mesh will not call `url` (its host resolves to a refused address, or does not
+        resolve), or None: checked when a webhook is registered."""
+        ...
+
+    def send(self, url: str, *, body: str, headers: dict[str, str]) -> Attempt:
+        """POST `body` to `url`, resolving its host once and connecting to the address that
+        was checked; what came of it (never raises for the receiver's failures)."""
+        ...
 
 
 class Clock(Protocol):

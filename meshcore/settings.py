@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     # A stream with no event for this long sends a comment line, so proxies keep it open.
     stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
 
+    # Webhooks: a receiver on a loopback, private, link-local or metadata address is refused
+    # unless this is on (on-premises receivers, tests). Failed deliveries are tried again with
+    # exponential backoff and full jitter: 14 attempts from 30 s up to 6 h apart, about a day.
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = Field(14, ge=1, le=100)
+    webhook_retry_base_seconds: float = Field(30.0, ge=0, le=86_400)
+    webhook_retry_max_seconds: float = Field(21_600.0, ge=0, le=7 * 86_400)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
     # Longer than the longest step, or Redis redelivers a step still running (design.md).
     visibility_timeout_seconds: int = Field(3600, ge=60)
     worker_concurrency: int = Field(32, ge=1, le=1000)

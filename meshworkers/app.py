@@ -20,7 +20,10 @@ from meshcore.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-QUEUES = tuple(queue_for(t) for t in AgentType)
+# Webhook deliveries have a queue of their own: a receiver that keeps failing never holds
+# back a task's work.
+WEBHOOKS_QUEUE = "webhooks"
+QUEUES = (*(queue_for(t) for t in AgentType), WEBHOOKS_QUEUE)
 # The critic's review runs on its own queue like any agent step.
 ROUTES = {
     "mesh.coordinate": "coordinator",
@@ -28,6 +31,7 @@ ROUTES = {
     "mesh.expire": "coordinator",
     "mesh.sweep": "coordinator",
     "mesh.review": queue_for(AgentType.CRITIC),
+    "mesh.deliver_webhook": WEBHOOKS_QUEUE,
 }
 
 

@@ -13,7 +13,7 @@ from celery import Celery, Task, shared_task
 from meshcore import bootstrap
 from meshcore.bootstrap import Mesh, Services
 from meshcore.domain.errors import NotFound, Unavailable
-from meshcore.ports import Delivery
+from meshcore.ports import Delivery, DeliveryRef
 
 log = structlog.get_logger(__name__)
 
@@ -123,3 +123,12 @@ def expire(self: Task, tenant_id: str, task_id: str) -> None:
 def sweep(self: Task) -> dict[str, int]:
     """Re-drive stalled tasks (sent by beat every MESH_SWEEP_INTERVAL_SECONDS)."""
     return mesh_of(self.app).sweeper().sweep()
+
+
+@shared_task(name="mesh.deliver_webhook", **_NO_RESULT)
+def deliver_webhook(self: Task, tenant_id: str, delivery_id: str) -> None:
+    """One attempt at a webhook delivery; a duplicate finds it leased or settled."""
+    try:
+        mesh_of(self.app).webhooks.deliver(DeliveryRef(tenant_id, UUID(delivery_id)))
+    except NotFound:
+        log.info("webhook.task_gone", delivery_id=delivery_id, tenant=tenant_id)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import fakeredis
 
@@ -64,7 +64,9 @@ from meshcore.domain.task import (
     plan_entry,
     step_entry,
 )
-from meshcore.ports import Completion, Delivery, Message, Page, TaskRef
+from meshcore.domain.webhooks import Attempt, DeliveryStatus
+from meshcore.domain.webhooks import Delivery as WebhookDelivery
+from meshcore.ports import Completion, Delivery, DeliveryRef, Message, Page, TaskRef
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
@@ -103,6 +105,8 @@ class Tables:
     memory: dict[UUID, MemoryItem] = field(default_factory=dict)
     attempts: dict[StepKey, tuple[int, datetime]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], PriorCreate] = field(default_factory=dict)
+    deliveries: dict[UUID, WebhookDelivery] = field(default_factory=dict)
+    leases: dict[UUID, datetime] = field(default_factory=dict)
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -162,6 +166,15 @@ class FakeNetworkRepository(_Repository):
     def require_locked(self, network_id: UUID) -> None:
         self.get(network_id)  # one unit of work at a time: nothing to take turns with
 
+    def set_webhook_secret(self, network_id: UUID, secret: str) -> None:
+        network = self.get(network_id)
+        stored = replace(self._rows.networks[network.id], webhook_secret=secret)
+        self._rows.networks[network.id] = stored
+
+    def webhook_secret(self, network_id: UUID) -> str | None:
+        self.get(network_id)
+        return self._rows.networks[network_id].webhook_secret
+
     def list(self, page: Page) -> tuple[list[Network], int]:
         mine = [n for n in self._rows.networks.values() if n.tenant_id == self._tenant_id]
         mine.sort(key=lambda n: (-n.created_at.timestamp(), str(n.id)))
@@ -180,6 +193,7 @@ class FakeNetworkRepository(_Repository):
         _drop(rows.events, lambda _, event: event[1] in tasks)
         _drop(rows.subtasks, lambda key, _: key[0] in tasks)
         _drop(rows.steps, lambda key, _: key[0] in tasks)
+        _drop(rows.deliveries, lambda _, delivery: delivery.task_id in tasks)
 
 
 def _drop(table: dict[K, V], is_doomed: Callable[[K, V], bool]) -> None:
@@ -293,6 +307,10 @@ class FakeTaskRepository(_Repository):
             )
         self._append_history(task)
 
+    def add_webhook_attempt(self, task_id: UUID, entry: HistoryEntry) -> None:
+        task = self.get(task_id)  # no TaskEnded: the one event after the end
+        self._append(task, [replace(entry, status=task.status)])
+
     def touch(self, task_id: UUID, now: datetime) -> None:
         stored = self._rows.tasks.get(task_id)
         if stored is not None and stored.tenant_id == self._tenant_id:
@@ -396,6 +414,21 @@ class FakeTaskRepository(_Repository):
         ][-count:]
         task.history[len(task.history) - count :] = copy.deepcopy(numbered)
         task.new_history.clear()
+        webhook = stored.webhook
+        for entry in numbered:
+            if webhook is not None and webhook.wants(entry.type):
+                delivery = WebhookDelivery(
+                    id=uuid4(),
+                    tenant_id=self._tenant_id,
+                    task_id=task.id,
+                    network_id=task.network_id,
+                    event_seq=entry.seq,
+                    event_type=entry.type,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    next_attempt_at=entry.at,
+                )
+                self._rows.deliveries[delivery.id] = delivery
 
     def _append(self, stored: Task, entries: list[HistoryEntry]) -> int:
         """Number the entries after the stored task's revision, and move it on."""
@@ -516,6 +549,46 @@ class FakeIdempotencyRepository(_Repository):
         self._rows.idempotency[(self._tenant_id, key)] = replace(prior, resource_id=resource_id)
 
 
+class FakeWebhookRepository(_Repository):
+    def lease(
+        self, delivery_id: UUID, *, now: datetime, until: datetime
+    ) -> WebhookDelivery | None:
+        found = self._rows.deliveries.get(delivery_id)
+        leased = self._rows.leases.get(delivery_id)
+        if (
+            found is None
+            or found.tenant_id != self._tenant_id
+            or found.status is not DeliveryStatus.PENDING
+            or found.next_attempt_at > now
+            or (leased is not None and leased >= now)
+        ):
+            return None
+        self._rows.leases[delivery_id] = until
+        return found
+
+    def record(
+        self,
+        delivery_id: UUID,
+        *,
+        attempts: int,
+        status: DeliveryStatus,
+        next_attempt_at: datetime,
+    ) -> None:
+        found = self._rows.deliveries[delivery_id]
+        self._rows.deliveries[delivery_id] = replace(
+            found, attempts=attempts, status=status, next_attempt_at=next_attempt_at
+        )
+        self._rows.leases.pop(delivery_id, None)
+
+    def for_task(self, task_id: UUID) -> list[WebhookDelivery]:
+        found = [
+            d
+            for d in self._rows.deliveries.values()
+            if d.task_id == task_id and d.tenant_id == self._tenant_id
+        ]
+        return sorted(found, key=lambda d: d.event_seq)
+
+
 class FakeUnitOfWork:
     """Reads the record as it was when the block began; leaving without commit() drops changes."""
 
@@ -544,6 +617,7 @@ class FakeUnitOfWork:
         self.memory = FakeMemoryRepository(*args)
         self.quotas = FakeQuotaRepository(*args)
         self.idempotency = FakeIdempotencyRepository(*args)
+        self.webhooks = FakeWebhookRepository(*args)
         return self
 
     def __exit__(
@@ -606,6 +680,19 @@ class FakeUnitOfWorkFactory:
         ]
         found.sort(key=lambda t: t.heartbeat_at)
         return [TaskRef(t.tenant_id, t.id, t.priority) for t in found[:limit]]
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[DeliveryRef]:
+        """Pending webhook deliveries of any tenant, due by `now` and not leased."""
+        rows = self.database.committed
+        found = [
+            d
+            for d in rows.deliveries.values()
+            if d.status is DeliveryStatus.PENDING
+            and d.next_attempt_at <= now
+            and (d.id not in rows.leases or rows.leases[d.id] < now)
+        ]
+        found.sort(key=lambda d: d.next_attempt_at)
+        return [DeliveryRef(d.tenant_id, d.id) for d in found[:limit]]
 
 
 class FakeClock:
@@ -676,6 +763,7 @@ class FakeDispatcher:
     ) -> None:
         self.calls: list[Call] = []
         self.pending: deque[Call] = deque()
+        self.webhooks: list[tuple[DeliveryRef, float]] = []
         self._clock, self._step_deliveries, self._on_call = clock, step_deliveries, on_call
 
     def coordinate(self, ref: TaskRef, *, new: bool = False) -> None:
@@ -694,6 +782,9 @@ class FakeDispatcher:
 
     def expire(self, ref: TaskRef, at: datetime) -> None:
         self._send(Call("expire", ref, at=at))
+
+    def deliver_webhook(self, ref: DeliveryRef, *, countdown: float = 0.0) -> None:
+        self.webhooks.append((ref, countdown))
 
     def names(self) -> list[str]:
         return [c.name for c in self.calls]
@@ -902,3 +993,28 @@ class FakeMesh:
         return self.networks.create(
             name="launch team", description="writes launch emails", config=config or NetworkConfig()
         )
+
+
+@dataclass(frozen=True)
+class SentWebhook:
+    url: str
+    body: str
+    headers: dict[str, str]
+
+
+class FakeWebhookSender:
+    """The WebhookSender port: answers each POST with the next scripted status (200 once the
+    script runs out) and keeps what was sent; refuses the URLs in `refused`."""
+
+    def __init__(self, *statuses: int, refused: Sequence[str] = ()) -> None:
+        self.statuses = deque(statuses)
+        self.refused = set(refused)
+        self.sent: list[SentWebhook] = []
+
+    def refusal(self, url: str) -> str | None:
+        return "resolves to a refused address" if url in self.refused else None
+
+    def send(self, url: str, *, body: str, headers: dict[str, str]) -> Attempt:
+        self.sent.append(SentWebhook(url, body, dict(headers)))
+        code = self.statuses.popleft() if self.statuses else 200
+        return Attempt(code, 12.5, None if code < 300 else f"the receiver answered {code}")

@@ -12,7 +12,13 @@ from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.schemas.common import ErrorSchema
-from meshapi.schemas.networks import NETWORK_EXAMPLE, NetworkCreateSchema, NetworkSchema
+from meshapi.schemas.networks import (
+    NETWORK_EXAMPLE,
+    NetworkCreatedSchema,
+    NetworkCreateSchema,
+    NetworkSchema,
+)
+from meshapi.schemas.webhooks import WebhookSecretSchema
 from meshcore.domain.network import ModelConfig
 from meshcore.domain.usage import Budget
 from meshcore.ports import Page
@@ -30,10 +36,11 @@ blp = Blueprint(
 class Networks(MethodView):
     @blp.arguments(NetworkCreateSchema, example=NETWORK_EXAMPLE)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
-    @blp.response(201, NetworkSchema)
+    @blp.response(201, NetworkCreatedSchema)
     @blp.alt_response(422, schema=ErrorSchema)
     def post(self, body: dict, headers: dict) -> object:
-        """Create a network; without `agents` it gets the default team of seven."""
+        """Create a network; without `agents` it gets the default team of seven. The answer
+        holds its webhook signing secret, once."""
         config = body["config"]
         if config.get("model_chain"):
             config["model_chain"] = tuple(config["model_chain"])
@@ -72,6 +79,16 @@ class NetworkById(MethodView):
     def delete(self, network_id: UUID) -> None:
         """Delete a network with its agents, tasks and memory."""
         services().networks.delete(network_id)
+
+
+@blp.route("/<id(network):network_id>/webhook-secret")
+class NetworkWebhookSecret(MethodView):
+    @blp.response(201, WebhookSecretSchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def post(self, network_id: UUID) -> object:
+        """Rotate the network's webhook signing secret: the answer holds the new one, once;
+        deliveries are signed under it from now on."""
+        return {"webhook_secret": services().networks.rotate_webhook_secret(network_id)}
 
 
 def agent_spec(body: dict) -> AgentSpec:

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from meshapi.schemas.common import Rounded, UsageSchema, no_nul, text
+from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.network import AgentType
 
 MODEL_NAME = validate.Length(min=1, max=200)
@@ -79,6 +80,11 @@ class NetworkConfigSchema(ma.Schema):
         BudgetSchema,
         metadata={"description": "A task that would exceed it stops, failed, keeping its work"},
     )
+    webhook = ma.fields.Nested(
+        WebhookSchema,
+        allow_none=True,
+        metadata={"description": "Where its tasks' events are POSTed, signed (see README)"},
+    )
 
 
 class NetworkCreateSchema(ma.Schema):
@@ -125,3 +131,13 @@ class NetworkSchema(ma.Schema):
     usage = ma.fields.Nested(UsageSchema, metadata={"description": "Summed over its tasks"})
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()
+
+
+class NetworkCreatedSchema(NetworkSchema):
+    webhook_secret = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The secret its webhook deliveries are signed under (`whsec_...`): "
+            "shown in this answer only (null when an Idempotency-Key replays the create)"
+        },
+    )

@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from meshapi.schemas.common import Ordinal, Rounded, UsageSchema, json_object, text
+from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import KEY_PATTERN, MAX_SUBTASKS
 from meshcore.domain.task import MAX_DESCRIPTION, Priority, TaskStatus
@@ -34,6 +35,10 @@ class TaskCreateSchema(ma.Schema):
     auto_process = ma.fields.Boolean(
         load_default=True,
         metadata={"description": "false keeps the task queued until POST .../process"},
+    )
+    webhook = ma.fields.Nested(
+        WebhookSchema,
+        metadata={"description": "Where this task's events are POSTed; else its network's"},
     )
     plan = ma.fields.List(
         ma.fields.Nested(PlannedSubtaskSchema),

@@ -16,7 +16,7 @@ from meshcore.adapters.redis_gauges import SENT_AT_HEADER
 from meshcore.domain.errors import Unavailable
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.task import Priority
-from meshcore.ports import TaskRef
+from meshcore.ports import DeliveryRef, TaskRef
 
 # On the Redis transport 0 is the highest priority (unlike AMQP); steps are 0, 3, 6, 9.
 # A task's first message goes one step below the rest of its work, so that under a burst the
@@ -77,6 +77,15 @@ class CeleryDispatcher:
 
     def expire(self, ref: TaskRef, at: datetime) -> None:
         self._send("mesh.expire", ref, eta=at)
+
+    def deliver_webhook(self, ref: DeliveryRef, *, countdown: float = 0.0) -> None:
+        with _broker():
+            self._app.send_task(
+                "mesh.deliver_webhook",
+                args=(ref.tenant_id, str(ref.delivery_id)),
+                countdown=countdown or None,
+                ignore_result=True,
+            )
 
     def _send(
         self,

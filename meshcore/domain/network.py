@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from meshcore.domain.errors import Conflict, InvalidInput, NotFound
 from meshcore.domain.usage import Budget, Usage
+from meshcore.domain.webhooks import Webhook
 
 DEFAULT_TENANT = "default"
 
@@ -97,6 +98,7 @@ class NetworkConfig:
     quality_threshold: float = 0.8
     model_chain: tuple[str, ...] | None = None
     budget: Budget = Budget()
+    webhook: Webhook | None = None  # where its tasks' events go, unless a task names its own
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_iterations <= 10:
@@ -109,6 +111,8 @@ class NetworkConfig:
             raise InvalidInput("config.budget.tokens", "must be at least 1")
         if self.budget.cost_usd is not None and self.budget.cost_usd <= 0:
             raise InvalidInput("config.budget.cost_usd", "must be more than 0")
+        if self.webhook is not None:
+            self.webhook.check("config.webhook")
 
 
 @dataclass
@@ -124,6 +128,8 @@ class Network:
     updated_at: datetime
     agents: list[Agent] = field(default_factory=list)
     usage: Usage = Usage()  # the sum over its tasks, as read from the record
+    # Its webhooks' signing secret: set when it is made or rotated, and shown then only.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def create(

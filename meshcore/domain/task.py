@@ -11,6 +11,7 @@ from meshcore.domain.errors import Conflict, InvalidInput, InvalidTransition
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.usage import Usage
+from meshcore.domain.webhooks import Webhook
 
 MAX_DESCRIPTION = 10_000
 # How much of a step's output its event carries: enough to follow, never the whole answer.
@@ -78,6 +79,7 @@ class EventKind(enum.StrEnum):
     VERDICT = "verdict"  # the critic scored the synthesis
     RECOVERY = "recovery"  # the sweeper re-drove a stalled task
     RELEASED = "released"  # a held task was released for processing
+    WEBHOOK = "webhook"  # a webhook delivery was attempted (the one kind after the end)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ _EVENT_TYPES = {
     EventKind.VERDICT: "critic.verdict",
     EventKind.RECOVERY: "task.recovery",
     EventKind.RELEASED: "task.released",
+    EventKind.WEBHOOK: "webhook.attempt",
 }
 
 
@@ -181,6 +184,7 @@ class Task:
     result: dict[str, object] | None = None
     error: str | None = None
     usage: Usage = Usage()
+    webhook: Webhook | None = None  # its own, else its network's, as of its submission
     subtasks: list[Subtask] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     new_history: list[HistoryEntry] = field(default_factory=list, repr=False)
@@ -198,6 +202,7 @@ class Task:
         now: datetime,
         plan: list[PlannedSubtask] | None = None,
         is_held: bool = False,
+        webhook: Webhook | None = None,
     ) -> Task:
         if not description.strip():
             raise InvalidInput("description", "must not be empty")
@@ -217,6 +222,7 @@ class Task:
             plan=plan,
             heartbeat_at=now,
             is_held=is_held,
+            webhook=webhook,
         )
         task._record(
             HistoryEntry(now, EventKind.TRANSITION, TaskStatus.QUEUED, detail={"from": None})

@@ -9,7 +9,7 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import profile_for
-from meshcore.domain.errors import MemoryViewUnavailable
+from meshcore.domain.errors import InvalidInput, MemoryViewUnavailable
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import (
     DEFAULT_TEAM,
@@ -20,9 +20,18 @@ from meshcore.domain.network import (
     NetworkConfig,
 )
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
-from meshcore.ports import AgentActivity, Clock, MemoryStore, Page, UnitOfWorkFactory
+from meshcore.domain.webhooks import new_secret
+from meshcore.ports import (
+    AgentActivity,
+    Clock,
+    MemoryStore,
+    Page,
+    UnitOfWorkFactory,
+    WebhookSender,
+)
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
+from meshcore.services.webhooks import refusal_of
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +55,12 @@ class NetworkService:
         clock: Clock,
         quotas: Quotas = DEFAULT_QUOTAS,
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
         self._activity, self._quotas = activity, quotas
         self._idempotency_lifetime = idempotency_lifetime
+        self._webhooks = webhooks
 
     def create(
         self,
@@ -71,6 +82,11 @@ class NetworkService:
             _add_agent(network, spec, now)
         network.check_team()
         self._quotas.check(Quota.AGENTS, used=0, adding=len(network.agents))
+        if config.webhook is not None and (
+            refused := refusal_of(self._webhooks, config.webhook.url)
+        ):
+            raise InvalidInput("config.webhook.url", refused)
+        network.webhook_secret = new_secret()
         with self._uow(self._tenant_id) as uow:
             earlier = earlier_create(
                 uow, idempotency, Created.NETWORK, now=now, lifetime=self._idempotency_lifetime
@@ -84,6 +100,15 @@ class NetworkService:
             uow.commit()
         log.info("network.created", network_id=str(network.id), agents=len(network.agents))
         return network
+
+    def rotate_webhook_secret(self, network_id: UUID) -> str:
+        """A new signing secret for the network's webhooks; the old one signs no more."""
+        secret = new_secret()
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.set_webhook_secret(network_id, secret)
+            uow.commit()
+        log.info("network.webhook_secret_rotated", network_id=str(network_id))
+        return secret
 
     def list(self, page: Page) -> tuple[list[Network], int]:
         with self._uow(self._tenant_id) as uow:

@@ -18,10 +18,13 @@ from datetime import datetime, timedelta
 import structlog
 
 from meshcore.domain.errors import NotFound, Unavailable
-from meshcore.ports import BrokerEpoch, Clock, StallFinder, TaskRef
+from meshcore.ports import BrokerEpoch, Clock, DeliveryRef, StallFinder, TaskRef
 from meshcore.services.coordination import Coordination
 
 log = structlog.get_logger(__name__)
+
+# A delivery due for longer than this without an attempt taking it is sent again.
+DELIVERY_GRACE = timedelta(seconds=30)
 
 
 class Sweeper:
@@ -34,10 +37,12 @@ class Sweeper:
         stall_seconds: float,
         epoch: BrokerEpoch | None = None,
         batch: int = 200,
+        send_delivery: Callable[[DeliveryRef], None] | None = None,
     ) -> None:
         self._finder, self._coordination, self._clock = finder, coordination, clock
         self._stall, self._batch = timedelta(seconds=stall_seconds), batch
         self._epoch = epoch
+        self._send_delivery = send_delivery
 
     def sweep(self) -> dict[str, int]:
         """Re-drive every stalled task once; answers how many of each action were taken."""
@@ -57,9 +62,20 @@ class Sweeper:
             log.warning("sweep.redis_lost", since=lost_since.isoformat(), tasks=len(seen))
         before = now - self._stall
         self._redrive(self._finder.stalled(before, self._batch), before, actions)
+        self._resend_deliveries(now, actions)
         if actions:
             log.warning("sweep.redrove", **actions)
         return actions
+
+    def _resend_deliveries(self, now: datetime, actions: dict[str, int]) -> None:
+        """Send the webhook deliveries that are due and not leased: a lost message, or a
+        retry too far off to have been held on the broker. A message sent just now is left
+        a grace period, so a busy queue is not sent the same delivery twice each sweep."""
+        if self._send_delivery is None:
+            return
+        for ref in self._finder.due_deliveries(now - DELIVERY_GRACE, self._batch):
+            self._send_delivery(ref)
+            actions["webhook"] = actions.get("webhook", 0) + 1
 
     def _lost_since(self, now: datetime) -> datetime | None:
         if self._epoch is None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.errors import Conflict, NotFound, Unavailable
+from meshcore.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
@@ -26,6 +26,7 @@ from meshcore.domain.task import (
     TaskStatus,
     TaskSummary,
 )
+from meshcore.domain.webhooks import Webhook
 from meshcore.ports import (
     Clock,
     Dispatcher,
@@ -34,10 +35,12 @@ from meshcore.ports import (
     TaskRevisions,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookSender,
 )
 from meshcore.services.endings import end
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
+from meshcore.services.webhooks import refusal_of
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -68,7 +71,9 @@ class TaskService:
         revisions: TaskRevisions,
         quotas: Quotas = DEFAULT_QUOTAS,
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
+        webhooks: WebhookSender | None = None,
     ) -> None:
+        self._webhooks = webhooks
         self._tenant_id, self._uow, self._dispatcher, self._clock = (
             tenant_id,
             uow,
@@ -88,11 +93,17 @@ class TaskService:
         auto_process: bool = True,
         plan: list[dict[str, object]] | None = None,
         idempotency: IdempotencyKey | None = None,
+        webhook: Webhook | None = None,
     ) -> Task:
         """Record a task, then (unless held) enqueue it; the row commits before the enqueue.
 
         A retry under the same idempotency key answers the task the first call made, and
-        neither records nor enqueues anything."""
+        neither records nor enqueues anything. Its events go to `webhook`, else to its
+        network's."""
+        if webhook is not None:
+            webhook.check("webhook")
+            if refused := refusal_of(self._webhooks, webhook.url):
+                raise InvalidInput("webhook.url", refused)
         with self._uow(self._tenant_id) as uow:
             earlier = earlier_create(
                 uow,
@@ -103,7 +114,8 @@ class TaskService:
             )
             if earlier is None:
                 task = self._record(uow, network_id, description, context, priority,
-                                    auto_process=auto_process, plan=plan)  # fmt: skip
+                                    auto_process=auto_process, plan=plan,
+                                    webhook=webhook)  # fmt: skip
                 if idempotency is not None:
                     uow.idempotency.made(idempotency.key, task.id)
                 uow.commit()
@@ -126,8 +138,10 @@ class TaskService:
         *,
         auto_process: bool,
         plan: list[dict[str, object]] | None,
+        webhook: Webhook | None = None,
     ) -> Task:
-        """A new task of the network, added to the unit of work (not committed)."""
+        """A new task of the network, added to the unit of work (not committed); its events
+        go to `webhook`, else to the network's."""
         network = uow.networks.get(network_id)
         if network.agent_of(AgentType.COORDINATOR) is None:
             raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
@@ -145,6 +159,7 @@ class TaskService:
             now=self._clock.now(),
             plan=planned,
             is_held=not auto_process,
+            webhook=webhook or network.config.webhook,
         )
         reserve(uow, self._quotas, Quota.TASKS_IN_FLIGHT)
         uow.tasks.add(task)
@@ -256,8 +271,9 @@ class TaskService:
         """The task's events numbered above `after`, as they are recorded, up to its last.
 
         NotFound is raised here, before the first event. The iterator yields None when
-        `heartbeat` seconds pass without an event, and stops after the task's final event
-        (whose detail carries the result); a task that ended earlier ends it at once.
+        `heartbeat` seconds pass without an event, and stops once the task has ended and
+        every event recorded so far was sent (the final one's detail carries the result;
+        webhook attempts, the only events after it, come with the rest).
         """
         self.revision(network_id, task_id)
         return self._follow(network_id, task_id, after, heartbeat)
@@ -265,7 +281,7 @@ class TaskService:
     def _follow(
         self, network_id: UUID, task_id: UUID, after: int, heartbeat: float
     ) -> Iterator[HistoryEntry | None]:
-        last = after
+        last, has_ended = after, False
         while True:
             with self._uow(self._tenant_id) as uow:
                 found = uow.tasks.events(task_id, after=last, limit=EVENT_BATCH)
@@ -273,12 +289,16 @@ class TaskService:
                 result = uow.tasks.get(task_id).result if final is not None else None
             for entry in found:
                 if entry is final:
-                    yield replace(entry, detail={**entry.detail, "result": result})
-                    return
+                    has_ended = True
+                    entry = replace(entry, detail={**entry.detail, "result": result})
                 yield entry
                 last = entry.seq
             if len(found) == EVENT_BATCH:
                 continue
+            if has_ended:
+                # The record holds nothing past `last`: the client has every event there is.
+                # Webhook attempts may follow the end; one who connects later reads them too.
+                return
             current = self.revision(network_id, task_id)
             if current.status.is_terminal and current.revision <= last:
                 return  # the client has every event there will be

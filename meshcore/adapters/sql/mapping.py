@@ -37,6 +37,7 @@ from meshcore.domain.task import (
     Usage,
 )
 from meshcore.domain.usage import Budget
+from meshcore.domain.webhooks import Webhook
 
 Row = Mapping[str, Any]
 
@@ -53,6 +54,7 @@ def config_to_json(config: NetworkConfig) -> dict[str, object]:
         "quality_threshold": config.quality_threshold,
         "model_chain": list(config.model_chain) if config.model_chain else None,
         "budget": {"tokens": config.budget.tokens, "cost_usd": config.budget.cost_usd},
+        "webhook": config.webhook.to_json() if config.webhook is not None else None,
     }
 
 
@@ -65,10 +67,11 @@ def config_from_json(data: Mapping[str, Any]) -> NetworkConfig:
         timeout_seconds=data["timeout_seconds"],
         quality_threshold=data["quality_threshold"],
         model_chain=tuple(chain) if chain else None,
+        webhook=Webhook.from_json(data.get("webhook")),
     )
 
 
-def network_row(network: Network) -> dict[str, object]:
+def network_row(network: Network, sealer: Sealer) -> dict[str, object]:
     return {
         "id": network.id,
         "tenant_id": network.tenant_id,
@@ -77,6 +80,9 @@ def network_row(network: Network) -> dict[str, object]:
         "config": config_to_json(network.config),
         "created_at": network.created_at,
         "updated_at": network.updated_at,
+        "webhook_secret": (
+            sealer.seal(network.webhook_secret) if network.webhook_secret is not None else None
+        ),
     }
 
 
@@ -158,6 +164,7 @@ def task_row(task: Task, sealer: Sealer) -> dict[str, object]:
         "created_at": task.created_at,
         "deadline_at": task.deadline_at,
         "revision": task.revision,
+        "webhook": task.webhook.to_json() if task.webhook is not None else None,
         **task_state(task, sealer),
     }
 
@@ -202,6 +209,7 @@ def task_from_row(row: Row, sealer: Sealer) -> Task:
         result=result,
         error=sealer.open(row["error"]) if row["error"] is not None else None,
         usage=Usage(row["input_tokens"], row["output_tokens"], row["cost_usd"]),
+        webhook=Webhook.from_json(row["webhook"]),
     )
 
 

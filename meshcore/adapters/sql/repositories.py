@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -21,6 +21,7 @@ from meshcore.adapters.sql.tables import (
     subtasks,
     task_events,
     tasks,
+    webhook_deliveries,
 )
 from meshcore.domain.errors import NotFound, TaskEnded
 from meshcore.domain.memory import MemoryItem, MemoryQuery
@@ -39,6 +40,7 @@ from meshcore.domain.task import (
     step_entry,
 )
 from meshcore.domain.usage import Usage
+from meshcore.domain.webhooks import Delivery, DeliveryStatus
 from meshcore.ports import Page
 
 
@@ -58,7 +60,7 @@ class _Repository:
 
 class SqlNetworkRepository(_Repository):
     def add(self, network: Network) -> None:
-        self._db.execute(networks.insert().values(m.network_row(network)))
+        self._db.execute(networks.insert().values(m.network_row(network, self._sealer)))
         if network.agents:
             self._db.execute(
                 agents.insert(), [m.agent_row(a, i) for i, a in enumerate(network.agents)]
@@ -87,6 +89,23 @@ class SqlNetworkRepository(_Repository):
 
     def require(self, network_id: UUID) -> None:
         self._require(sa.select(networks.c.id), network_id)
+
+    def set_webhook_secret(self, network_id: UUID, secret: str) -> None:
+        changed = self._db.execute(
+            networks.update()
+            .where(networks.c.id == network_id, networks.c.tenant_id == self._tenant_id)
+            .values(webhook_secret=self._sealer.seal(secret))
+        ).rowcount
+        if not changed:
+            raise NotFound("network", network_id)
+
+    def webhook_secret(self, network_id: UUID) -> str | None:
+        sealed = self._db.execute(
+            sa.select(networks.c.webhook_secret).where(
+                networks.c.id == network_id, networks.c.tenant_id == self._tenant_id
+            )
+        ).scalar()
+        return self._sealer.open(sealed) if sealed is not None else None
 
     def require_locked(self, network_id: UUID) -> None:
         # FOR NO KEY UPDATE: team changes take turns, yet adding a task or an agent (whose
@@ -225,9 +244,11 @@ class SqlTaskRepository(_Repository):
         tenant_id: str,
         sealer: Sealer,
         changes: dict[UUID, TaskChange],
+        deliveries: list[UUID] | None = None,
     ) -> None:
         super().__init__(connection, tenant_id, sealer)
         self._changes = changes
+        self._deliveries = deliveries if deliveries is not None else []
 
     def add(self, task: Task) -> None:
         task.revision = len(task.new_history)
@@ -311,6 +332,16 @@ class SqlTaskRepository(_Repository):
             raise TaskEnded(task_id, status)
         entry = replace(entry, status=status)
         self._append(task_id, row.network_id, status, [entry], row.revision - 1)
+
+    def add_webhook_attempt(self, task_id: UUID, entry: HistoryEntry) -> None:
+        """Append a webhook attempt's event: the one kind appended after the task ended."""
+        params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_n": 1}
+        row = self._db.execute(q.BUMP_TASK, params).first()
+        if row is None:
+            raise NotFound("task", task_id)
+        status = TaskStatus(row.status)
+        entries = [replace(entry, status=status)]
+        self._append(task_id, row.network_id, status, entries, row.revision - 1)
 
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Set the heartbeat without locking or loading the task (see the port)."""
@@ -407,6 +438,33 @@ class SqlTaskRepository(_Repository):
         numbered = self._append(task.id, network_id, task.status, task.new_history, last_seq)
         task.history[len(task.history) - count :] = numbered
         task.new_history.clear()
+        if task.webhook is not None:
+            wanted = [e for e in numbered if task.webhook.wants(e.type)]
+            self._add_deliveries(task.id, network_id, wanted)
+
+    def _add_deliveries(
+        self, task_id: UUID, network_id: UUID, entries: Sequence[HistoryEntry]
+    ) -> None:
+        """A delivery per event the webhook wants, in the event's own transaction."""
+        if not entries:
+            return
+        rows = [
+            {
+                "id": uuid4(),
+                "tenant_id": self._tenant_id,
+                "task_id": task_id,
+                "network_id": network_id,
+                "event_seq": e.seq,
+                "event_type": e.type,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": e.at,
+                "created_at": e.at,
+            }
+            for e in entries
+        ]
+        self._db.execute(webhook_deliveries.insert(), rows)
+        self._deliveries.extend(r["id"] for r in rows)
 
     def _append(
         self,
@@ -426,6 +484,75 @@ class SqlTaskRepository(_Repository):
         revision = last_seq + len(entries)
         self._changes[task_id] = TaskChange(self._tenant_id, network_id, task_id, revision, status)
         return numbered
+
+
+class SqlWebhookRepository(_Repository):
+    """Webhook deliveries: leased for an attempt, then recorded."""
+
+    def lease(self, delivery_id: UUID, *, now: datetime, until: datetime) -> Delivery | None:
+        """The pending delivery, leased until `until`; None if it is not due, or is leased,
+        delivered or given up on."""
+        d = webhook_deliveries.c
+        row = (
+            self._db.execute(
+                webhook_deliveries.update()
+                .where(
+                    d.id == delivery_id,
+                    d.tenant_id == self._tenant_id,
+                    d.status == DeliveryStatus.PENDING.value,
+                    d.next_attempt_at <= now,
+                    sa.or_(d.leased_until.is_(None), d.leased_until < now),
+                )
+                .values(leased_until=until)
+                .returning(*webhook_deliveries.c)
+            )
+            .mappings()
+            .first()
+        )
+        return _delivery(row) if row is not None else None
+
+    def record(
+        self,
+        delivery_id: UUID,
+        *,
+        attempts: int,
+        status: DeliveryStatus,
+        next_attempt_at: datetime,
+    ) -> None:
+        d = webhook_deliveries.c
+        self._db.execute(
+            webhook_deliveries.update()
+            .where(d.id == delivery_id, d.tenant_id == self._tenant_id)
+            .values(
+                attempts=attempts,
+                status=status.value,
+                next_attempt_at=next_attempt_at,
+                leased_until=None,
+            )
+        )
+
+    def for_task(self, task_id: UUID) -> list[Delivery]:
+        d = webhook_deliveries.c
+        rows = self._db.execute(
+            webhook_deliveries.select()
+            .where(d.task_id == task_id, d.tenant_id == self._tenant_id)
+            .order_by(d.event_seq)
+        ).mappings()
+        return [_delivery(r) for r in rows]
+
+
+def _delivery(row: Row | dict) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        task_id=row["task_id"],
+        network_id=row["network_id"],
+        event_seq=row["event_seq"],
+        event_type=row["event_type"],
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        next_attempt_at=m.aware(row["next_attempt_at"]),
+    )
 
 
 class SqlStepRepository(_Repository):

@@ -36,6 +36,8 @@ networks = sa.Table(
     sa.Column("config", Json, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # Sealed: the secret its webhook deliveries are signed under.
+    sa.Column("webhook_secret", sa.Text, nullable=True),
     sa.Index("ix_networks_tenant_created", "tenant_id", "created_at"),
 )
 
@@ -91,6 +93,8 @@ tasks = sa.Table(
     sa.Column("held", sa.Boolean, nullable=False, default=False),
     # Moves on every change a client can see: the number of the task's latest event.
     sa.Column("revision", sa.Integer, nullable=False, default=0),
+    # The webhook its events go to ({url, events}): its own, else its network's at submission.
+    sa.Column("webhook", Json, nullable=True),
     sa.Index("ix_tasks_network_created", "tenant_id", "network_id", "created_at"),
     sa.Index("ix_tasks_heartbeat", "status", "heartbeat_at"),
     sa.Index("ix_tasks_status", "tenant_id", "status"),
@@ -150,6 +154,26 @@ task_events = sa.Table(
     sa.Column("seq", sa.Integer, nullable=True),
     sa.Index("ix_task_events_task", "task_id", "id"),
     sa.Index("ux_task_events_seq", "task_id", "seq", unique=True),
+)
+
+# One row per event of a task its webhook wants, inserted with the event (so none is lost);
+# a worker leases it for an attempt, and the sweeper finds the ones whose message was lost.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("network_id", sa.Uuid, nullable=False),
+    sa.Column("event_seq", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("leased_until", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("task_id", "event_seq", name="uq_webhook_deliveries_event"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
 memory_items = sa.Table(

@@ -25,11 +25,13 @@ from meshcore.adapters.sql.repositories import (
     SqlNetworkRepository,
     SqlStepRepository,
     SqlTaskRepository,
+    SqlWebhookRepository,
 )
-from meshcore.adapters.sql.tables import tasks
+from meshcore.adapters.sql.tables import tasks, webhook_deliveries
 from meshcore.domain.errors import NotFound, RecordUnavailable
 from meshcore.domain.task import Priority, TaskChange, TaskStatus
-from meshcore.ports import TaskRef
+from meshcore.domain.webhooks import DeliveryStatus
+from meshcore.ports import DeliveryRef, TaskRef
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +41,15 @@ ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 
 # Told of the tasks a transaction changed, once it has committed (the live notifications).
 Announce = Callable[[Sequence[TaskChange]], None]
+# Told of the webhook deliveries a transaction made, once it has committed (to send them).
+SendDeliveries = Callable[[Sequence[DeliveryRef]], None]
 
 
 def _announce_nothing(changes: Sequence[TaskChange]) -> None:
+    return None
+
+
+def _send_nothing(deliveries: Sequence[DeliveryRef]) -> None:
     return None
 
 
@@ -54,10 +62,13 @@ class SqlUnitOfWork:
         *,
         autocommit: bool = False,
         announce: Announce = _announce_nothing,
+        send_deliveries: SendDeliveries = _send_nothing,
     ) -> None:
         self._engine, self._tenant_id, self._autocommit = engine, tenant_id, autocommit
         self._sealer, self._announce = sealer, announce
+        self._send_deliveries = send_deliveries
         self._changes: dict[UUID, TaskChange] = {}
+        self._deliveries: list[UUID] = []
 
     def __enter__(self) -> Self:
         try:
@@ -69,7 +80,8 @@ class SqlUnitOfWork:
         db, tenant, sealer = self._connection, self._tenant_id, self._sealer
         self.networks = SqlNetworkRepository(db, tenant, sealer)
         self.agents = SqlAgentRepository(db, tenant, sealer)
-        self.tasks = SqlTaskRepository(db, tenant, sealer, self._changes)
+        self.tasks = SqlTaskRepository(db, tenant, sealer, self._changes, self._deliveries)
+        self.webhooks = SqlWebhookRepository(db, tenant, sealer)
         self.steps = SqlStepRepository(db, tenant, sealer)
         self.memory = SqlMemoryRepository(db, tenant, sealer)
         self.quotas = SqlQuotaRepository(db, tenant)
@@ -83,6 +95,7 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._changes.clear()  # what was not committed is not announced
+        self._deliveries.clear()
         try:
             if self._autocommit:
                 tenancy.forget(self._connection)
@@ -109,24 +122,60 @@ class SqlUnitOfWork:
             changes = list(self._changes.values())
             self._changes.clear()
             self._announce(changes)
+        if self._deliveries:
+            made = [DeliveryRef(self._tenant_id, d) for d in self._deliveries]
+            self._deliveries.clear()
+            self._send_deliveries(made)
 
     def rollback(self) -> None:
         self._changes.clear()
+        self._deliveries.clear()
         if not self._autocommit:
             self._connection.rollback()
 
 
 class SqlUnitOfWorkFactory:
     def __init__(
-        self, engine: sa.Engine, sealer: Sealer, *, announce: Announce = _announce_nothing
+        self,
+        engine: sa.Engine,
+        sealer: Sealer,
+        *,
+        announce: Announce = _announce_nothing,
+        send_deliveries: SendDeliveries = _send_nothing,
     ) -> None:
         self._engine, self._sealer, self._announce = engine, sealer, announce
+        self.send_deliveries = send_deliveries
         tenancy.install(engine)
 
     def __call__(self, tenant_id: str, *, autocommit: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self._engine, tenant_id, self._sealer, autocommit=autocommit, announce=self._announce
+            self._engine,
+            tenant_id,
+            self._sealer,
+            autocommit=autocommit,
+            announce=self._announce,
+            send_deliveries=self.send_deliveries,
         )
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[DeliveryRef]:
+        """Pending webhook deliveries of every tenant that are due and not leased: the ones
+        whose message was lost, or whose retry is due (the sweeper sends them again)."""
+        d = webhook_deliveries.c
+        try:
+            with tenancy.across_tenants(self._engine).connect() as connection:
+                rows = connection.execute(
+                    sa.select(d.tenant_id, d.id)
+                    .where(
+                        d.status == DeliveryStatus.PENDING.value,
+                        d.next_attempt_at <= now,
+                        sa.or_(d.leased_until.is_(None), d.leased_until < now),
+                    )
+                    .order_by(d.next_attempt_at)
+                    .limit(limit)
+                ).all()
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+        return [DeliveryRef(tenant, delivery_id) for tenant, delivery_id in rows]
 
     def is_reachable(self) -> bool:
         try:

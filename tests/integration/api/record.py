@@ -19,6 +19,7 @@ TABLES = (
     "memory_items",
     "api_keys",
     "idempotency_keys",
+    "webhook_deliveries",
 )
 # The Celery queues on the broker (`coordinator`, `agent.<type>`), one list per priority.
 QUEUE_PATTERNS = ("coordinator*", "agent.*")

@@ -21,6 +21,7 @@ OPERATIONS = [
     (f"{API}/networks", "get", {422}),
     (NETWORK, "get", {404}),
     (NETWORK, "delete", {404}),
+    (f"{NETWORK}/webhook-secret", "post", {404}),
     (f"{NETWORK}/tasks", "post", {404, 409, 422}),
     (f"{NETWORK}/tasks", "get", {404, 422}),
     (TASK, "get", {404, 422}),
