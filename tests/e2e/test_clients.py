@@ -272,3 +272,37 @@ def _ids(client: httpx.Client, url: str, last: int | None = None) -> list[int]:
     headers = {} if last is None else {"Last-Event-ID": str(last)}
     with client.stream("GET", url, headers=headers, timeout=30) as stream:
         return [int(line[4:]) for line in stream.iter_lines() if line.startswith("id: ")]
+
+
+def test_a_stream_open_across_a_redis_restart_misses_no_event(
+    base: str, client: httpx.Client, network: str, private_redis: PrivateRedis
+) -> None:
+    held = client.post(
+        f"/api/mesh/networks/{network}/tasks",
+        json={"description": "Held across a Redis restart", "auto_process": False},
+    ).headers["Location"]
+    received: list[int] = []
+    opened = threading.Event()
+
+    def follow() -> None:
+        with (
+            httpx.Client(base_url=base, headers=AUTH, timeout=60) as own,
+            own.stream("GET", f"{held}/events") as stream,
+        ):
+            for line in stream.iter_lines():
+                if line.startswith("id: "):
+                    received.append(int(line[4:]))
+                    opened.set()
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    assert opened.wait(30)
+    private_redis.stop()  # the live notifications go; the log is the record's
+    private_redis.start()
+
+    assert _until_accepted(client, f"{held}/process", {}, AUTH).status_code == 202
+    assert client.post(f"{held}/cancel").status_code == 202
+    reader.join(timeout=60)
+
+    assert not reader.is_alive(), "the stream did not end after the task's final event"
+    assert received == [1, 2, 3]
