@@ -131,7 +131,8 @@ def key_hint(status: int | None, *, has_key: bool) -> str | None:
     """What to do when the API refused the key (401) or its scopes (403)."""
     if status == 401 and not has_key:
         return (
-            "The API needs a key: pass one with --api-key KEY or MESH_API_KEY=KEY "
+            "The API needs a key (it answers 401 without one): pass one with --api-key KEY or"
+            " MESH_API_KEY=KEY "
             "(mesh serve prints one at first start; `mesh keys create` makes more)."
         )
     if status == 401:
