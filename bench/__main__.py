@@ -17,8 +17,8 @@ from collections.abc import Callable
 # In this order the suites that run the same fleet follow each other, so it starts once:
 # api_load stops it (the API alone on the cores) and fanout runs a fleet of its own.
 SUITES = (
-    "orchestration", "scale", "users", "footprint", "api_load", "fanout", "gateway", "sealing",
-    "row_security",
+    "orchestration", "scale", "users", "footprint", "waiting", "api_load", "fanout", "gateway",
+    "sealing", "row_security",
 )  # fmt: skip
 
 

@@ -1,8 +1,10 @@
-"""The API under load: Mesh's submit and poll endpoints against a bare Flask app, both under
-the same gunicorn, loaded from a second process (bench.loadgen) at a fixed rate and at
-saturation. No workers run here: POSTed tasks wait in Redis, so only the API is measured.
-Every request to Mesh carries a real API key; the price of checking it is the same GET against
-Mesh with the check skipped (bench.noauth_api, which no deployment runs), in the same run.
+"""The API under load: Mesh's submit and poll endpoints against a bare Flask app, each under
+gunicorn with 2 workers (Mesh's gevent ones as `mesh serve` runs them, the bare app's gthread
+x 8), loaded from a second process (bench.loadgen) at a fixed rate and at saturation. No
+workers run here: POSTed tasks wait in Redis, so only the API is measured. Every request to
+Mesh carries a real API key; the price of checking it is the same GET against Mesh with the
+check skipped (bench.noauth_api, which no deployment runs, served the same way), in the same
+run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ GET_RATE, POST_RATE, CONNECTIONS = 500, 200, 256
 # Well below what either API answers, so the latency compared is a GET's, not a queue's.
 AUTH_RATE = 100
 MESH_APP, NO_KEY_CHECK_APP = "meshapi.app:create_app()", "bench.noauth_api:create_app()"
+BARE_APP = "bench.bare_api:create_app()"
 BODY = {"description": "Write the launch email for Mesh", "context": {"segment": "developers"}}
 
 
@@ -69,7 +72,7 @@ def run(session: Session) -> list[Figure]:
     session.stop_fleet()  # the API alone on the cores
     ids = bare_api.seed(session.servers.psycopg_url, 1000)
     env = bare_env(session.servers)
-    with processes.gunicorn("bare-api", "bench.bare_api:create_app()", env) as (_, base):
+    with processes.gunicorn("bare-api", BARE_APP, env, processes.BARE_SERVED) as (_, base):
         bare = loads(_address(base), [f"/items/{i}" for i in ids], "/items", seconds)
     _, base = session.api()
     post_path = f"/api/mesh/networks/{network}/tasks"
@@ -177,7 +180,7 @@ def _method(
     bare_sat: dict,
 ) -> list[Figure]:
     """One method's figures: at a fixed rate (with its targets) and saturated."""
-    note = "baseline: bare Flask+psycopg, same gunicorn"
+    note = "baseline: bare Flask+psycopg, gunicorn 2 gthread workers x 8"
     what = "GET task" if method == "GET" else "POST task"
     return [
         Figure(f"{what} p50 at {rate} req/s", at_rate["p50_ms"], bare_rate["p50_ms"], "ms", note),
@@ -193,4 +196,4 @@ def _method(
 
 
 def main(session: Session) -> None:
-    publish("API under load (gunicorn, 2 workers x 8 threads)", run(session))
+    publish("API under load (gunicorn, 2 gevent workers)", run(session))

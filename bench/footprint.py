@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from bench import bare_api, bare_pipeline, processes
-from bench.api_load import _address
+from bench.api_load import BARE_APP, _address
 from bench.loadgen import drive
 from bench.orchestration import AGENTS_C, COORDINATOR_C, bare_env
 from bench.processes import Proc, WorkerSpec
@@ -34,7 +34,7 @@ class Peak(Sampler):
 def bare_idle(session: Session) -> tuple[float, float]:
     env = bare_env(session.servers)
     bare_api.seed(session.servers.psycopg_url, 10)
-    with processes.gunicorn("bare-api", "bench.bare_api:create_app()", env) as (api, _):
+    with processes.gunicorn("bare-api", BARE_APP, env, processes.BARE_SERVED) as (api, _):
         api_mb = api.rss_mb()
     spec = WorkerSpec("bare-agents@bench", list(processes.AGENT_QUEUES), AGENTS_C)
     with processes.workers([(spec.hostname, processes.bare_worker_argv(spec))], env,
@@ -66,7 +66,7 @@ def run(session: Session) -> list[Figure]:
         fleet.wait(ids, timeout=600)
     return [
         Figure("API RSS at idle (2 gunicorn workers)", idle[api.name], bare_api_mb, "MiB",
-               "baseline: bare Flask app, same gunicorn"),
+               "baseline: bare Flask app, gunicorn 2 gthread workers x 8"),
         Figure("API RSS under load", peak.mb[api.name], idle[api.name], "MiB",
                "baseline: the API at idle"),
         Figure(f"agents worker RSS at idle (threads -c{AGENTS_C})", idle[agents.name],

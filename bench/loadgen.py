@@ -9,7 +9,8 @@ Open-loop latency is measured from the time a request was *due*, not from when a
 was free to send it, so that a slow server cannot hide its queue (coordinated omission).
 Connections are a bounded keep-alive pool; the client's own CPU time is reported, because on
 a 2-core machine the client competes with the server for the same cores. A spec's optional
-"headers" (e.g. Authorization) go with every request.
+"headers" (e.g. Authorization) go with every request; a request's own "headers" (e.g.
+If-None-Match) with that request alone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Request:
     method: str
     path: str
     body: bytes = b""
+    headers: str = ""  # header lines of this request alone, each ending in CRLF
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         head = (
-            f"{req.method} {req.path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}"
+            f"{req.method} {req.path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}{req.headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(req.body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + req.body)
@@ -215,11 +217,13 @@ def _result(tallies: dict[str, Tally], seconds: float, **extra: object) -> dict:
 
 def _requests(spec: dict) -> list[Request]:
     return [
-        Request(r["kind"], r["method"], r["path"], json.dumps(r.get("body")).encode())
-        if "body" in r
-        else Request(r["kind"], r["method"], r["path"])
+        Request(
+            r["kind"], r["method"], r["path"],
+            json.dumps(r["body"]).encode() if "body" in r else b"",
+            "".join(f"{name}: {value}\r\n" for name, value in r.get("headers", {}).items()),
+        )
         for r in spec["requests"]
-    ]
+    ]  # fmt: skip
 
 
 def rate_events(spec: dict) -> list[tuple[float, int, Request]]:

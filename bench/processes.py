@@ -34,9 +34,13 @@ LOGS = RESULTS / "logs"
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 AGENT_QUEUES = tuple(q for q in QUEUES if q != "coordinator")
-# The production shape on this 2-core machine (mesh serve, Dockerfile.api): gthread workers,
-# no access log (a line per request costs more CPU than some requests do).
-GUNICORN_WORKERS, GUNICORN_THREADS = 2, 8
+# Mesh's API as `mesh serve` runs it: 2 workers, whose class (gevent, 2000 connections each)
+# its config file chooses. No access log, unlike mesh serve's: a line per request costs more
+# CPU than some requests do.
+MESH_SERVED = ("--workers", "2", "--config", "python:meshapi.gunicorn_conf")
+# The bare baseline keeps the shape it has always been measured in: it keeps one database
+# connection per thread, which gevent's greenlets would turn into one per request.
+BARE_SERVED = ("--workers", "2", "--worker-class", "gthread", "--threads", "8")
 # The server secret every process the bench starts hashes API keys under. The bench's record
 # is its own, so a fixed value keeps the keys of one run valid in every process of it.
 API_KEY_SECRET = "mesh-bench-only-api-key-secret-never-for-a-deployment"
@@ -169,6 +173,16 @@ class Proc:
         except psutil.NoSuchProcess:
             return 0.0
 
+    def settle(self, *, cores: float = 0.3, timeout: float = 15.0) -> None:
+        """Wait, at most `timeout` s, until the process and its children use under `cores` of
+        CPU: the backlog an earlier load left (requests its clients gave up on) is done."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.5)
+            if (self.cpu_seconds() - before) / 0.5 < cores:
+                return
+
 
 @contextmanager
 def started(name: str, argv: Sequence[str], env: dict[str, str]) -> Iterator[Proc]:
@@ -207,17 +221,21 @@ def fail_if_exited(proc: Proc) -> None:
 
 
 @contextmanager
-def gunicorn(name: str, app: str, env: dict[str, str]) -> Iterator[tuple[Proc, str]]:
-    """gunicorn serving `app` as in production; yields the process and its base URL."""
+def gunicorn(
+    name: str, app: str, env: dict[str, str], served: Sequence[str] = MESH_SERVED
+) -> Iterator[tuple[Proc, str]]:
+    """gunicorn serving `app` (by default as `mesh serve` serves Mesh's API); yields the
+    process and its base URL."""
     port = free_port()
     argv = [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}",
-        "--workers", str(GUNICORN_WORKERS),
-        "--worker-class", "gthread",
-        "--threads", str(GUNICORN_THREADS),
+        *served,
         "--worker-tmp-dir", "/dev/shm",
         "--backlog", "4096",
+        # As mesh serve: the control socket's default path is one per user, and a second
+        # gunicorn (another bench, a developer's mesh serve) would take it over.
+        "--no-control-socket",
     ]  # fmt: skip
     with started(name, argv, env) as proc:
         base = f"http://127.0.0.1:{port}"
