@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e chaos bench bench-quick clean flower deploy-check k8s-render
+.PHONY: install run test lint unit integration e2e clients chaos bench bench-quick clean flower deploy-check k8s-render
 
 $(STAMP): pyproject.toml constraints.txt meshclient/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Every test but the fault drills, which take minutes of their own (`make chaos`; CI runs both).
+# Every test but the fault drills and the clients' end-to-end suite, which take minutes of
+# their own (`make chaos`, `make clients`; CI runs all three).
 test: lint
-	$(BIN)/pytest -q -m "not drill"
+	$(BIN)/pytest -q -m "not drill and not clients"
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -33,6 +34,12 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
+
+# The clients' features end to end on `mesh serve`: the Python client and the CLI, idempotent
+# submits across a Redis restart, a cancel against a counting model server, 1,000 waiting
+# clients, an event stream across a Redis restart.
+clients: $(STAMP)
+	$(BIN)/pytest -q -m clients
 
 # The fault drills: killed workers, Redis and Postgres restarts and outages, a wiped Redis,
 # a provider down, and `mesh serve` stopped, doubled and its Redis killed.

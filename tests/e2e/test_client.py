@@ -13,7 +13,7 @@ import pytest
 from meshclient import AsyncMesh, Conflict, Event, Mesh, NotModified, Unauthorized
 from tests.e2e.server import DEV_KEY, mesh_serve
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.clients]
 
 # Each model call of the offline model takes this long, so a task runs for a few seconds:
 # long enough to drop its stream or cancel it halfway.

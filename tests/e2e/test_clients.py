@@ -26,7 +26,7 @@ from tests.drills.harness import PrivateRedis
 from tests.e2e.server import AUTH, DEV_KEY, mesh_serve, poll
 from tests.provider_server import ProviderServer, provider_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.clients]
 
 MODEL = "openai/gpt-4o"
 LATENCY = "hang:0.3"

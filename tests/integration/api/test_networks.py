@@ -87,6 +87,7 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         "quality_threshold": 0.6,
         "model_chain": None,
         "budget": {"tokens": None, "cost_usd": None},
+        "webhook": None,
     }
 
 
@@ -112,7 +113,7 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
     network = create(client, description="Emails", config=config, agents=agents)
 
     assert network["description"] == "Emails"
-    assert network["config"] == config
+    assert network["config"] == {**config, "webhook": None}
     assert [(a["type"], a["name"]) for a in network["agents"]] == [
         ("coordinator", "coordinator"),
         ("content", "Copywriter"),
@@ -128,7 +129,10 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
 
 
 def by_id(network: dict[str, Any]) -> dict[str, Any]:
-    return {**network, "agents": sorted(network["agents"], key=lambda a: a["id"])}
+    """The network as a read shows it: agents by id, and no webhook secret (only the create's
+    answer shows it, once)."""
+    shown = {k: v for k, v in network.items() if k != "webhook_secret"}
+    return {**shown, "agents": sorted(network["agents"], key=lambda a: a["id"])}
 
 
 def test_a_created_network_reads_back_as_it_was_answered(client: ApiClient) -> None:
@@ -138,6 +142,8 @@ def test_a_created_network_reads_back_as_it_was_answered(client: ApiClient) -> N
 
     assert response.status_code == 200
     assert by_id(response.get_json()) == by_id(network)
+    assert network["webhook_secret"].startswith("whsec_")
+    assert "webhook_secret" not in response.get_json()
 
 
 def test_a_network_reads_back_its_agents_in_the_order_given(client: ApiClient) -> None:
