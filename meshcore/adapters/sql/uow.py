@@ -24,10 +24,10 @@ from meshcore.adapters.sql.repositories import (
     SqlMemoryRepository,
     SqlNetworkRepository,
     SqlStepRepository,
-    SqlTaskRepository,
-    SqlWebhookRepository,
 )
 from meshcore.adapters.sql.tables import tasks, webhook_deliveries
+from meshcore.adapters.sql.tasks import SqlTaskRepository
+from meshcore.adapters.sql.webhooks import SqlWebhookRepository
 from meshcore.domain.errors import NotFound, RecordUnavailable
 from meshcore.domain.task import Priority, TaskChange, TaskStatus
 from meshcore.domain.webhooks import DeliveryStatus
