@@ -1,5 +1,6 @@
 """Repositories over SQLAlchemy Core: networks, agents, steps and memory (tasks are in
-tasks.py, webhook deliveries in webhooks.py). Every query is filtered by the tenant; none commits."""
+tasks.py, webhook deliveries in webhooks.py). Every query is filtered by the tenant; none
+commits."""
 
 from __future__ import annotations
 
