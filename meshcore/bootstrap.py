@@ -188,6 +188,7 @@ class Mesh:
             stall_seconds=self.settings.stall_seconds,
             epoch=self.epoch,
             send_delivery=self.webhooks.send_later,
+            idempotency_lifetime=self.idempotency_lifetime,
         )
 
     @cached_property

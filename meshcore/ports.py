@@ -249,6 +249,11 @@ class StallFinder(Protocol):
         """Pending webhook deliveries, of any tenant, due by `now` and not leased."""
         ...
 
+    def forget_idempotency_keys(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` idempotency keys, of any tenant, claimed before `before`;
+        answers how many went."""
+        ...
+
 
 class MemoryStore(Protocol):
     """The fast shared view of memory (Redis); the record of it is MemoryRepository."""

@@ -681,6 +681,14 @@ class FakeUnitOfWorkFactory:
         found.sort(key=lambda t: t.heartbeat_at)
         return [TaskRef(t.tenant_id, t.id, t.priority) for t in found[:limit]]
 
+    def forget_idempotency_keys(self, before: datetime, limit: int) -> int:
+        """The StallFinder port: delete keys of any tenant claimed before `before`."""
+        keys = self.database.committed.idempotency
+        expired = sorted((p.created_at, k) for k, p in keys.items() if p.created_at < before)
+        for _, key in expired[:limit]:
+            del keys[key]
+        return min(len(expired), limit)
+
     def due_deliveries(self, now: datetime, limit: int) -> list[DeliveryRef]:
         """Pending webhook deliveries of any tenant, due by `now` and not leased."""
         rows = self.database.committed

@@ -16,6 +16,7 @@ looks again every few seconds, so a message lost on a reconnect costs at most th
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections import deque
@@ -33,7 +34,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "mesh:revisions"
 # Long enough for any client's conditional GETs; a key that expired is read from the record.
 TTL_SECONDS = 24 * 3600
-# A waiter looks at the revision again this often even if no message woke it.
+# A waiter looks at the revision again about this often (jittered) even if no message woke it.
 RECHECK_SECONDS = 5.0
 # Announcements that failed (Redis away) are kept, at most this many, for the next publish.
 MAX_PENDING = 10_000
@@ -82,7 +83,8 @@ class RedisTaskRevisions:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                woken.wait(min(left, RECHECK_SECONDS))
+                # Spread out: waiters that arrived together would otherwise look together.
+                woken.wait(min(left, RECHECK_SECONDS * random.uniform(0.5, 1.5)))
                 woken.clear()
 
     def publish(self, changes: Sequence[TaskChange]) -> None:

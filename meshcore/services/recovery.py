@@ -38,11 +38,13 @@ class Sweeper:
         epoch: BrokerEpoch | None = None,
         batch: int = 200,
         send_delivery: Callable[[DeliveryRef], None] | None = None,
+        idempotency_lifetime: timedelta | None = None,
     ) -> None:
         self._finder, self._coordination, self._clock = finder, coordination, clock
         self._stall, self._batch = timedelta(seconds=stall_seconds), batch
         self._epoch = epoch
         self._send_delivery = send_delivery
+        self._idempotency_lifetime = idempotency_lifetime
 
     def sweep(self) -> dict[str, int]:
         """Re-drive every stalled task once; answers how many of each action were taken."""
@@ -63,6 +65,7 @@ class Sweeper:
         before = now - self._stall
         self._redrive(self._finder.stalled(before, self._batch), before, actions)
         self._resend_deliveries(now, actions)
+        self._forget_idempotency_keys(now, actions)
         if actions:
             log.warning("sweep.redrove", **actions)
         return actions
@@ -76,6 +79,17 @@ class Sweeper:
         for ref in self._finder.due_deliveries(now - DELIVERY_GRACE, self._batch):
             self._send_delivery(ref)
             actions["webhook"] = actions.get("webhook", 0) + 1
+
+    def _forget_idempotency_keys(self, now: datetime, actions: dict[str, int]) -> None:
+        """Delete a batch of keys past their lifetime: a key is only ever taken anew, so
+        without this every create's key would stay in the record for good."""
+        if self._idempotency_lifetime is None:
+            return
+        forgotten = self._finder.forget_idempotency_keys(
+            now - self._idempotency_lifetime, self._batch * 5
+        )
+        if forgotten:
+            actions["idempotency_keys_forgotten"] = forgotten
 
     def _lost_since(self, now: datetime) -> datetime | None:
         if self._epoch is None:

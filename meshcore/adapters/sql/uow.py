@@ -25,7 +25,7 @@ from meshcore.adapters.sql.repositories import (
     SqlNetworkRepository,
     SqlStepRepository,
 )
-from meshcore.adapters.sql.tables import tasks, webhook_deliveries
+from meshcore.adapters.sql.tables import idempotency_keys, tasks, webhook_deliveries
 from meshcore.adapters.sql.tasks import SqlTaskRepository
 from meshcore.adapters.sql.webhooks import SqlWebhookRepository
 from meshcore.domain.errors import NotFound, RecordUnavailable
@@ -176,6 +176,24 @@ class SqlUnitOfWorkFactory:
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
         return [DeliveryRef(tenant, delivery_id) for tenant, delivery_id in rows]
+
+    def forget_idempotency_keys(self, before: datetime, limit: int) -> int:
+        """Delete keys past their lifetime, of every tenant, a batch at a time (oldest first,
+        by the index on created_at)."""
+        k = idempotency_keys.c
+        expired = (
+            sa.select(k.tenant_id, k.key)
+            .where(k.created_at < before)
+            .order_by(k.created_at)
+            .limit(limit)
+        )
+        try:
+            with tenancy.across_tenants(self._engine).begin() as connection:
+                return connection.execute(
+                    idempotency_keys.delete().where(sa.tuple_(k.tenant_id, k.key).in_(expired))
+                ).rowcount
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def is_reachable(self) -> bool:
         try:

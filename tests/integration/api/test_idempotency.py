@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from meshapi.app import create_app
+from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.migrate import upgrade
+from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
@@ -220,3 +222,27 @@ def test_a_retried_submit_on_the_embedded_record_answers_at_once(tmp_path: Any) 
         assert time.monotonic() - started < 5
     finally:
         app.extensions["mesh"].close()
+
+
+def test_keys_past_their_lifetime_are_deleted_a_batch_at_a_time(
+    client: ApiClient, network: dict[str, Any], engine: sa.Engine, record: Record
+) -> None:
+    url = f"{NETWORKS}/{network['id']}/tasks"
+    for description in ("first", "second", "third"):
+        client.post(url, json={"description": description, "auto_process": False}, headers=key())
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET created_at = :long_ago"
+                " WHERE tenant_id = :t AND key IN (SELECT key FROM idempotency_keys"
+                " WHERE tenant_id = :t ORDER BY created_at LIMIT 2)"
+            ),
+            {"long_ago": datetime(2020, 1, 1, tzinfo=UTC), "t": record.tenant},
+        )
+    fleet = SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
+    cutoff = datetime(2021, 1, 1, tzinfo=UTC)
+
+    assert fleet.forget_idempotency_keys(cutoff, limit=1) == 1
+    assert fleet.forget_idempotency_keys(cutoff, limit=100) >= 1
+    assert record.count("idempotency_keys") == 1
+    assert record.count("tasks") == 3  # only the keys go

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.domain.errors import Unavailable
+from meshcore.domain.idempotency import IdempotencyKey
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.recovery import Sweeper
@@ -258,3 +261,29 @@ def test_a_task_that_cannot_be_redriven_does_not_hold_back_the_others(mesh: Fake
     assert sweep.sweep() == {"failed": 1, "coordinate": 1}
     mesh.drain()
     assert read(mesh, task).status is TaskStatus.COMPLETED
+
+
+def test_a_sweep_forgets_idempotency_keys_past_their_lifetime_and_keeps_the_rest(
+    mesh: FakeMesh,
+) -> None:
+    network = mesh.create_network()
+    old = IdempotencyKey("old-key", "fingerprint")
+    mesh.tasks.submit(network.id, description="Old", context={}, priority=Priority.NORMAL,
+                      auto_process=False, idempotency=old)  # fmt: skip
+    mesh.clock.advance(23 * 3600)
+    fresh = IdempotencyKey("fresh-key", "fingerprint")
+    mesh.tasks.submit(network.id, description="Fresh", context={}, priority=Priority.NORMAL,
+                      auto_process=False, idempotency=fresh)  # fmt: skip
+    mesh.clock.advance(2 * 3600)  # the first key is 25 h old, the second 2 h
+    sweep = Sweeper(
+        finder=mesh.uow,
+        coordination=lambda t: mesh.for_tenant(t).coordination,
+        clock=mesh.clock,
+        stall_seconds=STALL,
+        idempotency_lifetime=timedelta(hours=24),
+    )
+
+    actions = sweep.sweep()
+
+    assert actions["idempotency_keys_forgotten"] == 1
+    assert {key for _, key in mesh.database.committed.idempotency} == {"fresh-key"}
