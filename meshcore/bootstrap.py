@@ -135,6 +135,7 @@ class Mesh:
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
                         webhooks=self.webhook_sender,
+                        revisions=self.revisions,
                     ),
                     tasks=TaskService(
                         tenant_id=tenant_id,

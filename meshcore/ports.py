@@ -292,6 +292,15 @@ class TaskRevisions(Protocol):
         """Tell every waiter of these tasks; a revision never goes back."""
         ...
 
+    def close_network(self, tenant_id: str, network_id: UUID, *, now: float) -> None:
+        """Announce nothing more of the network's tasks (`now`: seconds since the epoch): it is
+        being deleted, and an announcement that comes late must not outlive it."""
+        ...
+
+    def reopen_network(self, tenant_id: str, network_id: UUID) -> None:
+        """Undo close_network: the network's delete failed, and it lives on."""
+        ...
+
 
 class AgentActivity(Protocol):
     """The steps each agent is running now, each under a lease that ends by itself."""

@@ -967,7 +967,12 @@ class FakeMesh:
             models=models,
             dispatcher=dispatcher,
             networks=NetworkService(
-                tenant_id=tenant_id, uow=uow, memory=store, activity=activity, clock=clock
+                tenant_id=tenant_id,
+                uow=uow,
+                memory=store,
+                activity=activity,
+                clock=clock,
+                revisions=revisions,
             ),
             tasks=TaskService(
                 tenant_id=tenant_id,

@@ -1,12 +1,15 @@
 """Each task's revision in Redis, and waits for the next one (the TaskRevisions port).
 
     mesh:{tenant}:mem:{network}:rev:{task}  "<revision> <status>"; never lowered; expires
+    mesh:{tenant}:gone                      sorted set: networks being deleted, by when
     mesh:revisions                          channel: "<task> <revision> <status> <tenant>"
 
 The record is the truth: a unit of work announces what it changed once it has committed, and
 this copy lets a conditional GET answer 304 without reading Postgres. The key names the
 tenant and the network, so finding it is proof enough that the task is theirs; it sits under
-the network's prefix, so deleting the network (which purges that prefix) takes it too.
+the network's prefix, so deleting the network (which purges that prefix) takes it too. A
+worker's announcement can arrive after that purge (it committed just before the delete); the
+network's id in the tenant's `gone` set, for a day, keeps it from making the key again.
 
 One listener per process reads the channel and wakes that process's waiters. A waiter
 registers before it reads the revision, so a change between the two is never missed; it also
@@ -42,6 +45,9 @@ MAX_PENDING = 10_000
 # Set-if-greater and tell, in one step: two commits that announce out of order cannot
 # lower the revision a reader sees.
 _PUBLISH = """
+if redis.call('ZSCORE', KEYS[2], ARGV[6]) then
+  return 0
+end
 local current = redis.call('GET', KEYS[1])
 if current and tonumber(string.match(current, '^%d+')) >= tonumber(ARGV[1]) then
   return 0
@@ -103,14 +109,40 @@ class RedisTaskRevisions:
                         change.tenant_id,
                     )
                 )
-                args = [change.revision, change.status.value, TTL_SECONDS, CHANNEL, message]
-                self._publish(keys=[key], args=args, client=pipe)
+                args = [
+                    change.revision,
+                    change.status.value,
+                    TTL_SECONDS,
+                    CHANNEL,
+                    message,
+                    str(change.network_id),
+                ]
+                self._publish(keys=[key, _gone(change.tenant_id)], args=args, client=pipe)
             pipe.execute()
         except redis.RedisError as exc:
             # The record has the change; readers fall back to it while Redis is away, and
             # these are announced with the next change this process makes.
             self._pending.extend(batch)
             log.warning("revisions.publish_failed", error=str(exc), pending=len(self._pending))
+
+    def close_network(self, tenant_id: str, network_id: UUID, *, now: float) -> None:
+        """Announce nothing more of the network's tasks: it is being deleted."""
+        gone = _gone(tenant_id)
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zadd(gone, {str(network_id): now})
+            pipe.zremrangebyscore(gone, "-inf", now - TTL_SECONDS)
+            pipe.expire(gone, TTL_SECONDS)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise RevisionsUnavailable(f"task revisions are unavailable: {exc}") from exc
+
+    def reopen_network(self, tenant_id: str, network_id: UUID) -> None:
+        """Undo close_network: the network's delete failed, and it lives on."""
+        try:
+            self._redis.zrem(_gone(tenant_id), str(network_id))
+        except redis.RedisError as exc:
+            raise RevisionsUnavailable(f"task revisions are unavailable: {exc}") from exc
 
     def close(self) -> None:
         """Stop this process's listener (the client is being closed)."""
@@ -193,6 +225,10 @@ class _Listener:
             waiting = [w for ws in self._waiters.values() for w in ws]
         for woken in waiting:
             woken.set()
+
+
+def _gone(tenant_id: str) -> str:
+    return f"mesh:{tenant_id}:gone"
 
 
 def _key(tenant_id: str, network_id: UUID, task_id: UUID) -> str:

@@ -9,7 +9,7 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import profile_for
-from meshcore.domain.errors import InvalidInput, MemoryViewUnavailable
+from meshcore.domain.errors import InvalidInput, MemoryViewUnavailable, MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import (
     DEFAULT_TEAM,
@@ -26,6 +26,7 @@ from meshcore.ports import (
     Clock,
     MemoryStore,
     Page,
+    TaskRevisions,
     UnitOfWorkFactory,
     WebhookSender,
 )
@@ -56,11 +57,12 @@ class NetworkService:
         quotas: Quotas = DEFAULT_QUOTAS,
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
         webhooks: WebhookSender | None = None,
+        revisions: TaskRevisions | None = None,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
         self._activity, self._quotas = activity, quotas
         self._idempotency_lifetime = idempotency_lifetime
-        self._webhooks = webhooks
+        self._webhooks, self._revisions = webhooks, revisions
 
     def create(
         self,
@@ -135,10 +137,19 @@ class NetworkService:
         """
         with self._uow(self._tenant_id) as uow:
             agent_ids = [a.id for a in uow.networks.get(network_id).agents]
+        if self._revisions is not None:
+            # Before the purge: a worker's announcement that comes after it makes no key.
+            now = self._clock.now().timestamp()
+            self._revisions.close_network(self._tenant_id, network_id, now=now)
         self._memory.purge_network(self._tenant_id, network_id)
-        with self._uow(self._tenant_id) as uow:
-            uow.networks.delete(network_id)
-            uow.commit()
+        try:
+            with self._uow(self._tenant_id) as uow:
+                uow.networks.delete(network_id)
+                uow.commit()
+        except MeshError:
+            if self._revisions is not None:
+                self._revisions.reopen_network(self._tenant_id, network_id)
+            raise
         self._activity.forget(self._tenant_id, agent_ids)
         try:
             self._memory.purge_network(self._tenant_id, network_id)

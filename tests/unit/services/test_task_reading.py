@@ -8,10 +8,10 @@ from uuid import UUID
 
 import pytest
 
-from meshcore.domain.errors import Conflict, MemoryViewUnavailable, NotFound
-from meshcore.domain.task import Priority, Task, TaskStatus
+from meshcore.domain.errors import Conflict, MemoryViewUnavailable, NotFound, RecordUnavailable
+from meshcore.domain.task import Priority, Task, TaskChange, TaskStatus
 from meshcore.services.tasks import Unchanged
-from tests.fakes import FakeMesh, ModelCall
+from tests.fakes import FakeMesh, FakeNetworkRepository, ModelCall
 
 
 @pytest.fixture
@@ -240,3 +240,32 @@ def test_another_tenant_cannot_cancel_a_task(mesh: FakeMesh) -> None:
     with pytest.raises(NotFound):
         mesh.for_tenant("globex").tasks.cancel(task.network_id, task.id)
     assert mesh.tasks.get(task.network_id, task.id).status is TaskStatus.QUEUED
+
+
+def test_an_announcement_that_comes_after_its_networks_delete_makes_no_key(
+    mesh: FakeMesh,
+) -> None:
+    task = submit(mesh, auto_process=False)
+    late = TaskChange("acme", task.network_id, task.id, 9, TaskStatus.RUNNING)
+
+    mesh.networks.delete(task.network_id)
+    mesh.revisions.publish([late])  # a worker that committed just before the delete
+
+    assert mesh.revisions.current("acme", task.network_id, task.id) is None
+    assert [k for k in mesh.redis.scan_iter(match="*") if str(task.network_id).encode() in k] == []
+
+
+def test_a_network_whose_delete_failed_announces_again(
+    mesh: FakeMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = submit(mesh, auto_process=False)
+
+    def down(*args: object) -> None:
+        raise RecordUnavailable("the record is away")
+
+    monkeypatch.setattr(FakeNetworkRepository, "delete", down)
+    with pytest.raises(RecordUnavailable):
+        mesh.networks.delete(task.network_id)
+    mesh.tasks.process(task.network_id, task.id)
+
+    assert mesh.revisions.current("acme", task.network_id, task.id).revision == 2
