@@ -17,6 +17,7 @@ from uuid import UUID
 
 from flask import Response
 
+from meshapi.schemas.common import shown_from_one
 from meshcore.domain.errors import TooManyStreams
 from meshcore.domain.task import HistoryEntry
 
@@ -93,7 +94,7 @@ def event_data(entry: HistoryEntry) -> dict[str, object]:
         data["agent"] = entry.agent
     if entry.queue is not None:
         data["queue"] = entry.queue
-    detail = _shown_from_one(entry.detail)
+    detail = shown_from_one(entry.detail)
     # A step's own outcome is its `step_status`: `status` stays the task's.
     if "status" in detail:
         data["step_status"] = detail.pop("status")
@@ -103,19 +104,6 @@ def event_data(entry: HistoryEntry) -> dict[str, object]:
 
 def json_response(body: object, *, status: int = 200, headers: dict[str, str]) -> Response:
     return Response(_json(body), status=status, mimetype="application/json", headers=headers)
-
-
-def _shown_from_one(detail: dict[str, object]) -> dict[str, object]:
-    """Waves count from 1 in everything the API shows, as the task's subtasks do."""
-    shown = dict(detail)
-    if isinstance(shown.get("wave"), int):
-        shown["wave"] = shown["wave"] + 1  # type: ignore[operator]
-    if isinstance(shown.get("subtasks"), list):
-        shown["subtasks"] = [
-            {**s, "wave": s["wave"] + 1} if isinstance(s, dict) and "wave" in s else s
-            for s in shown["subtasks"]
-        ]
-    return shown
 
 
 def _json(value: object) -> str:

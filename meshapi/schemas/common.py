@@ -94,6 +94,20 @@ class Rounded(ma.fields.Float):
         return round(shown, self.places) if isinstance(shown, float) else shown
 
 
+def shown_from_one(detail: dict[str, object]) -> dict[str, object]:
+    """An event's detail with its waves (its own, and its plan's subtasks') counted from 1, as
+    everything the API shows counts them; the record keeps them from 0."""
+    shown = dict(detail)
+    if isinstance(shown.get("wave"), int):
+        shown["wave"] = shown["wave"] + 1  # type: ignore[operator]
+    if isinstance(shown.get("subtasks"), list):
+        shown["subtasks"] = [
+            {**s, "wave": s["wave"] + 1} if isinstance(s, dict) and "wave" in s else s
+            for s in shown["subtasks"]
+        ]
+    return shown
+
+
 class Ordinal(ma.fields.Integer):
     """A count the record keeps from 0 (a wave), shown from 1 as iterations are."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import Ordinal, Rounded, UsageSchema, json_object, text
+from meshapi.schemas.common import Ordinal, Rounded, UsageSchema, json_object, shown_from_one, text
 from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import KEY_PATTERN, MAX_SUBTASKS
@@ -167,8 +167,8 @@ class HistoryDetail(ma.fields.Dict):
     """A history entry's detail, with a wave shown from 1 as the task's subtasks show it."""
 
     def _serialize(self, value: object, attr: str | None, obj: object, **kwargs: object) -> object:
-        if isinstance(value, dict) and isinstance(value.get("wave"), int):
-            value = {**value, "wave": value["wave"] + 1}
+        if isinstance(value, dict):
+            value = shown_from_one(value)
         return super()._serialize(value, attr, obj, **kwargs)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -181,23 +182,16 @@ class TaskService:
     def get(self, network_id: UUID, task_id: UUID) -> Task:
         """A task with its history and every iteration's subtasks, oldest iteration first."""
         with self._uow(self._tenant_id) as uow:
-            try:
+            with _missing_network_named(uow, network_id):
                 task = uow.tasks.in_network(task_id, network_id=network_id)
-            except NotFound:
-                uow.networks.require(network_id)  # a missing network is reported as such
-                raise
             task.history = uow.tasks.history(task_id)
             task.subtasks = uow.tasks.every_subtask(task_id) if task.iteration else []
             return task
 
     def summary(self, network_id: UUID, task_id: UUID) -> TaskSummary:
         """A task in a few fields: status, revision, progress, the answer and its score."""
-        with self._uow(self._tenant_id) as uow:
-            try:
-                return uow.tasks.summary(task_id, network_id=network_id)
-            except NotFound:
-                uow.networks.require(network_id)
-                raise
+        with self._uow(self._tenant_id) as uow, _missing_network_named(uow, network_id):
+            return uow.tasks.summary(task_id, network_id=network_id)
 
     def read(
         self,
@@ -239,12 +233,8 @@ class TaskService:
         return found
 
     def _recorded_revision(self, network_id: UUID, task_id: UUID) -> Revision:
-        with self._uow(self._tenant_id) as uow:
-            try:
-                return uow.tasks.revision(task_id, network_id=network_id)
-            except NotFound:
-                uow.networks.require(network_id)
-                raise
+        with self._uow(self._tenant_id) as uow, _missing_network_named(uow, network_id):
+            return uow.tasks.revision(task_id, network_id=network_id)
 
     def _wait(
         self, network_id: UUID, task_id: UUID, *, after: int, timeout: float
@@ -314,11 +304,8 @@ class TaskService:
         discarded, and no message delivered later can move the task again.
         """
         with self._uow(self._tenant_id) as uow:
-            try:
+            with _missing_network_named(uow, network_id):
                 task = uow.tasks.locked_in_network(task_id, network_id=network_id)
-            except NotFound:
-                uow.networks.require(network_id)
-                raise
             task.check_cancellable()
             end(uow, self._clock, task, TaskStatus.CANCELLED, "cancelled by request")
         log.info("task.cancelled", task_id=str(task_id))
@@ -353,6 +340,16 @@ class TaskService:
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
+
+
+@contextmanager
+def _missing_network_named(uow: UnitOfWork, network_id: UUID) -> Iterator[None]:
+    """A task not found in a network that does not exist either is reported as the network."""
+    try:
+        yield
+    except NotFound:
+        uow.networks.require(network_id)
+        raise
 
 
 def _is_final(entry: HistoryEntry) -> bool:
