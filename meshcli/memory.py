@@ -7,7 +7,7 @@ import json
 import click
 
 from meshcli.client import Api, api_options, json_option, network_for, session
-from meshcli.tables import cut, page_note, table, when
+from meshcli.tables import cut, echo_page, when
 
 TYPES = ("fact", "context", "decision", "feedback")
 NETWORK_HELP = "Default: the network named mesh-cli."
@@ -46,16 +46,12 @@ def list_memory(
     if as_json:
         click.echo(json.dumps(found.items))
         return
-    if not found.items:
-        click.echo("no memory items")
-        return
     rows = [
         (m["id"], m["type"], f"{m['confidence']:.2f}", when(m["created_at"]), cut(m["content"], 70))
         for m in found
     ]
-    click.echo(table(("ID", "TYPE", "CONFIDENCE", "CREATED", "CONTENT"), rows))
-    if note := page_note(found, "items"):
-        click.echo(note)
+    header = ("ID", "TYPE", "CONFIDENCE", "CREATED", "CONTENT")
+    echo_page(found, header, rows, noun="items", none="no memory items")
 
 
 @memory.command("add")

@@ -7,7 +7,7 @@ import json
 import click
 
 from meshcli.client import Api, api_options, json_option, session
-from meshcli.tables import page_note, table, when
+from meshcli.tables import echo_page, table, when
 
 
 @click.group()
@@ -27,13 +27,8 @@ def list_networks(api: Api, page: int | None, page_size: int, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(found.items))
         return
-    if not found.items:
-        click.echo("no networks")
-        return
     rows = [(n["id"], n["name"], len(n["agents"]), when(n["created_at"])) for n in found]
-    click.echo(table(("ID", "NAME", "AGENTS", "CREATED"), rows))
-    if note := page_note(found, "networks"):
-        click.echo(note)
+    echo_page(found, ("ID", "NAME", "AGENTS", "CREATED"), rows, noun="networks", none="no networks")
 
 
 @networks.command("show")

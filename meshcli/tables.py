@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import click
+
 if TYPE_CHECKING:
     from meshclient import Page
 
@@ -19,6 +21,23 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in cells
     )
+
+
+def echo_page(
+    page: Page[object],
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    noun: str,
+    none: str,
+) -> None:
+    """Print a page of a list as a table with where it sits among the pages, or `none`."""
+    if not page.items:
+        click.echo(none)
+        return
+    click.echo(table(header, rows))
+    if note := page_note(page, noun):
+        click.echo(note)
 
 
 def page_note(page: Page[object], noun: str) -> str | None:

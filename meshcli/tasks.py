@@ -8,7 +8,7 @@ import click
 
 from meshcli.client import Api, api_options, json_option, network_for, session, task_in
 from meshcli.follow import event_json, event_line, follow, verdict
-from meshcli.tables import cut, page_note, table, when
+from meshcli.tables import cut, echo_page, table, when
 
 STATUSES = (
     "queued",
@@ -52,16 +52,12 @@ def list_tasks(
     if as_json:
         click.echo(json.dumps(found.items))
         return
-    if not found.items:
-        click.echo("no tasks")
-        return
     rows = [
         (t["id"], t["status"], t["iteration"], when(t["created_at"]), cut(t["description"], 60))
         for t in found
     ]
-    click.echo(table(("ID", "STATUS", "ITER", "CREATED", "DESCRIPTION"), rows))
-    if note := page_note(found, "tasks"):
-        click.echo(note)
+    header = ("ID", "STATUS", "ITER", "CREATED", "DESCRIPTION")
+    echo_page(found, header, rows, noun="tasks", none="no tasks")
 
 
 @tasks.command("show")
