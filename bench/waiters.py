@@ -162,13 +162,13 @@ async def by_polling(
 async def by_long_poll(
     conn: Connection, location: str, revision: int, _every_s: float
 ) -> tuple[int, str]:
-    """Long polls of the summary until the task has ended, then one full GET; the requests
-    sent, its status."""
+    """Long polls of the summary until the task has ended (until=ended, as the Python client
+    waits), then one full GET; the requests sent, its status."""
     sent, etag = 0, f'"{revision}"'
     while True:
         sent += 1
         answer = await conn.send(
-            "GET", f"{location}?wait={LONG_POLL_S}&view=summary",
+            "GET", f"{location}?wait={LONG_POLL_S}&view=summary&until=ended",
             headers={"If-None-Match": etag}, expect=(200, 304),
         )  # fmt: skip
         if answer.status == 200:
@@ -258,7 +258,7 @@ async def wake_latencies(
             location, revision = await submit(control, tasks_path, HELD)
             if way == "long poll":
                 waiting = asyncio.ensure_future(waiter.send(
-                    "GET", f"{location}?wait={LONG_POLL_S}&view=summary",
+                    "GET", f"{location}?wait={LONG_POLL_S}&view=summary&until=ended",
                     headers={"If-None-Match": f'"{revision}"'},
                 ))  # fmt: skip
             else:

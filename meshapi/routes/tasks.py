@@ -105,6 +105,7 @@ class TaskById(MethodView):
             task_id,
             known=_known_revision(args),
             wait=args.get("wait", 0.0),
+            until_ended=args["until"] == "ended",
             summary=is_summary,
         )
         if isinstance(found, Unchanged):

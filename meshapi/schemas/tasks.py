@@ -91,6 +91,14 @@ class TaskReadArgsSchema(ma.Schema):
         validate=validate.Range(min=0, max=MAX_REVISION),
         metadata={"description": "The revision the client has (as If-None-Match names it)"},
     )
+    until = ma.fields.String(
+        load_default="changed",
+        validate=validate.OneOf(["changed", "ended"]),
+        metadata={
+            "description": "With `wait`: `changed` answers at the task's next change; `ended` "
+            "only once it has ended (or, at the end of the wait, if it changed meanwhile)"
+        },
+    )
 
 
 class TaskReadHeadersSchema(ma.Schema):

@@ -246,13 +246,17 @@ class AsyncMesh:
         summary = await self.get_task(network_id, task_id, view="summary")
         while summary["status"] not in FINAL_STATUSES:
             seconds = deadline.next_poll(str(task_id), summary["status"])
-            answer = await self.get_task(
+            # until=ended: one answer when the task ends, not one per step it records.
+            call = endpoints.get_task(
                 network_id,
                 task_id,
                 view="summary",
                 if_none_match=summary["revision"],
+                after=None,
                 wait=seconds,
+                until="ended",
             )
+            answer = await self._send(call)
             if not isinstance(answer, NotModified):
                 summary = answer
         return await self.get_task(network_id, task_id)

@@ -140,6 +140,7 @@ def get_task(
     if_none_match: int | str | None,
     after: int | None,
     wait: float | None,
+    until: str | None = None,
 ) -> Call[Any]:
     if wait is not None:
         if not 0 < wait <= MAX_WAIT_SECONDS:
@@ -147,7 +148,7 @@ def get_task(
         if if_none_match is None and after is None:
             raise ValueError("wait needs if_none_match or after: the revision to wait past")
     headers = {"If-None-Match": etag_of(if_none_match)} if if_none_match is not None else {}
-    query = _query(view=view, after=after, wait=_seconds(wait))
+    query = _query(view=view, after=after, wait=_seconds(wait), until=until)
     path = _path("networks", network_id, "tasks", task_id)
     return Call("GET", path, _task_or_not_modified, query, headers=headers, long_poll=wait or 0)
 

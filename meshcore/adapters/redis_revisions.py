@@ -97,7 +97,6 @@ class RedisTaskRevisions:
         batch = [*self._pending, *changes]
         self._pending.clear()
         try:
-            pipe = self._redis.pipeline(transaction=False)
             for change in batch:
                 key = _key(change.tenant_id, change.network_id, change.task_id)
                 # The tenant last: it is the one part that may hold a space.
@@ -117,8 +116,10 @@ class RedisTaskRevisions:
                     message,
                     str(change.network_id),
                 ]
-                self._publish(keys=[key, _gone(change.tenant_id)], args=args, client=pipe)
-            pipe.execute()
+                # One EVALSHA each, not a pipeline: a pipeline of scripts first asks Redis
+                # whether they are loaded (SCRIPT EXISTS), a second round trip for the one
+                # change a commit usually announces.
+                self._publish(keys=[key, _gone(change.tenant_id)], args=args)
         except redis.RedisError as exc:
             # The record has the change; readers fall back to it while Redis is away, and
             # these are announced with the next change this process makes.

@@ -200,13 +200,16 @@ class TaskService:
         *,
         known: int | None = None,
         wait: float = 0.0,
+        until_ended: bool = False,
         summary: bool = False,
     ) -> Task | TaskSummary | Unchanged:
         """The task (or its summary), or Unchanged while it is still at revision `known`.
 
         A client that names the revision it has learns that nothing changed from Redis alone,
         without a read of the record. With `wait`, an unfinished task still at `known` is
-        waited on for up to `wait` seconds, and read as soon as it changes.
+        waited on for up to `wait` seconds, and read as soon as it changes; `until_ended`
+        waits past its changes for its end, so that a client that wants only the result is
+        answered once, however many steps the task records meanwhile.
         """
         if known is not None:
             current = self.revision(network_id, task_id)
@@ -214,10 +217,27 @@ class TaskService:
                 if wait <= 0:
                     return Unchanged(known)
                 # An ended task answers at once: it will not change again.
-                is_waited = not current.status.is_terminal
-                if is_waited and self._wait(network_id, task_id, after=known, timeout=wait) is None:
-                    return Unchanged(known)
+                if not current.status.is_terminal:
+                    waited = self._wait_for(network_id, task_id, known, wait, until_ended)
+                    if waited is None:
+                        return Unchanged(known)
         return self.summary(network_id, task_id) if summary else self.get(network_id, task_id)
+
+    def _wait_for(
+        self, network_id: UUID, task_id: UUID, known: int, timeout: float, until_ended: bool
+    ) -> Revision | None:
+        """The revision the wait ended on (the end's, with `until_ended`, if it came in
+        time; else the last change), or None if the task stayed at `known`."""
+        deadline = time.monotonic() + timeout
+        after, changed = known, None
+        while (left := deadline - time.monotonic()) > 0:
+            found = self._wait(network_id, task_id, after=after, timeout=left)
+            if found is None:
+                break
+            changed, after = found, found.revision
+            if not until_ended or found.status.is_terminal:
+                break
+        return changed
 
     def revision(self, network_id: UUID, task_id: UUID) -> Revision:
         """The task's revision and status: from Redis when it knows them, else the record."""

@@ -315,6 +315,8 @@ def test_wait_for_long_polls_with_the_last_revision_until_the_task_ends() -> Non
     conditions = [r.headers.get("If-None-Match") for r in api.requests]
     assert conditions == [None, '"3"', '"3"', '"6"', None]
     assert [r.url.params.get("wait") for r in api.requests[1:4]] == ["30", "30", "30"]
+    # One answer at the end, not one per step the task records on the way.
+    assert [r.url.params.get("until") for r in api.requests[1:4]] == ["ended"] * 3
 
 
 def test_submit_with_wait_returns_the_final_task() -> None:

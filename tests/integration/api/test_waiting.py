@@ -152,6 +152,58 @@ def test_a_long_poll_answers_as_soon_as_the_task_changes(
     assert answered_at - changed_at[0] < 2
 
 
+def test_a_long_poll_until_ended_answers_at_the_end_not_at_each_change(
+    client: ApiClient, app: Flask, api_key: str, queued_task: dict[str, Any]
+) -> None:
+    other = app.test_client()
+    cancelled_at: list[float] = []
+
+    def change_then_end() -> None:
+        time.sleep(0.3)
+        other.post(f"{task_url(queued_task)}/process", headers=bearer(api_key))
+        time.sleep(0.7)
+        other.post(f"{task_url(queued_task)}/cancel", headers=bearer(api_key))
+        cancelled_at.append(time.monotonic())
+
+    changer = threading.Thread(target=change_then_end)
+    changer.start()
+    response = client.get(
+        f"{task_url(queued_task)}?wait=20&view=summary&until=ended",
+        headers={"If-None-Match": '"1"'},
+    )
+    answered_at = time.monotonic()
+    changer.join()
+
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "cancelled"
+    assert answered_at >= cancelled_at[0] - 0.05  # not woken by the process in between
+    assert answered_at - cancelled_at[0] < 2
+
+
+def test_a_long_poll_until_ended_that_saw_changes_but_no_end_answers_the_change(
+    client: ApiClient, app: Flask, api_key: str, queued_task: dict[str, Any]
+) -> None:
+    other = app.test_client()
+    changer = threading.Timer(
+        0.2, lambda: other.post(f"{task_url(queued_task)}/process", headers=bearer(api_key))
+    )
+    changer.start()
+    started = time.monotonic()
+
+    response = client.get(
+        f"{task_url(queued_task)}?wait=1.5&view=summary&until=ended",
+        headers={"If-None-Match": '"1"'},
+    )
+    changer.join()
+
+    # At the end of the wait, not at the change; and not 304: the client's revision is out
+    # of date, though the task has not ended.
+    assert time.monotonic() - started >= 1.4
+    assert response.status_code == 200
+    assert response.get_json()["revision"] > 1
+    assert response.get_json()["status"] not in ("completed", "failed", "cancelled")
+
+
 def test_a_long_poll_that_sees_no_change_answers_304_after_the_wait(
     client: ApiClient, queued_task: dict[str, Any]
 ) -> None:
@@ -176,7 +228,9 @@ def test_a_long_poll_on_an_ended_task_answers_at_once(
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("query", ["wait=61", "wait=-1", "after=-1", "view=everything"])
+@pytest.mark.parametrize(
+    "query", ["wait=61", "wait=-1", "after=-1", "view=everything", "until=forever"]
+)
 def test_bad_read_arguments_are_a_422_naming_the_argument(
     client: ApiClient, queued_task: dict[str, Any], query: str
 ) -> None:
