@@ -14,11 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 
-# In this order the suites that run the same fleet follow each other, so it starts once:
+# `cost` first, on a quiet box: the fleet exactly as `mesh serve` starts it. Then, in this
+# order, the suites that run the same fleet follow each other, so it starts once:
 # api_load stops it (the API alone on the cores) and fanout runs a fleet of its own.
 SUITES = (
-    "orchestration", "scale", "users", "footprint", "waiting", "api_load", "fanout", "gateway",
-    "sealing", "row_security",
+    "cost", "orchestration", "scale", "users", "footprint", "waiting", "api_load", "fanout",
+    "gateway", "sealing", "row_security",
 )  # fmt: skip
 
 

@@ -262,9 +262,20 @@ class StepRunner:
                 if is_new:
                     if item is not None:
                         uow.memory.add(item)
-                    # Last: the task's row, which its other steps update too, stays locked for
-                    # the fewest statements.
+                    # Last, the two rows other transactions update too: the task's (its other
+                    # steps) and the agent's (every task's steps of its type) stay locked for
+                    # the fewest statements, and are always locked in this order.
                     uow.tasks.add_step(step, now=self._clock.now())
+                    # A step made a model call if it names a model or spent time failing in
+                    # the chain; a client's plan, a budget refusal or a missing agent made none.
+                    if step.model is not None or step.latency_ms > 0:
+                        uow.agents.record_call(
+                            network_id,
+                            step.agent_type,
+                            latency_ms=step.latency_ms,
+                            usage=step.usage,
+                            is_failure=step.status is StepStatus.FAILED,
+                        )
                 uow.commit()
         except TaskEnded as exc:
             log.info(
@@ -275,20 +286,6 @@ class StepRunner:
                 task_status=str(exc.status),
             )
             return step
-        # A step made a model call if it names a model or spent time failing in the chain; a
-        # client's plan, a budget refusal or a missing agent made none.
-        if is_new and (step.model is not None or step.latency_ms > 0):
-            # The agent's row is updated by every task's steps of its type: in a statement
-            # that commits as it runs, it is locked only while the server runs it. A crash
-            # in between loses one call from the agent's counts, never the step.
-            with self._uow(self._tenant_id, autocommit=True) as uow:
-                uow.agents.record_call(
-                    network_id,
-                    step.agent_type,
-                    latency_ms=step.latency_ms,
-                    usage=step.usage,
-                    is_failure=step.status is StepStatus.FAILED,
-                )
         if is_new:
             _count_recorded(step)
         if is_new and item is not None:
