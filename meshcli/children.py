@@ -6,12 +6,16 @@ shutdown, and a second SIGINT from `mesh serve` makes that a cold one; Redis wou
 and leave the workers reconnecting), so `mesh serve` alone receives the signal and stops
 them in order. On Linux a child is also told to stop when `mesh serve` dies without a
 chance to stop it (SIGKILL), so no worker outlives it.
+
+A child may run at a lower CPU priority (a higher nice value): on a box the API shares with
+its workers, a client's request is answered first, and the workers take what is left.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import subprocess
 import sys
@@ -20,17 +24,24 @@ from collections.abc import Callable, Mapping, Sequence
 _PR_SET_PDEATHSIG = 1
 
 
-def start_child(argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """Start argv in a process group of its own, to be stopped by `mesh serve` only."""
-    return subprocess.Popen(list(argv), env=env, process_group=0, preexec_fn=_parent_death_signal())
+def start_child(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, *, niceness: int = 0
+) -> subprocess.Popen:
+    """Start argv in a process group of its own, to be stopped by `mesh serve` only, `niceness`
+    steps below this process's CPU priority."""
+    return subprocess.Popen(
+        list(argv), env=env, process_group=0, preexec_fn=_before_exec(niceness)
+    )
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def _before_exec(niceness: int) -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
-        return None
+        return (lambda: os.nice(niceness)) if niceness else None
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
     def _set() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if niceness:
+            os.nice(niceness)
 
     return _set

@@ -290,6 +290,21 @@ def test_networks_and_memory_round_trip(served: ServeProcess, key: str) -> None:
     assert gone.returncode == 1 and "404" in gone.stderr
 
 
+def test_the_workers_run_below_the_apis_cpu_priority(served: ServeProcess) -> None:
+    niceness = {
+        pid: psutil.Process(pid).nice()
+        for pid, line in served.children(recursive=False).items()
+        if "gunicorn" in line or " worker " in line
+    }
+    lines = served.children(recursive=False)
+    api = [n for pid, n in niceness.items() if "gunicorn" in lines[pid]]
+    workers = [n for pid, n in niceness.items() if " worker " in lines[pid]]
+
+    # When both cores are busy, a client is answered first; the workers take what is left.
+    assert api == [os.nice(0)]
+    assert len(workers) >= 2 and set(workers) == {os.nice(0) + 5}
+
+
 def test_mesh_keys_offers_create_list_and_revoke() -> None:
     done = _mesh("keys", "--help", env=_clean_env())
 
