@@ -19,12 +19,12 @@ from meshapi.schemas.tasks import (
     EventsHeadersSchema,
     TaskCreateSchema,
     TaskListArgsSchema,
-    TaskProgressSchema,
     TaskReadArgsSchema,
     TaskReadHeadersSchema,
     TaskSchema,
     TaskSummarySchema,
 )
+from meshapi.task_json import dumps, progress_body, task_body
 from meshcore.services.tasks import Unchanged
 
 blp = Blueprint(
@@ -110,8 +110,13 @@ class TaskById(MethodView):
         )
         if isinstance(found, Unchanged):
             return Response(status=304, headers=_validators(found.revision))
-        body = (TaskProgressSchema if is_summary else TaskSchema)().dump(found)
-        return sse.json_response(body, headers=_validators(found.revision))
+        # Built by hand, not dumped: this is the hot read (see meshapi.task_json).
+        body = progress_body(found) if is_summary else task_body(found)
+        return Response(
+            dumps(body),
+            mimetype="application/json",
+            headers=_validators(found.revision),
+        )
 
 
 @blp.route("/<id(task):task_id>/cancel")
