@@ -17,10 +17,11 @@ import sqlalchemy as sa
 import structlog
 from celery import Celery
 
-from meshcore.adapters import redis_tls
+from meshcore.adapters import redis_backlog, redis_tls
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.celery_dispatch import PRIORITY_STEPS, CeleryDispatcher
 from meshcore.adapters.redis_activity import RedisAgentActivity
+from meshcore.adapters.redis_backlog import RedisBacklog
 from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_gauges import BreakerGauges, QueueGauges
 from meshcore.adapters.redis_memory import RedisMemoryStore
@@ -38,6 +39,7 @@ from meshcore.domain.network import AgentType, NetworkConfig, queue_for
 from meshcore.domain.quotas import Quotas
 from meshcore.domain.webhooks import RetryPolicy
 from meshcore.ports import ModelClient
+from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
 from meshcore.services.erasure import ErasureService
@@ -93,6 +95,13 @@ class Mesh:
         self.activity = RedisAgentActivity(self.redis)
         self.dispatcher = CeleryDispatcher(celery_app)
         self.clock = SystemClock()
+        # A client of its own, whose short timeouts keep a hung Redis from holding a submit.
+        self.backlog_redis = redis_backlog.connect(settings)
+        # One per process, shared by every tenant: the bound and its cached depth are the fleet's.
+        self.admission = Admission(
+            RedisBacklog(self.backlog_redis, task_queues(), PRIORITY_STEPS),
+            max_backlog=settings.max_backlog,
+        )
         self.quotas = Quotas(
             networks_per_tenant=settings.max_networks_per_tenant,
             agents_per_network=settings.max_agents_per_network,
@@ -146,6 +155,7 @@ class Mesh:
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
                         webhooks=self.webhook_sender,
+                        admission=self.admission,
                     ),
                     memory=MemoryService(
                         tenant_id=tenant_id,
@@ -243,9 +253,8 @@ class Mesh:
 
     def fleet_gauges(self) -> list[object]:
         """Collectors of the fleet's state in Redis, for the API's /metrics."""
-        queues = [queue_for(t) for t in AgentType]
         return [
-            QueueGauges(self.redis, queues, PRIORITY_STEPS),
+            QueueGauges(self.redis, task_queues(), PRIORITY_STEPS),
             BreakerGauges(self.breakers, self.settings.model_chain),
         ]
 
@@ -256,10 +265,17 @@ class Mesh:
         self.revisions.close()
         self.engine.dispose()
         self.redis.close()
+        self.backlog_redis.close()
 
 
 def build(settings: Settings, celery_app: Celery) -> Mesh:
     return Mesh(settings, celery_app)
+
+
+def task_queues() -> list[str]:
+    """The queues that carry tasks' work, each agent type's (the coordinator's among them);
+    webhook deliveries are not a task's work, and wait on a queue of their own."""
+    return [queue_for(t) for t in AgentType]
 
 
 def build_erasure(engine: sa.Engine, client: redis.Redis, keys: KeyService) -> ErasureService:

@@ -425,6 +425,14 @@ class BrokerEpoch(Protocol):
         ...
 
 
+class Backlog(Protocol):
+    """The fleet's waiting work: messages on the task queues that no worker has taken yet."""
+
+    def depth(self) -> int:
+        """Messages waiting on every task queue, summed; Unavailable when it cannot be read."""
+        ...
+
+
 class KeyStore(Protocol):
     """The record's API keys. Keys are found by id across tenants (the id names the tenant);
     every other use is scoped to the tenant it is given."""

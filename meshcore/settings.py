@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     max_agents_per_network: int = Field(64, ge=1)
     max_memory_items_per_network: int = Field(100_000, ge=1)
     max_tasks_in_flight: int = Field(1000, ge=1)
+    # What the fleet may have waiting at once: past this many messages on the task queues
+    # (coordinator and agents, summed), a new task is refused with 503 and Retry-After. A task
+    # is about 8 messages an iteration, and a 2-core box drains some 100 to 700 a second (5 to
+    # 30 tasks), so 500 waiting is at most about 5 s of work there: an accepted task starts
+    # soon, and a burst is refused early instead of timing out late. Scale it with the fleet.
+    max_backlog: int = Field(500, ge=1)
 
     # How long an Idempotency-Key holds: a retry within it answers what the first create made.
     idempotency_lifetime_seconds: int = Field(86_400, ge=60, le=30 * 86_400)

@@ -7,6 +7,7 @@ FakeDispatcher       records each message; drain() delivers them to a Coordinati
 FakeClock            holds time still until a test advances it
 FakeModelClient      scripted answers where a test gives them, the offline model's otherwise
 FakeKeyStore         API keys with their digests in a dict; counts how often a key is looked up
+FakeBacklog          the fleet's waiting messages as a number a test sets (none by default)
 FakeMesh             the services of one tenant wired to all of the above and to fakeredis
 """
 
@@ -38,6 +39,7 @@ from meshcore.domain.errors import (
     ModelUnavailable,
     NotFound,
     TaskEnded,
+    Unavailable,
 )
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
@@ -67,6 +69,7 @@ from meshcore.domain.task import (
 from meshcore.domain.webhooks import Attempt, DeliveryStatus
 from meshcore.domain.webhooks import Delivery as WebhookDelivery
 from meshcore.ports import Completion, Delivery, DeliveryRef, Message, Page, TaskRef
+from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
@@ -743,6 +746,21 @@ class FakeKeyStore:
         return key
 
 
+class FakeBacklog:
+    """The Backlog port: `waiting` messages (none unless a test sets it); `reads` counts the
+    reads; with `error` set, a read raises it, as Redis away would."""
+
+    def __init__(self, waiting: int = 0) -> None:
+        self.waiting, self.reads = waiting, 0
+        self.error: Unavailable | None = None
+
+    def depth(self) -> int:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        return self.waiting
+
+
 @dataclass(frozen=True)
 class Call:
     """One message the dispatcher was asked to send."""
@@ -926,6 +944,7 @@ class FakeMesh:
     memory: MemoryService
     steps: StepRunner
     coordination: Coordination
+    backlog: FakeBacklog
 
     @classmethod
     def build(
@@ -937,6 +956,8 @@ class FakeMesh:
         redis: fakeredis.FakeRedis | None = None,
         models: FakeModelClient | None = None,
         dispatcher: FakeDispatcher | None = None,
+        backlog: FakeBacklog | None = None,
+        max_backlog: int = 500,
     ) -> FakeMesh:
         database = database or FakeDatabase()
         clock = clock or FakeClock()
@@ -947,6 +968,11 @@ class FakeMesh:
         uow = FakeUnitOfWorkFactory(database, announce=revisions.publish)
         store = RedisMemoryStore(redis, Sealer.from_text(DATA_KEYS))
         activity = RedisAgentActivity(redis)
+        backlog = backlog or FakeBacklog()
+        # On the fake clock: a depth read holds until the test moves the clock on.
+        admission = Admission(
+            backlog, max_backlog=max_backlog, timer=lambda: clock.now().timestamp()
+        )
         steps = StepRunner(
             tenant_id=tenant_id,
             uow=uow,
@@ -980,12 +1006,14 @@ class FakeMesh:
                 dispatcher=dispatcher,
                 clock=clock,
                 revisions=revisions,
+                admission=admission,
             ),
             memory=MemoryService(tenant_id=tenant_id, uow=uow, store=store, clock=clock),
             steps=steps,
             coordination=Coordination(
                 tenant_id=tenant_id, uow=uow, steps=steps, dispatcher=dispatcher, clock=clock
             ),
+            backlog=backlog,
         )
 
     def for_tenant(self, tenant_id: str) -> FakeMesh:
@@ -996,6 +1024,7 @@ class FakeMesh:
             redis=self.redis,
             models=self.models,
             dispatcher=self.dispatcher,
+            backlog=self.backlog,
         )
 
     def drain(self) -> int:

@@ -24,8 +24,8 @@ blp = Blueprint(
 
 @blp.route("")
 class Agents(MethodView):
-    @blp.arguments(AgentCreateSchema, example=AGENT_EXAMPLE)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(AgentCreateSchema(), example=AGENT_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(201, AgentSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)

@@ -21,7 +21,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Audit(MethodView):
-    @blp.arguments(AuditQueryArgsSchema, location="query")
+    @blp.arguments(AuditQueryArgsSchema(), location="query")
     @blp.response(200, AuditEventSchema(many=True))
     @blp.paginate()
     def get(self, args: dict, pagination_parameters: PaginationParameters) -> object:

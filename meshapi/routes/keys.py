@@ -21,7 +21,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Keys(MethodView):
-    @blp.arguments(KeyCreateSchema, example=KEY_EXAMPLE)
+    @blp.arguments(KeyCreateSchema(), example=KEY_EXAMPLE)
     @blp.response(201, KeyCreatedSchema)
     @blp.alt_response(422, schema=ErrorSchema)
     def post(self, body: dict) -> object:

@@ -29,8 +29,8 @@ blp = Blueprint(
 
 @blp.route("")
 class Memory(MethodView):
-    @blp.arguments(MemoryCreateSchema, example=MEMORY_EXAMPLE)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(MemoryCreateSchema(), example=MEMORY_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(201, MemoryItemSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
@@ -38,7 +38,7 @@ class Memory(MethodView):
         """Add an item to the shared memory."""
         return services().memory.add(network_id, **body, idempotency=idempotency_of(headers))
 
-    @blp.arguments(MemoryQueryArgsSchema, location="query")
+    @blp.arguments(MemoryQueryArgsSchema(), location="query")
     @blp.response(200, MemoryItemSchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.paginate()

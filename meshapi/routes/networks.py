@@ -34,8 +34,8 @@ blp = Blueprint(
 
 @blp.route("")
 class Networks(MethodView):
-    @blp.arguments(NetworkCreateSchema, example=NETWORK_EXAMPLE)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(NetworkCreateSchema(), example=NETWORK_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(201, NetworkCreatedSchema)
     @blp.alt_response(422, schema=ErrorSchema)
     def post(self, body: dict, headers: dict) -> object:

@@ -44,10 +44,14 @@ ETAG = {
 }
 
 
+# Admission control (meshcore/services/admission.py): the fleet's backlog is past its bound.
+OVERLOADED = "Overloaded: no new work is taken now; retry after Retry-After"
+
+
 @blp.route("")
 class Tasks(MethodView):
-    @blp.arguments(TaskCreateSchema, example=TASK_EXAMPLE)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(TaskCreateSchema(), example=TASK_EXAMPLE)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(
         202,
         TaskSchema,
@@ -59,13 +63,18 @@ class Tasks(MethodView):
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(409, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
+    @blp.alt_response(
+        429, schema=ErrorSchema, description="The tenant's tasks in flight are at their quota; "
+        "retry after Retry-After",
+    )
+    @blp.alt_response(503, schema=ErrorSchema, description=OVERLOADED)
     def post(self, body: dict, headers: dict, network_id: UUID) -> object:
         """Submit a task; poll the Location until its status is final (or wait on it)."""
         task = services().tasks.submit(network_id, **body, idempotency=idempotency_of(headers))
         location = url_for("tasks.TaskById", network_id=network_id, task_id=task.id)
         return task, {"Location": location, **_validators(task.revision)}
 
-    @blp.arguments(TaskListArgsSchema, location="query")
+    @blp.arguments(TaskListArgsSchema(), location="query")
     @blp.response(200, TaskSummarySchema(many=True))
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.paginate()
@@ -90,8 +99,8 @@ EITHER_VIEW = {
 
 @blp.route("/<id(task):task_id>")
 class TaskById(MethodView):
-    @blp.arguments(TaskReadArgsSchema, location="query")
-    @blp.arguments(TaskReadHeadersSchema, location="headers")
+    @blp.arguments(TaskReadArgsSchema(), location="query")
+    @blp.arguments(TaskReadHeadersSchema(), location="headers")
     # Either view; the body is serialised here, as the view asks.
     @blp.response(200, EITHER_VIEW, headers=ETAG)
     @blp.alt_response(304, description="Unchanged since the revision named", headers=ETAG)
@@ -133,7 +142,7 @@ class TaskCancel(MethodView):
 
 @blp.route("/<id(task):task_id>/events")
 class TaskEvents(MethodView):
-    @blp.arguments(EventsHeadersSchema, location="headers")
+    @blp.arguments(EventsHeadersSchema(), location="headers")
     @blp.response(
         200,
         {"type": "string"},
@@ -180,6 +189,7 @@ class TaskProcess(MethodView):
     @blp.response(202, TaskSchema)
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(409, schema=ErrorSchema)
+    @blp.alt_response(503, schema=ErrorSchema, description=OVERLOADED)
     def post(self, network_id: UUID, task_id: UUID) -> object:
         """Start a task submitted with auto_process false."""
         return services().tasks.process(network_id, task_id)

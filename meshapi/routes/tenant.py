@@ -23,7 +23,7 @@ blp = Blueprint(
 
 @blp.route("")
 class Tenant(MethodView):
-    @blp.arguments(ConfirmHeadersSchema, location="headers")
+    @blp.arguments(ConfirmHeadersSchema(), location="headers")
     @blp.response(202, ErasedSchema)
     @blp.alt_response(428, schema=ErrorSchema, description=f"No `{CONFIRM_HEADER}: erase <tenant>`")
     def delete(self, headers: dict) -> object:

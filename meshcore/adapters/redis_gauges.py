@@ -2,7 +2,8 @@
 
 They describe the fleet, not one process, so only the API serves them (every API replica
 reports the same values; dashboards take the max). Reading at scrape time keeps them exact
-without any process having to publish them.
+without any process having to publish them. Admission control reads the same depths
+(`queue_depths`, through meshcore.adapters.redis_backlog).
 """
 
 from __future__ import annotations
@@ -28,6 +29,23 @@ def priority_lists(queue: str, steps: Sequence[int]) -> list[str]:
     return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in steps]
 
 
+def queue_depths(
+    client: redis.Redis, queues: Sequence[str], steps: Sequence[int]
+) -> dict[str, int]:
+    """Messages waiting on each queue, its priority lists summed, in one round trip.
+
+    Taken messages are not counted: the transport moves them out of the lists (into its
+    unacked hash) as it hands them to a worker. RedisError when Redis does not answer.
+    """
+    lists = {q: priority_lists(q, steps) for q in queues}
+    pipe = client.pipeline(transaction=False)
+    for names in lists.values():
+        for name in names:
+            pipe.llen(name)
+    replies = iter(pipe.execute())
+    return {queue: sum(next(replies) for _ in names) for queue, names in lists.items()}
+
+
 class QueueGauges(Collector):
     def __init__(self, client: redis.Redis, queues: Sequence[str], steps: Sequence[int]) -> None:
         self._client, self._queues, self._steps = client, queues, steps
@@ -42,27 +60,32 @@ class QueueGauges(Collector):
             "How long the oldest waiting message has waited", labels=["queue"],
         )
         try:
-            lists = {q: priority_lists(q, self._steps) for q in self._queues}
-            pipe = self._client.pipeline(transaction=False)
-            for names in lists.values():
-                for name in names:
-                    pipe.llen(name)
-                    pipe.lindex(name, -1)
-            replies = iter(pipe.execute())
+            waiting = queue_depths(self._client, self._queues, self._steps)
+            oldest = self._oldest_sent()
         except redis.RedisError:
             return  # no fleet gauges while Redis is away; `up` and /readyz say so
         now = time.time()
-        for queue, names in lists.items():
-            waiting, oldest = 0, None
-            for _ in names:
-                waiting += next(replies)
-                sent = _sent_at(next(replies))
-                if sent is not None:
-                    oldest = sent if oldest is None else min(oldest, sent)
-            depth.add_metric([queue], waiting)
-            age.add_metric([queue], max(0.0, now - oldest) if oldest is not None else 0.0)
+        for queue in self._queues:
+            sent = oldest[queue]
+            depth.add_metric([queue], waiting[queue])
+            age.add_metric([queue], max(0.0, now - sent) if sent is not None else 0.0)
         yield depth
         yield age
+
+    def _oldest_sent(self) -> dict[str, float | None]:
+        """When each queue's oldest waiting message was sent (None: none waits, or none
+        says), from the tail of every priority list, in one round trip."""
+        lists = {q: priority_lists(q, self._steps) for q in self._queues}
+        pipe = self._client.pipeline(transaction=False)
+        for names in lists.values():
+            for name in names:
+                pipe.lindex(name, -1)
+        replies = iter(pipe.execute())
+        oldest: dict[str, float | None] = {}
+        for queue, names in lists.items():
+            sent = [s for s in (_sent_at(next(replies)) for _ in names) if s is not None]
+            oldest[queue] = min(sent, default=None)
+        return oldest
 
 
 class BreakerGauges(Collector):

@@ -17,7 +17,8 @@ MeshError
   └ Unavailable           a server Mesh depends on does not answer; try again later
      ├ RecordUnavailable  Postgres (or the SQLite file)
      ├ MemoryViewUnavailable  the Redis view of shared memory
-     └ TooManyStreams     this API process holds as many open event streams as it may
+     ├ TooManyStreams     this API process holds as many open event streams as it may
+     └ Overloaded         the fleet's backlog is past its bound: a new task is refused for now
 """
 
 from __future__ import annotations
@@ -128,3 +129,18 @@ class TooManyStreams(Unavailable):
     try, may have one."""
 
     retry_after_seconds = 2
+
+
+class Overloaded(Unavailable):
+    """More work waits in the queues than the fleet's bound (MESH_MAX_BACKLOG): a new task
+    would only wait behind it, so it is refused before anything is stored; the client retries
+    after `retry_after_seconds`, by when the backlog should have drained below the bound."""
+
+    def __init__(self, *, backlog: int, limit: int, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"Mesh is overloaded: {backlog} messages wait in its queues, more than its bound of"
+            f" {limit}; no new work is taken now and nothing was changed: retry after"
+            f" {retry_after_seconds} s"
+        )
+        self.backlog, self.limit = backlog, limit
+        self.retry_after_seconds = retry_after_seconds

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from meshcore.domain.errors import Conflict, InvalidInput, NotFound, Overloaded, Unavailable
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
@@ -38,6 +38,7 @@ from meshcore.ports import (
     UnitOfWorkFactory,
     WebhookSender,
 )
+from meshcore.services.admission import Admission
 from meshcore.services.endings import end
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
@@ -73,8 +74,10 @@ class TaskService:
         quotas: Quotas = DEFAULT_QUOTAS,
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
         webhooks: WebhookSender | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._webhooks = webhooks
+        self._admission = admission  # None: every task is taken (tools, tests)
         self._tenant_id, self._uow, self._dispatcher, self._clock = (
             tenant_id,
             uow,
@@ -100,7 +103,13 @@ class TaskService:
 
         A retry under the same idempotency key answers the task the first call made, and
         neither records nor enqueues anything. Its events go to `webhook`, else to its
-        network's."""
+        network's. Overloaded, before anything is stored, while the fleet's backlog is past
+        its bound; a retry of a task already made is answered all the same."""
+        overloaded = self._refusal()
+        # A submit under a key may be the retry of a task already accepted, to be answered
+        # with it: the key is looked up first, and the refusal raised only for a new task.
+        if overloaded is not None and idempotency is None:
+            raise overloaded
         if webhook is not None:
             webhook.check("webhook")
             if refused := refusal_of(self._webhooks, webhook.url):
@@ -114,6 +123,8 @@ class TaskService:
                 lifetime=self._idempotency_lifetime,
             )
             if earlier is None:
+                if overloaded is not None:
+                    raise overloaded  # the rollback frees the key for the client's retry
                 task = self._record(uow, network_id, description, context, priority,
                                     auto_process=auto_process, plan=plan,
                                     webhook=webhook)  # fmt: skip
@@ -167,7 +178,10 @@ class TaskService:
         return task
 
     def process(self, network_id: UUID, task_id: UUID) -> Task:
-        """Start a task that was submitted with auto_process false."""
+        """Start a task that was submitted with auto_process false; Overloaded, the task
+        left held, while the fleet's backlog is past its bound."""
+        if (overloaded := self._refusal()) is not None:
+            raise overloaded
         with self._uow(self._tenant_id) as uow:
             uow.networks.require(network_id)
             # Locked until the commit: of two concurrent calls, the second sees the release.
@@ -178,6 +192,11 @@ class TaskService:
         self._enqueue(task)
         log.info("task.process_requested", task_id=str(task_id))
         return self.get(network_id, task_id)
+
+    def _refusal(self) -> Overloaded | None:
+        """Why no new work may be queued now, if that is so; asked before any write, so that
+        a refusal costs no more than a cached read of the backlog."""
+        return self._admission.refusal() if self._admission is not None else None
 
     def get(self, network_id: UUID, task_id: UUID) -> Task:
         """A task with its history and every iteration's subtasks, oldest iteration first."""
