@@ -4,6 +4,8 @@ It reads a JSON spec on stdin and prints a JSON summary on stdout. Three modes:
   rate      open loop: requests are sent on a fixed schedule, whatever the server's pace
   saturate  closed loop: each connection sends its next request as soon as it has an answer
   users     open loop: simulated users, each polling its latest task and submitting now and then
+            (with "conditional", each poll names the ETag the user last saw: 304 while unchanged;
+            with "tenants", user u calls as tenant u mod len(tenants), with that tenant's key)
 
 Open-loop latency is measured from the time a request was *due*, not from when a connection
 was free to send it, so that a slow server cannot hide its queue (coordinated omission).
@@ -39,10 +41,17 @@ class Request:
     headers: str = ""  # header lines of this request alone, each ending in CRLF
 
 
+# Answers that are a refusal with a time to come back (admission control, rate limits): an
+# overloaded Mesh should answer these, early, instead of slow answers or timeouts.
+REFUSALS = (429, 503)
+
+
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: int = 0  # no answer, a 5xx, a 4xx, or a refusal without Retry-After
+    refused: int = 0  # a 429 or 503 with Retry-After
+    refused_latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
     def summary(self, seconds: float) -> dict[str, object]:
@@ -58,6 +67,10 @@ class Tally:
             "attempted": attempted,
             "errors": self.errors,
             "error_rate": self.errors / attempted if attempted else 1.0,
+            "refused": self.refused,
+            "refused_p99_ms": sorted(self.refused_latencies)[
+                min(len(self.refused_latencies) - 1, int(0.99 * len(self.refused_latencies)))
+            ] if self.refused_latencies else 0.0,
             "rps": done / seconds,
             "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999),
             "max_ms": ordered[-1] if ordered else 0.0,
@@ -126,9 +139,14 @@ async def _send(conn: Connection, req: Request, due: float, tally: Tally) -> dic
         tally.statuses[0] += 1
         return {}
     tally.statuses[status] += 1
+    latency = (time.perf_counter() - due) * 1000
+    if status in REFUSALS and "retry-after" in headers:
+        tally.refused += 1
+        tally.refused_latencies.append(latency)
+        return headers
     if status >= 400:
         tally.errors += 1
-    tally.latencies.append((time.perf_counter() - due) * 1000)
+    tally.latencies.append(latency)
     return headers
 
 
@@ -136,8 +154,11 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
     """Send each (offset, user, request) when due, over a bounded pool of connections."""
     tallies: dict[str, Tally] = defaultdict(Tally)
     latest: dict[int, str] = {}  # a user's latest task, from its last submission's Location
+    etags: dict[int, str] = {}  # the ETag each user last saw of it
+    accepted: list[str] = []  # every task a submission was answered 202 for
     queue: asyncio.Queue = asyncio.Queue()
     lag: list[float] = []
+    conditional = spec.get("conditional", False)
 
     async def connection_loop() -> None:
         conn = Connection(spec["host"], spec["port"], spec.get("headers"))
@@ -148,10 +169,17 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
                 return
             due, user, req = item
             if req.kind == "poll" and user in latest:
-                req = Request("poll", "GET", latest[user])
+                req = Request("poll", "GET", latest[user], headers=req.headers)
+            if req.kind == "poll" and conditional and user in etags:
+                own = f"If-None-Match: {etags[user]}\r\n"
+                req = Request("poll", "GET", req.path, headers=req.headers + own)
             headers = await _send(conn, req, due, tallies[req.kind])
             if req.kind == "submit" and "location" in headers:
                 latest[user] = urlsplit(headers["location"]).path
+                accepted.append(latest[user])
+                etags.pop(user, None)
+            if "etag" in headers:
+                etags[user] = headers["etag"]
 
     loops = [asyncio.create_task(connection_loop()) for _ in range(spec["connections"])]
     start = time.perf_counter()
@@ -177,7 +205,7 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
     for loop in loops:
         loop.cancel()
     seconds = time.perf_counter() - start
-    return _result(tallies, seconds, unsent=unsent, lag=lag)
+    return _result(tallies, seconds, unsent=unsent, lag=lag, accepted=accepted)
 
 
 async def run_saturate(spec: dict, requests: list[Request]) -> dict:
@@ -235,18 +263,24 @@ def rate_events(spec: dict) -> list[tuple[float, int, Request]]:
 def user_events(spec: dict) -> list[tuple[float, int, Request]]:
     """Each user polls every poll_every s and submits every submit_every s, at random phases."""
     rng = random.Random(7)
-    polls, submit_path = spec["poll_paths"], spec["submit_path"]
     body = json.dumps(spec["submit_body"]).encode()
+    tenants = spec.get("tenants") or [
+        {"poll_paths": spec["poll_paths"], "submit_path": spec["submit_path"], "headers": {}}
+    ]
     events = []
     for user in range(spec["users"]):
-        poll = Request("poll", "GET", polls[user % len(polls)])
+        tenant = tenants[user % len(tenants)]
+        own = "".join(f"{name}: {value}\r\n" for name, value in tenant["headers"].items())
+        polls = tenant["poll_paths"]
+        poll = Request("poll", "GET", polls[user // len(tenants) % len(polls)], headers=own)
+        submit = Request("submit", "POST", tenant["submit_path"], body, headers=own)
         t = rng.uniform(0, spec["poll_every"])
         while t < spec["duration"]:
             events.append((t, user, poll))
             t += spec["poll_every"]
         t = rng.uniform(0, spec["submit_every"])
         while t < spec["duration"]:
-            events.append((t, user, Request("submit", "POST", submit_path, body)))
+            events.append((t, user, submit))
             t += spec["submit_every"]
     events.sort(key=lambda e: e[0])
     return events

@@ -180,3 +180,60 @@ def bare_costs(servers: Servers, procs: list[Proc]) -> Snapshot:
     stats = client.info("commandstats")
     commands = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
     return Snapshot(time.monotonic(), cpu, commands)
+
+
+def tenant_keys(servers: Servers, count: int, prefix: str) -> list[str]:
+    """A read and write key for each of `count` tenants, made as `mesh keys create` makes them."""
+    from meshcore import bootstrap
+    from meshcore.domain.keys import Scope
+    from meshworkers.app import create_celery
+
+    settings = processes.settings(servers)
+    mesh = bootstrap.build(settings, create_celery(settings))
+    try:
+        return [
+            mesh.keys.create(tenant_id=f"{prefix}{i}", scopes={Scope.READ, Scope.WRITE},
+                             name="bench")[1]
+            for i in range(count)
+        ]  # fmt: skip
+    finally:
+        mesh.close()
+
+
+def run_task(base: str, auth: dict[str, str], tasks_path: str) -> str:
+    """Submit a task and wait for its end as the Python client does; its path."""
+    with httpx.Client(base_url=base, headers=auth, timeout=90) as client:
+        answer = client.post(tasks_path, json={"description": "Write the launch email"})
+        answer.raise_for_status()
+        path, summary = answer.headers["location"], answer.json()
+        while summary["status"] not in ("completed", "failed", "cancelled", "timed_out"):
+            waited = client.get(
+                f"{path}?wait=30&view=summary&until=ended",
+                headers={"If-None-Match": f'"{summary["revision"]}"'},
+            )
+            if waited.status_code == 200:
+                summary = waited.json()
+        return httpx.URL(path).path
+
+
+def unfinished(servers: Servers, paths: list[str]) -> int:
+    """How many of the tasks at `paths` have not ended (a task with no row counts: lost)."""
+    ids = sorted({p.rstrip("/").rsplit("/", 1)[1] for p in paths})
+    if not ids:
+        return 0
+    with psycopg.connect(servers.psycopg_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[])"
+            " AND status IN ('completed', 'failed', 'cancelled', 'timed_out')",
+            (ids,),
+        ).fetchone()
+    return len(ids) - (int(row[0]) if row else 0)
+
+
+def drained(servers: Servers, paths: list[str], timeout: float) -> tuple[float, int]:
+    """Wait until every task at `paths` has ended: the seconds it took, and how many had not
+    ended when `timeout` ran out (0: none lost)."""
+    started = time.monotonic()
+    while (left := unfinished(servers, paths)) and time.monotonic() - started < timeout:
+        time.sleep(1)
+    return time.monotonic() - started, left
