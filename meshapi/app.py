@@ -14,9 +14,11 @@ from meshapi.openapi_auth import AuthPlugin
 from meshapi.routes import agents, health, keys, memory, networks, providers, tasks, tenant
 from meshapi.routes import audit as audit_trail
 from meshapi.schemas.tasks import TaskProgressSchema
+from meshapi.shedding import LoadShedder
 from meshcore import bootstrap
 from meshcore.logs import configure_logging
 from meshcore.settings import Settings
+from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -66,4 +68,8 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
     app.extensions["mesh"].keys  # noqa: B018 - at start: refuse to run without the key secret
+    # Last, so that it wraps everything: a refusal must cost less than what it refuses.
+    app.wsgi_app = LoadShedder(  # type: ignore[method-assign]
+        app.wsgi_app, settings.max_requests_in_flight, metrics.http_requests_shed.inc
+    )
     return app

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     # Event streams (GET .../events) one API process holds open at once; past it, 503 with
     # Retry-After. Streams and long polls hold a greenlet each, not a thread (gevent).
     max_streams: int = Field(1000, ge=1, le=100_000)
+    # Requests one API process works on at once (waiting clients and health checks apart);
+    # past it, 503 with Retry-After: 1 before any work. At 1-7 ms of CPU a request, 64 is at
+    # most about half a second of queued work on a core: a client is answered or refused
+    # soon, never left to time out behind a queue.
+    max_requests_in_flight: int = Field(64, ge=1, le=100_000)
     # A stream with no event for this long sends a comment line, so proxies keep it open.
     stream_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
 

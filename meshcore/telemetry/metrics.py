@@ -24,6 +24,8 @@ http_request_duration = Histogram(
     "mesh_http_request_duration_seconds", "API request duration", ["route", "method"],
     buckets=HTTP_BUCKETS,
 )
+# Refused before any work by an API process at its bound of requests (meshapi/shedding.py).
+http_requests_shed = Counter("mesh_http_requests_shed", "API requests refused at once: busy")
 tasks_submitted = Counter("mesh_tasks_submitted", "Tasks accepted")
 tasks_finished = Counter("mesh_tasks", "Tasks that reached a final status", ["status"])
 task_duration = Histogram(
