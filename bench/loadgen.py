@@ -5,7 +5,9 @@ It reads a JSON spec on stdin and prints a JSON summary on stdout. Three modes:
   saturate  closed loop: each connection sends its next request as soon as it has an answer
   users     open loop: simulated users, each polling its latest task and submitting now and then
             (with "conditional", each poll names the ETag the user last saw: 304 while unchanged;
-            with "tenants", user u calls as tenant u mod len(tenants), with that tenant's key)
+            with "tenants", user u calls as tenant u mod len(tenants), with that tenant's key;
+            with "wait", users do not poll: after each submit, a user waits for its task as the
+            Python client does, a long poll until it has ended, then one full GET)
 
 Open-loop latency is measured from the time a request was *due*, not from when a connection
 was free to send it, so that a slow server cannot hide its queue (coordinated omission).
@@ -86,6 +88,7 @@ class Connection:
         self.extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.body = b""  # the last answer's
 
     async def request(self, req: Request) -> tuple[int, dict[str, str]]:
         reused = self.writer is not None
@@ -119,7 +122,7 @@ class Connection:
                 break
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        await self.reader.readexactly(int(headers.get("content-length", "0")))
+        self.body = await self.reader.readexactly(int(headers.get("content-length", "0")))
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers
@@ -150,6 +153,32 @@ async def _send(conn: Connection, req: Request, due: float, tally: Tally) -> dic
     return headers
 
 
+FINAL = (b'"completed"', b'"failed"', b'"cancelled"', b'"timed_out"')
+
+
+async def _wait_for(conn: Connection, path: str, etag: str, auth: str, tally: Tally) -> None:
+    """Long-poll a task until it has ended, then read it whole: one latency for the lot, from
+    the submit's answer to the whole task; an error or no answer counts once."""
+    started = time.perf_counter()
+    poll = f"{path}?wait=30&view=summary&until=ended"
+    try:
+        while True:
+            own = f"{auth}If-None-Match: {etag}\r\n"
+            waited = Request("wait", "GET", poll, headers=own)
+            status, headers = await asyncio.wait_for(conn.request(waited), 30 + TIMEOUT_S)
+            if status not in (200, 304):
+                raise ValueError(f"a long poll answered {status}")
+            etag = headers.get("etag", etag)
+            if status == 200 and any(b'"status":' + s in conn.body for s in FINAL):
+                break
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+        conn.close()
+        tally.errors += 1
+        tally.statuses[0] += 1
+        return
+    await _send(conn, Request("wait", "GET", path, headers=auth), started, tally)
+
+
 async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) -> dict:
     """Send each (offset, user, request) when due, over a bounded pool of connections."""
     tallies: dict[str, Tally] = defaultdict(Tally)
@@ -159,6 +188,12 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
     queue: asyncio.Queue = asyncio.Queue()
     lag: list[float] = []
     conditional = spec.get("conditional", False)
+    tenants = spec.get("tenants") or []
+    for user in range(spec.get("users", 0)) if conditional and tenants else ():
+        # A user polls a task it has seen: it knows that task's ETag from the start.
+        tenant = tenants[user % len(tenants)]
+        if known := tenant.get("poll_etags"):
+            etags[user] = known[user // len(tenants) % len(known)]
 
     async def connection_loop() -> None:
         conn = Connection(spec["host"], spec["port"], spec.get("headers"))
@@ -180,6 +215,8 @@ async def run_open_loop(spec: dict, events: list[tuple[float, int, Request]]) ->
                 etags.pop(user, None)
             if "etag" in headers:
                 etags[user] = headers["etag"]
+            if req.kind == "submit" and spec.get("wait") and user in etags:
+                await _wait_for(conn, latest[user], etags[user], req.headers, tallies["wait"])
 
     loops = [asyncio.create_task(connection_loop()) for _ in range(spec["connections"])]
     start = time.perf_counter()
@@ -275,7 +312,7 @@ def user_events(spec: dict) -> list[tuple[float, int, Request]]:
         poll = Request("poll", "GET", polls[user // len(tenants) % len(polls)], headers=own)
         submit = Request("submit", "POST", tenant["submit_path"], body, headers=own)
         t = rng.uniform(0, spec["poll_every"])
-        while t < spec["duration"]:
+        while t < spec["duration"] and not spec.get("wait"):
             events.append((t, user, poll))
             t += spec["poll_every"]
         t = rng.uniform(0, spec["submit_every"])
