@@ -94,10 +94,12 @@ def worker(
     ]
     if hostname:
         argv += ["--hostname", hostname]
-    if beat:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
     app = create_celery(settings)
+    if beat:
+        from meshworkers.beat import threaded_beat
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app.steps["worker"].add(threaded_beat(settings.data_dir / "celerybeat-schedule"))
     telemetry.install(app)
     try:
         app.worker_main(argv)
