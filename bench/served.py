@@ -200,8 +200,8 @@ def tenant_keys(servers: Servers, count: int, prefix: str) -> list[str]:
         mesh.close()
 
 
-def run_task(base: str, auth: dict[str, str], tasks_path: str) -> str:
-    """Submit a task and wait for its end as the Python client does; its path."""
+def run_task(base: str, auth: dict[str, str], tasks_path: str) -> tuple[str, str]:
+    """Submit a task and wait for its end as the Python client does; its path and ETag."""
     with httpx.Client(base_url=base, headers=auth, timeout=90) as client:
         answer = client.post(tasks_path, json={"description": "Write the launch email"})
         answer.raise_for_status()
@@ -213,7 +213,7 @@ def run_task(base: str, auth: dict[str, str], tasks_path: str) -> str:
             )
             if waited.status_code == 200:
                 summary = waited.json()
-        return httpx.URL(path).path
+        return httpx.URL(path).path, f'"{summary["revision"]}"'
 
 
 def unfinished(servers: Servers, paths: list[str]) -> int:
