@@ -10,6 +10,8 @@ waiting as real ones do, against the bare Celery pipeline of the same shape in t
    For the long-poll run: the CPU per task of every role (API, coordinator, agents workers,
    Postgres, Redis), Redis commands, Postgres transactions and Celery messages per task.
 3. Memory of each role (proportional set size), idle after the load.
+4. The hot read (bench.reads): a task GET at 500 req/s, and the API's CPU for a full GET, a
+   summary and a 304.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import bare_pipeline, processes
+from bench import bare_pipeline, processes, reads
 from bench.api_load import _address
 from bench.orchestration import bare_env, bare_specs
 from bench.processes import Servers
@@ -47,7 +49,7 @@ def measure_bare(servers: Servers, singles: int, burst: int) -> dict:
     return {"single": single, "rate": burst / wall, "cpu": cpu, "messages": messages}
 
 
-def measure_served(servers: Servers, singles: int, tasks: int) -> dict:
+def measure_served(servers: Servers, singles: int, tasks: int, quick: bool) -> dict:
     key = api_key(servers)
     auth = {"Authorization": f"Bearer {key}"}
     with served(servers) as fleet:
@@ -69,9 +71,10 @@ def measure_served(servers: Servers, singles: int, tasks: int) -> dict:
         streamed = clients("stream", tasks, IN_FLIGHT)
         time.sleep(3)  # idle: what is left after the load
         memory = fleet.memory_by_role()
+        hot_reads = reads.measure(fleet, servers, 3 if quick else 10)
     return {
         "single": single, "polled": polled, "streamed": streamed,
-        "costs": per_task(before, after, tasks), "memory": memory,
+        "costs": per_task(before, after, tasks), "memory": memory, "reads": hot_reads,
     }  # fmt: skip
 
 
@@ -120,7 +123,7 @@ def figures(bare: dict, mesh: dict, tasks: int) -> list[Figure]:
                             "baseline: the target" if limit else "",
                             f"<= {limit}" if limit else "",
                             mib <= limit if limit else None))  # fmt: skip
-    return found
+    return [*found, *reads.figures(mesh["reads"])]
 
 
 def run(session: Session) -> list[Figure]:
@@ -129,7 +132,7 @@ def run(session: Session) -> list[Figure]:
     session.stop_api()
     singles, tasks = (10, 60) if session.quick else (20, 200)
     bare = measure_bare(session.servers, singles, tasks)
-    mesh = measure_served(session.servers, singles, tasks)
+    mesh = measure_served(session.servers, singles, tasks, session.quick)
     for way in ("polled", "streamed"):
         for error in mesh[way].errors[:5]:
             print(f"  ! {way}: {error}", flush=True)

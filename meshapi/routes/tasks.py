@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import Response, request, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 
 from meshapi import events as sse
+from meshapi.auth import principal
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
+from meshapi.rendered import RenderedTasks
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.tasks import (
@@ -108,11 +110,18 @@ class TaskById(MethodView):
     def get(self, args: dict, headers: dict, network_id: UUID, task_id: UUID) -> object:
         """A task with its subtasks, history, result and usage (or, with view=summary, its
         progress); a conditional GET of an unchanged task is a 304, and `wait` long-polls."""
-        is_summary = args["view"] == "summary"
+        is_summary, known = args["view"] == "summary", _known_revision(args)
+        is_plain = known is None and not args.get("wait")
+        if is_plain:
+            # An ended task's answer at its current revision, as it was sent before.
+            current = services().tasks.revision(network_id, task_id)
+            key = (principal().tenant_id, network_id, task_id, current.revision, args["view"])
+            if current.status.is_terminal and (kept := _rendered().get(key)) is not None:
+                return _json(kept, current.revision)
         found = services().tasks.read(
             network_id,
             task_id,
-            known=_known_revision(args),
+            known=known,
             wait=args.get("wait", 0.0),
             until_ended=args["until"] == "ended",
             summary=is_summary,
@@ -120,12 +129,11 @@ class TaskById(MethodView):
         if isinstance(found, Unchanged):
             return Response(status=304, headers=_validators(found.revision))
         # Built by hand, not dumped: this is the hot read (see meshapi.task_json).
-        body = progress_body(found) if is_summary else task_body(found)
-        return Response(
-            dumps(body),
-            mimetype="application/json",
-            headers=_validators(found.revision),
-        )
+        body = dumps(progress_body(found) if is_summary else task_body(found))
+        if is_plain and found.status.is_terminal:
+            key = (principal().tenant_id, network_id, task_id, found.revision, args["view"])
+            _rendered().put(key, body)
+        return _json(body, found.revision)
 
 
 @blp.route("/<id(task):task_id>/cancel")
@@ -166,6 +174,14 @@ class TaskEvents(MethodView):
             slot.release()
             raise
         return sse.stream(events, slot)
+
+
+def _rendered() -> RenderedTasks:
+    return current_app.extensions.setdefault("mesh_rendered_tasks", RenderedTasks())
+
+
+def _json(body: bytes, revision: int) -> Response:
+    return Response(body, mimetype="application/json", headers=_validators(revision))
 
 
 def _known_revision(args: dict) -> int | None:
