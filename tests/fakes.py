@@ -718,6 +718,16 @@ class FakeClock:
         return self._now
 
 
+class FakeTimer:
+    """Monotonic seconds that stand still until a test moves them (`now`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeKeyStore:
     """The KeyStore port in a dict. `finds` counts lookups, to show what a cache saved."""
 

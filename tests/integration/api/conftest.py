@@ -126,3 +126,17 @@ def queued_task(client: ApiClient, network: dict[str, Any]) -> dict[str, Any]:
     )
     assert response.status_code == 202, response.get_data(as_text=True)
     return response.get_json()
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app runs while the test does."""
+    ran: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        ran.append(statement)
+
+    engine = app.extensions["mesh"].engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    yield ran
+    sa.event.remove(engine, "before_cursor_execute", count)

@@ -4,11 +4,9 @@ deleted network, or for a task that has not ended."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from tests.integration.api.client import NETWORKS, ApiClient, bearer, new_key
@@ -19,20 +17,6 @@ pytestmark = pytest.mark.integration
 
 def task_url(task: dict[str, Any]) -> str:
     return f"{NETWORKS}/{task['network_id']}/tasks/{task['id']}"
-
-
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app runs while the test does."""
-    ran: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        ran.append(statement)
-
-    engine = app.extensions["mesh"].engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    yield ran
-    sa.event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture

@@ -31,20 +31,6 @@ def task_url(task: dict[str, Any]) -> str:
     return f"{NETWORKS}/{task['network_id']}/tasks/{task['id']}"
 
 
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app runs while the test does."""
-    ran: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        ran.append(statement)
-
-    engine = app.extensions["mesh"].engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    yield ran
-    sa.event.remove(engine, "before_cursor_execute", count)
-
-
 def test_every_read_carries_the_revision_as_a_strong_etag(
     client: ApiClient, network: dict[str, Any]
 ) -> None:

@@ -15,31 +15,21 @@ from meshcore.domain.errors import Overloaded, Unavailable
 from meshcore.domain.idempotency import IdempotencyKey
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.admission import CACHE_SECONDS, Admission
-from tests.fakes import FakeBacklog, FakeMesh
+from tests.fakes import FakeBacklog, FakeMesh, FakeTimer
 
 BOUND = 500
 
 
-class Timer:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def timer() -> Timer:
-    return Timer()
+def timer() -> FakeTimer:
+    return FakeTimer()
 
 
-def admission(backlog: FakeBacklog, timer: Timer, *, drain: float = 100.0) -> Admission:
+def admission(backlog: FakeBacklog, timer: FakeTimer, *, drain: float = 100.0) -> Admission:
     return Admission(backlog, max_backlog=BOUND, drain_per_second=drain, timer=timer)
 
 
-def test_a_backlog_up_to_the_bound_admits(timer: Timer) -> None:
+def test_a_backlog_up_to_the_bound_admits(timer: FakeTimer) -> None:
     gate = admission(FakeBacklog(BOUND), timer)
 
     assert gate.refusal() is None
@@ -47,7 +37,7 @@ def test_a_backlog_up_to_the_bound_admits(timer: Timer) -> None:
 
 
 def test_a_backlog_past_the_bound_is_refused_with_the_time_its_excess_takes_to_drain(
-    timer: Timer,
+    timer: FakeTimer,
 ) -> None:
     gate = admission(FakeBacklog(BOUND + 250), timer, drain=100.0)
 
@@ -64,14 +54,14 @@ def test_a_backlog_past_the_bound_is_refused_with_the_time_its_excess_takes_to_d
 
 @pytest.mark.parametrize(("waiting", "seconds"), [(BOUND + 1, 1), (BOUND + 1_000_000, 60)])
 def test_retry_after_is_at_least_a_second_and_at_most_a_minute(
-    timer: Timer, waiting: int, seconds: int
+    timer: FakeTimer, waiting: int, seconds: int
 ) -> None:
     refused = admission(FakeBacklog(waiting), timer).refusal()
 
     assert refused is not None and refused.retry_after_seconds == seconds
 
 
-def test_the_depth_is_read_once_per_interval(timer: Timer) -> None:
+def test_the_depth_is_read_once_per_interval(timer: FakeTimer) -> None:
     backlog = FakeBacklog(BOUND + 1)
     gate = admission(backlog, timer)
 
@@ -87,7 +77,7 @@ def test_the_depth_is_read_once_per_interval(timer: Timer) -> None:
 
 
 def test_a_backlog_that_cannot_be_read_admits_and_warns_once_per_interval(
-    timer: Timer,
+    timer: FakeTimer,
 ) -> None:
     backlog = FakeBacklog(BOUND + 1)
     backlog.error = Unavailable("the queues' backlog cannot be read: ConnectionError")
@@ -130,7 +120,7 @@ def slow() -> Iterator[SlowBacklog]:
 
 
 def test_callers_during_a_read_are_answered_from_the_last_depth_without_waiting(
-    timer: Timer, slow: SlowBacklog
+    timer: FakeTimer, slow: SlowBacklog
 ) -> None:
     slow.release.set()
     gate = admission(slow, timer)

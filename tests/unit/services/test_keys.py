@@ -11,21 +11,11 @@ from meshcore.domain.errors import NotFound, Unauthenticated
 from meshcore.domain.keys import ALL_SCOPES, Scope, format_key, new_key, parse_key
 from meshcore.services import keys as keys_module
 from meshcore.services.keys import CACHE_SECONDS, KeyService
-from tests.fakes import FakeClock, FakeKeyStore
+from tests.fakes import FakeClock, FakeKeyStore, FakeTimer
 
 SECRET = b"server-secret-for-unit-tests"
 READ_WRITE = frozenset({Scope.READ, Scope.WRITE})
 DEV_KEY = "dev-key-for-tests-only"
-
-
-class Timer:
-    """Monotonic seconds that stand still until a test advances them."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -34,18 +24,18 @@ def store() -> FakeKeyStore:
 
 
 @pytest.fixture
-def timer() -> Timer:
-    return Timer()
+def timer() -> FakeTimer:
+    return FakeTimer()
 
 
-def service(store: FakeKeyStore, timer: Timer, **kwargs: object) -> KeyService:
+def service(store: FakeKeyStore, timer: FakeTimer, **kwargs: object) -> KeyService:
     """One API process's key service over the shared store."""
     options: dict = {"secret": SECRET, **kwargs}
     return KeyService(store=store, clock=FakeClock(), timer=timer, **options)
 
 
 @pytest.fixture
-def keys(store: FakeKeyStore, timer: Timer) -> KeyService:
+def keys(store: FakeKeyStore, timer: FakeTimer) -> KeyService:
     return service(store, timer)
 
 
@@ -71,7 +61,7 @@ def test_the_record_keeps_an_hmac_of_the_secret_never_the_secret(
 
 
 def test_a_key_does_not_authenticate_under_another_server_secret(
-    keys: KeyService, store: FakeKeyStore, timer: Timer
+    keys: KeyService, store: FakeKeyStore, timer: FakeTimer
 ) -> None:
     _key, text = keys.create(tenant_id="acme", scopes=READ_WRITE)
     elsewhere = service(store, timer, secret=b"another-server-secret")
@@ -117,7 +107,7 @@ def test_a_revoked_key_is_refused_at_once_by_the_process_that_revoked_it(
 
 
 def test_another_process_refuses_a_revoked_key_once_its_cache_expires(
-    keys: KeyService, store: FakeKeyStore, timer: Timer
+    keys: KeyService, store: FakeKeyStore, timer: FakeTimer
 ) -> None:
     key, text = keys.create(tenant_id="acme", scopes=READ_WRITE)
     other = service(store, timer)
@@ -133,7 +123,7 @@ def test_another_process_refuses_a_revoked_key_once_its_cache_expires(
 
 
 def test_a_verified_key_is_read_from_the_record_once_per_cache_period(
-    keys: KeyService, store: FakeKeyStore, timer: Timer
+    keys: KeyService, store: FakeKeyStore, timer: FakeTimer
 ) -> None:
     _key, text = keys.create(tenant_id="acme", scopes=READ_WRITE)
 
@@ -147,7 +137,7 @@ def test_a_verified_key_is_read_from_the_record_once_per_cache_period(
 
 
 def test_a_flood_of_made_up_ids_does_not_grow_the_cache_past_its_bound(
-    store: FakeKeyStore, timer: Timer
+    store: FakeKeyStore, timer: FakeTimer
 ) -> None:
     keys = service(store, timer, cache_size=3)
     _key, text = keys.create(tenant_id="acme", scopes=READ_WRITE)
@@ -196,7 +186,7 @@ def test_an_unknown_id_costs_the_same_hmac_and_comparison_as_a_wrong_secret(
 
 
 def test_the_dev_key_is_a_key_of_tenant_default_with_every_scope(
-    store: FakeKeyStore, timer: Timer
+    store: FakeKeyStore, timer: FakeTimer
 ) -> None:
     keys = service(store, timer, dev_key=DEV_KEY)
 
@@ -206,7 +196,7 @@ def test_the_dev_key_is_a_key_of_tenant_default_with_every_scope(
     assert store.finds == 0
 
 
-def test_only_the_exact_dev_key_is_accepted(store: FakeKeyStore, timer: Timer) -> None:
+def test_only_the_exact_dev_key_is_accepted(store: FakeKeyStore, timer: FakeTimer) -> None:
     keys = service(store, timer, dev_key=DEV_KEY)
 
     for near in [DEV_KEY + " ", DEV_KEY.upper(), DEV_KEY[:-1], "é" + DEV_KEY]:
