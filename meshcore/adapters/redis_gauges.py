@@ -37,13 +37,25 @@ def queue_depths(
     Taken messages are not counted: the transport moves them out of the lists (into its
     unacked hash) as it hands them to a worker. RedisError when Redis does not answer.
     """
+    return {q: sum(n for n, _ in lists) for q, lists in _read(client, queues, steps).items()}
+
+
+def _read(
+    client: redis.Redis, queues: Sequence[str], steps: Sequence[int], *, tails: bool = False
+) -> dict[str, list[tuple[int, bytes | None]]]:
+    """Each queue's priority lists as (length, oldest message if `tails`), in one round trip."""
     lists = {q: priority_lists(q, steps) for q in queues}
     pipe = client.pipeline(transaction=False)
     for names in lists.values():
         for name in names:
             pipe.llen(name)
+            if tails:
+                pipe.lindex(name, -1)
     replies = iter(pipe.execute())
-    return {queue: sum(next(replies) for _ in names) for queue, names in lists.items()}
+    return {
+        queue: [(next(replies), next(replies) if tails else None) for _ in names]
+        for queue, names in lists.items()
+    }
 
 
 class QueueGauges(Collector):
@@ -60,32 +72,16 @@ class QueueGauges(Collector):
             "How long the oldest waiting message has waited", labels=["queue"],
         )
         try:
-            waiting = queue_depths(self._client, self._queues, self._steps)
-            oldest = self._oldest_sent()
+            found = _read(self._client, self._queues, self._steps, tails=True)
         except redis.RedisError:
             return  # no fleet gauges while Redis is away; `up` and /readyz say so
         now = time.time()
-        for queue in self._queues:
-            sent = oldest[queue]
-            depth.add_metric([queue], waiting[queue])
-            age.add_metric([queue], max(0.0, now - sent) if sent is not None else 0.0)
+        for queue, lists in found.items():
+            sent = [s for s in (_sent_at(tail) for _, tail in lists) if s is not None]
+            depth.add_metric([queue], sum(n for n, _ in lists))
+            age.add_metric([queue], max(0.0, now - min(sent)) if sent else 0.0)
         yield depth
         yield age
-
-    def _oldest_sent(self) -> dict[str, float | None]:
-        """When each queue's oldest waiting message was sent (None: none waits, or none
-        says), from the tail of every priority list, in one round trip."""
-        lists = {q: priority_lists(q, self._steps) for q in self._queues}
-        pipe = self._client.pipeline(transaction=False)
-        for names in lists.values():
-            for name in names:
-                pipe.lindex(name, -1)
-        replies = iter(pipe.execute())
-        oldest: dict[str, float | None] = {}
-        for queue, names in lists.items():
-            sent = [s for s in (_sent_at(next(replies)) for _ in names) if s is not None]
-            oldest[queue] = min(sent, default=None)
-        return oldest
 
 
 class BreakerGauges(Collector):
