@@ -10,6 +10,7 @@ run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from bench import bare_api, processes
 from bench.loadgen import drive
@@ -102,16 +103,28 @@ def run(session: Session) -> list[Figure]:
 def get_cost(api: Proc, base: str, paths: list[str], seconds: float,
              headers: dict[str, str]) -> dict:  # fmt: skip
     """The same GETs at AUTH_RATE, then saturated with the API's CPU per GET answered."""
-    host, port = _address(base)
-    spec = {"host": host, "port": port, "headers": headers, "duration": seconds,
-            "requests": [{"kind": "get", "method": "GET", "path": p} for p in paths]}  # fmt: skip
-    at_rate = {**spec, "mode": "rate", "rate": AUTH_RATE, "connections": 64}
+    requests = [{"path": p} for p in paths]
+    return read_cost(_address(base), requests, seconds=seconds, rate=AUTH_RATE,
+                     connections=CONNECTIONS, cpu_seconds=api.cpu_seconds,
+                     headers=headers)  # fmt: skip
+
+
+def read_cost(
+    address: tuple[str, int], requests: list[dict], *, seconds: float, rate: int,
+    connections: int, cpu_seconds: Callable[[], float], headers: dict[str, str] | None = None,
+) -> dict:  # fmt: skip
+    """GETs (each a path and its own headers) at `rate` for their latency, then `connections`
+    sending flat out for the API's CPU per answer: {"rate", "sat", "cpu_us"}."""
+    spec = {"host": address[0], "port": address[1], "headers": headers or {},
+            "duration": seconds,
+            "requests": [{"kind": "get", "method": "GET", **r} for r in requests]}  # fmt: skip
+    at_rate = {**spec, "mode": "rate", "rate": rate, "connections": 64}
     drive({**at_rate, "duration": 1.0})  # warm-up: the previous phase's backlog drains
-    rate = drive(at_rate)["kinds"]["get"]
-    cpu = api.cpu_seconds()
-    sat = drive({**spec, "mode": "saturate", "connections": CONNECTIONS})["kinds"]["get"]
-    cpu_us = (api.cpu_seconds() - cpu) / max(sat["count"], 1) * 1e6
-    return {"rate": rate, "sat": sat, "cpu_us": cpu_us}
+    answered = drive(at_rate)["kinds"]["get"]
+    cpu = cpu_seconds()
+    sat = drive({**spec, "mode": "saturate", "connections": connections})["kinds"]["get"]
+    cpu_us = (cpu_seconds() - cpu) / max(sat["count"], 1) * 1e6
+    return {"rate": answered, "sat": sat, "cpu_us": cpu_us}
 
 
 def authenticate_us(session: Session, calls: int = 5000) -> float:

@@ -24,12 +24,11 @@ from bench.api_load import _address
 from bench.orchestration import bare_env, bare_specs
 from bench.processes import Servers
 from bench.report import Figure, median, publish
-from bench.served import Costs, api_key, bare_costs, network, per_task, served
+from bench.served import ONE_PASS, Costs, api_key, bare_costs, network, per_task, served
 from bench.session import Session
 from bench.waiters import Clients, wait_for_tasks
 
 IN_FLIGHT = 32
-ONE_PASS = {"max_iterations": 1, "quality_threshold": 0.0, "timeout_seconds": 3600}
 BARE = "baseline: bare Celery pipeline of the same shape"
 TOP_COMMANDS = 8
 

@@ -8,14 +8,12 @@ the default rate limit (6,000 a minute): 500 reads a second is 50 a key. The loa
 
 from __future__ import annotations
 
-from bench.api_load import _address
-from bench.loadgen import drive
+from bench.api_load import _address, read_cost
 from bench.processes import Servers
 from bench.report import Figure
-from bench.served import Served, network, run_task, tenant_keys
+from bench.served import ONE_PASS, Served, network, run_task, tenant_keys
 
 TENANTS, RATE, CONNECTIONS = 10, 500, 64
-ONE_PASS = {"max_iterations": 1, "quality_threshold": 0.0, "timeout_seconds": 3600}
 
 
 def measure(fleet: Served, servers: Servers, seconds: float) -> dict:
@@ -25,37 +23,22 @@ def measure(fleet: Served, servers: Servers, seconds: float) -> dict:
         path = f"/api/mesh/networks/{network(fleet.base, auth, ONE_PASS)}/tasks"
         task, etag = run_task(fleet.base, auth, path)
         reads.append((auth, task, etag))
-    host, port = _address(fleet.base)
     kinds = {
         "full": [{"path": t, "headers": a} for a, t, _ in reads],
         "summary": [{"path": f"{t}?view=summary", "headers": a} for a, t, _ in reads],
         "304": [{"path": t, "headers": {**a, "If-None-Match": e}} for a, t, e in reads],
     }
-    found: dict[str, dict] = {}
-    for kind, requests in kinds.items():
-        spec = {"host": host, "port": port, "duration": seconds, "connections": CONNECTIONS,
-                "requests": [{"kind": kind, "method": "GET", **r} for r in requests]}  # fmt: skip
-        at_rate = drive({**spec, "mode": "rate", "rate": RATE})["kinds"][kind]
-        cpu = _api_cpu(fleet)
-        saturated = drive({**spec, "mode": "saturate"})["kinds"][kind]
-        cpu_ms = (_api_cpu(fleet) - cpu) / max(saturated["count"], 1) * 1000
-        found[kind] = {"rate": at_rate, "saturated": saturated, "cpu_ms": cpu_ms}
-    return found
-
-
-def _api_cpu(fleet: Served) -> float:
-    total = 0.0
-    for p in fleet.tree():
-        if "gunicorn" in " ".join(p.cmdline()):
-            t = p.cpu_times()
-            total += t.user + t.system
-    return total
+    return {
+        kind: read_cost(_address(fleet.base), requests, seconds=seconds, rate=RATE,
+                        connections=CONNECTIONS, cpu_seconds=fleet.api_cpu_seconds)
+        for kind, requests in kinds.items()
+    }
 
 
 def figures(reads: dict) -> list[Figure]:
     full, summary, cond = reads["full"], reads["summary"], reads["304"]
     p99, errors = full["rate"]["p99_ms"], full["rate"]["errors"]
-    ratio = full["cpu_ms"] / cond["cpu_ms"] if cond["cpu_ms"] else 0.0
+    ratio = full["cpu_us"] / cond["cpu_us"] if cond["cpu_us"] else 0.0
     note = f"{TENANTS} tenants' keys; baseline: the p50"
     return [
         Figure(f"task GET at {RATE} req/s: p99", p99, full["rate"]["p50_ms"], "ms", note,
@@ -66,11 +49,11 @@ def figures(reads: dict) -> list[Figure]:
                summary["rate"]["p50_ms"], "ms", note),
         Figure(f"conditional GET (304) at {RATE} req/s: p99", cond["rate"]["p99_ms"],
                cond["rate"]["p50_ms"], "ms", note),
-        Figure("API CPU per full task GET", full["cpu_ms"], cond["cpu_ms"], "ms",
+        Figure("API CPU per full task GET", full["cpu_us"] / 1000, cond["cpu_us"] / 1000, "ms",
                f"baseline: a 304; ratio {ratio:.1f}", "ratio >= 5", ratio >= 5),
-        Figure("API CPU per summary GET", summary["cpu_ms"], cond["cpu_ms"], "ms",
+        Figure("API CPU per summary GET", summary["cpu_us"] / 1000, cond["cpu_us"] / 1000, "ms",
                "baseline: a 304"),
-        Figure("task GETs answered per second, saturated", full["saturated"]["rps"],
-               cond["saturated"]["rps"], "req/s",
+        Figure("task GETs answered per second, saturated", full["sat"]["rps"],
+               cond["sat"]["rps"], "req/s",
                f"baseline: 304s; {CONNECTIONS} connections"),
     ]  # fmt: skip

@@ -26,7 +26,7 @@ import psutil
 import psycopg
 import redis
 
-from bench import processes
+from bench import mesh_fleet, processes
 from bench.processes import Proc, Servers
 
 # What `mesh serve` needs from the bench beyond its defaults: the servers, the offline model
@@ -35,6 +35,14 @@ SERVED_ENV_KEEP = (
     "MESH_DATABASE_URL", "MESH_REDIS_URL", "MESH_API_KEY_SECRET", "MESH_DATA_KEYS",
     "MESH_OFFLINE_LATENCY_MS", "MESH_ALLOW_OFFLINE_MODEL", "MESH_MODEL_CHAIN",
 )  # fmt: skip
+
+
+# The bench's one-pass network (mesh_fleet.ONE_PASS), as the REST API takes it.
+ONE_PASS = {
+    "max_iterations": mesh_fleet.ONE_PASS.max_iterations,
+    "quality_threshold": mesh_fleet.ONE_PASS.quality_threshold,
+    "timeout_seconds": mesh_fleet.ONE_PASS.timeout_seconds,
+}
 
 
 def served_env(servers: Servers, data_dir: Path, *, latency_ms: int = 0) -> dict[str, str]:
@@ -53,6 +61,18 @@ class Served:
     def tree(self) -> list[psutil.Process]:
         root = psutil.Process(self.proc.pid)
         return [root, *root.children(recursive=True)]
+
+    def api_cpu_seconds(self) -> float:
+        """CPU seconds the API's processes (gunicorn's master and workers) have used."""
+        return sum(seconds for role, seconds in self.cpu_by_process() if role == "api")
+
+    def cpu_by_process(self) -> Iterator[tuple[str, float]]:
+        for p in self.tree():
+            try:
+                t = p.cpu_times()
+                yield _role(p.cmdline()), t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
 
     def memory_by_role(self) -> dict[str, float]:
         """Proportional set size (PSS) in MiB of each role: the API (its master and workers),
@@ -111,14 +131,9 @@ class Costs:
 
     def snapshot(self) -> Snapshot:
         cpu: dict[str, float] = {}
-        for p in self.fleet.tree():
-            try:
-                t = p.cpu_times()
-                role = _role(p.cmdline())
-                role = "agents" if role.startswith("agents") else role
-                cpu[role] = cpu.get(role, 0.0) + t.user + t.system
-            except psutil.NoSuchProcess:
-                continue
+        for role, seconds in self.fleet.cpu_by_process():
+            role = "agents" if role.startswith("agents") else role
+            cpu[role] = cpu.get(role, 0.0) + seconds
         cpu["postgres"] = _postgres_cpu()
         info = self.redis.info("cpu")
         cpu["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])

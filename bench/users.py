@@ -25,11 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.api_load import BODY, _address
 from bench.loadgen import drive
 from bench.report import Figure, publish
-from bench.served import Served, drained, network, run_task, served, tenant_keys
+from bench.served import ONE_PASS, Served, drained, network, run_task, served, tenant_keys
 from bench.session import Session
 
 TENANTS, CONNECTIONS = 50, 512
-ONE_PASS = {"max_iterations": 1, "quality_threshold": 0.0, "timeout_seconds": 3600}
 DRAIN_TIMEOUT_S = 900
 
 

@@ -18,9 +18,8 @@ import asyncio
 import httpx
 
 from bench import processes
-from bench.api_load import _address
+from bench.api_load import _address, read_cost
 from bench.crowd import Crowd, idle_cores, reads_alone, reads_in_crowd
-from bench.loadgen import drive
 from bench.orchestration import AGENTS_C, COORDINATOR_C
 from bench.processes import Proc
 from bench.report import Figure, median, percentile, publish
@@ -121,24 +120,20 @@ def conditional_costs(
             for p, tag in zip(paths, etags, strict=True)
         ],
     }
-    found = {}
-    for kind, requests in kinds.items():
-        spec = {"host": address[0], "port": address[1], "headers": auth, "duration": seconds,
-                "requests": [{"kind": "get", "method": "GET", **r} for r in requests]}  # fmt: skip
-        at_rate = {**spec, "mode": "rate", "rate": COST_RATE, "connections": 64}
-        drive({**at_rate, "duration": 1.0})  # warm-up: the previous phase's backlog drains
-        rate = drive(at_rate)["kinds"]["get"]
-        cpu = api.cpu_seconds()
-        sat = drive({**spec, "mode": "saturate", "connections": COST_CONNECTIONS})["kinds"]["get"]
-        cpu_us = (api.cpu_seconds() - cpu) / max(sat["count"], 1) * 1e6
-        found[kind] = {"rate": rate, "sat": sat, "cpu_us": cpu_us}
-    return found
+    return {
+        kind: read_cost(address, requests, seconds=seconds, rate=COST_RATE,
+                        connections=COST_CONNECTIONS, cpu_seconds=api.cpu_seconds,
+                        headers=auth)
+        for kind, requests in kinds.items()
+    }
 
 
 def client_figures(ways: dict[str, tuple[Clients, float]], tasks: int) -> list[Figure]:
     poll, poll_cpu = ways["poll"]
     figures = []
-    for way, what in (("long poll", "long poll (wait=30, summary)"), ("stream", "event stream")):
+    ways_named = (("long poll", "long poll (wait=30, summary, until=ended)"),
+                  ("stream", "event stream"))  # fmt: skip
+    for way, what in ways_named:
         clients, cpu_ms = ways[way]
         figures += [
             Figure(f"{what}: tasks/s, {tasks} tasks, {IN_FLIGHT} in flight",
