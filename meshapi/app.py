@@ -11,6 +11,7 @@ from flask import Flask, redirect, send_from_directory
 from meshapi import audit, auth, errors, limits, telemetry
 from meshapi.ids import IdConverter, id_schema
 from meshapi.openapi_auth import AuthPlugin
+from meshapi.rendered import RENDERED, RenderedTasks
 from meshapi.routes import agents, health, keys, memory, networks, providers, tasks, tenant
 from meshapi.routes import audit as audit_trail
 from meshapi.schemas.tasks import TaskProgressSchema
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
     app.extensions["mesh"].keys  # noqa: B018 - at start: refuse to run without the key secret
+    app.extensions[RENDERED] = RenderedTasks()
     # Last, so that it wraps everything: a refusal must cost less than what it refuses.
     app.wsgi_app = LoadShedder(  # type: ignore[method-assign]
         app.wsgi_app, settings.max_requests_in_flight, metrics.http_requests_shed.inc

@@ -13,7 +13,7 @@ from meshapi.auth import principal
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
-from meshapi.rendered import RenderedTasks
+from meshapi.rendered import RENDERED, RenderedTasks
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.tasks import (
@@ -112,12 +112,12 @@ class TaskById(MethodView):
         progress); a conditional GET of an unchanged task is a 304, and `wait` long-polls."""
         is_summary, known = args["view"] == "summary", _known_revision(args)
         is_plain = known is None and not args.get("wait")
-        if is_plain:
-            # An ended task's answer at its current revision, as it was sent before.
-            current = services().tasks.revision(network_id, task_id)
-            key = (principal().tenant_id, network_id, task_id, current.revision, args["view"])
-            if current.status.is_terminal and (kept := _rendered().get(key)) is not None:
-                return _json(kept, current.revision)
+        kept_as = (principal().tenant_id, network_id, task_id, args["view"])
+        if is_plain and (kept := _rendered().get(kept_as)) is not None:
+            # An ended task's answer, as it was sent before, if it is still at that revision.
+            revision, body = kept
+            if services().tasks.revision(network_id, task_id).revision == revision:
+                return _json(body, revision)
         found = services().tasks.read(
             network_id,
             task_id,
@@ -131,8 +131,7 @@ class TaskById(MethodView):
         # Built by hand, not dumped: this is the hot read (see meshapi.task_json).
         body = dumps(progress_body(found) if is_summary else task_body(found))
         if is_plain and found.status.is_terminal:
-            key = (principal().tenant_id, network_id, task_id, found.revision, args["view"])
-            _rendered().put(key, body)
+            _rendered().put(kept_as, found.revision, body)
         return _json(body, found.revision)
 
 
@@ -177,7 +176,7 @@ class TaskEvents(MethodView):
 
 
 def _rendered() -> RenderedTasks:
-    return current_app.extensions.setdefault("mesh_rendered_tasks", RenderedTasks())
+    return current_app.extensions[RENDERED]
 
 
 def _json(body: bytes, revision: int) -> Response:
