@@ -1,84 +1,139 @@
-"""Resident memory of the API and of the workers, at idle and under load.
+"""Memory of the fleet `mesh serve` starts: at idle, and over a sustained load (10 minutes;
+one in --quick) that it can keep up with, sampled as it runs.
 
-RSS is summed over a process and its children (gunicorn's workers; Celery's main process
-holds its threads). Idle figures are held to the bare equivalents (bench.bare_api, a bare
-Celery worker of the same pool); under-load figures to the same process at idle.
+The load is the users mix (bench.users) at USERS users: each polls its latest task every 5 s
+with If-None-Match and submits a task every 10 minutes, about USERS / 600 tasks a second,
+within what two cores run, so the memory seen is that of a fleet at work, not of a backlog.
+Every role's proportional set size (PSS) is sampled every SAMPLE_S seconds. Flat means the
+last stretch of the load holds no more than the first stretch after warm-up: a leak, or a
+cache without a bound, grows between the two.
 """
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
 
-from bench import bare_api, bare_pipeline, processes
-from bench.api_load import BARE_APP, _address
+from bench.api_load import BODY, _address
 from bench.loadgen import drive
-from bench.orchestration import AGENTS_C, COORDINATOR_C, bare_env
-from bench.processes import Proc, WorkerSpec
 from bench.report import Figure, publish
 from bench.sampling import Sampler
+from bench.served import ONE_PASS, Served, drained, network, run_task, served, tenant_keys
 from bench.session import Session
 
+USERS, TENANTS = 2_000, 10
+SAMPLE_S = 10.0
+GROWTH_LIMIT = 0.10  # the last stretch at most 10 % above the first: flat, within noise
+LIMITS = {"api": 150.0, "agents": 200.0, "coordinator": 200.0}
 
-class Peak(Sampler):
-    """The highest RSS each process reaches while the block runs."""
 
-    def __init__(self, procs: list[Proc]) -> None:
+class Memory(Sampler):
+    """Every role's PSS, every `interval` seconds, with when it was read."""
+
+    def __init__(self, fleet: Served, interval: float) -> None:
         super().__init__()
-        self.procs, self.mb = procs, {p.name: 0.0 for p in procs}
+        self.fleet, self.interval = fleet, interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._lock = threading.Lock()
 
     def sample(self) -> None:
-        for p in self.procs:
-            self.mb[p.name] = max(self.mb[p.name], p.rss_mb())
+        reading = self.fleet.memory_by_role()
+        with self._lock:
+            self.samples.append((time.monotonic(), reading))
 
 
-def bare_idle(session: Session) -> tuple[float, float]:
-    env = bare_env(session.servers)
-    bare_api.seed(session.servers.psycopg_url, 10)
-    with processes.gunicorn("bare-api", BARE_APP, env, processes.BARE_SERVED) as (api, _):
-        api_mb = api.rss_mb()
-    spec = WorkerSpec("bare-agents@bench", list(processes.AGENT_QUEUES), AGENTS_C)
-    with processes.workers([(spec.hostname, processes.bare_worker_argv(spec))], env,
-                           bare_pipeline.app) as (worker,):  # fmt: skip
-        time.sleep(1)
-        worker_mb = worker.rss_mb()
-    return api_mb, worker_mb
+def stretches(samples: list[tuple[float, dict[str, float]]], fraction: float) -> tuple[
+    dict[str, float], dict[str, float], dict[str, float]
+]:  # fmt: skip
+    """Each role's mean over the first and the last `fraction` of the samples (the first
+    sample left out: warm-up), and its peak over all of them."""
+    readings = [r for _, r in samples[1:]] or [r for _, r in samples]
+    n = max(1, int(len(readings) * fraction))
+    roles = sorted({role for r in readings for role in r})
+
+    def mean(part: list[dict[str, float]], role: str) -> float:
+        return statistics.fmean(r.get(role, 0.0) for r in part)
+
+    first = {role: mean(readings[:n], role) for role in roles}
+    last = {role: mean(readings[-n:], role) for role in roles}
+    peak = {role: max(r.get(role, 0.0) for r in readings) for role in roles}
+    return first, last, peak
 
 
 def run(session: Session) -> list[Figure]:
-    bare_api_mb, bare_worker_mb = bare_idle(session)
-    fleet = session.fleet(processes.mesh_fleet_specs(COORDINATOR_C, AGENTS_C))
-    api, base = session.api()
-    network = session.network(fleet)
-    warm = fleet.submit(10, network)
-    fleet.wait(warm)
-    paths = [f"/api/mesh/networks/{network}/tasks/{i}" for i in warm]
-    time.sleep(1)
-    coordinator, agents = fleet.workers[:2]  # the coordinator and the first agents worker
-    idle = {p.name: p.rss_mb() for p in (api, coordinator, agents)}
-    host, port = _address(base)
-    with Peak([api, coordinator, agents]) as peak:
-        ids = fleet.submit(20 if session.quick else 100, network)
-        drive({"mode": "saturate", "host": host, "port": port, "connections": 128,
-               "headers": session.auth(),
-               "duration": 2 if session.quick else 6,
-               "requests": [{"kind": "get", "method": "GET", "path": p}
-                            for p in paths]})  # fmt: skip
-        fleet.wait(ids, timeout=600)
-    return [
-        Figure("API RSS at idle (2 gunicorn workers)", idle[api.name], bare_api_mb, "MiB",
-               "baseline: bare Flask app, gunicorn 2 gthread workers x 8"),
-        Figure("API RSS under load", peak.mb[api.name], idle[api.name], "MiB",
-               "baseline: the API at idle"),
-        Figure(f"agents worker RSS at idle (threads -c{AGENTS_C})", idle[agents.name],
-               bare_worker_mb, "MiB", "baseline: bare Celery worker, same pool"),
-        Figure("agents worker RSS under load", peak.mb[agents.name], idle[agents.name], "MiB",
-               "baseline: the worker at idle"),
-        Figure(f"coordinator worker RSS at idle (threads -c{COORDINATOR_C})",
-               idle[coordinator.name], bare_worker_mb, "MiB", "baseline: bare Celery worker"),
-        Figure("coordinator worker RSS under load", peak.mb[coordinator.name],
-               idle[coordinator.name], "MiB", "baseline: the worker at idle"),
+    session.stop_fleet()
+    session.stop_api()
+    seconds = 60 if session.quick else 600
+    keys = tenant_keys(session.servers, TENANTS, prefix="footprint-")
+    with served(session.servers) as fleet:
+        tenants = []
+        for key in keys:
+            auth = {"Authorization": f"Bearer {key}"}
+            path = f"/api/mesh/networks/{network(fleet.base, auth, ONE_PASS)}/tasks"
+            polled, etag = run_task(fleet.base, auth, path)
+            tenants.append({"headers": auth, "submit_path": path, "poll_paths": [polled],
+                            "poll_etags": [etag]})  # fmt: skip
+        time.sleep(3)
+        idle = fleet.memory_by_role()
+        host, port = _address(fleet.base)
+        with Memory(fleet, SAMPLE_S if not session.quick else 5.0) as memory:
+            result = drive({
+                "mode": "users", "host": host, "port": port, "duration": seconds,
+                "connections": 256, "users": USERS, "poll_every": 5, "submit_every": 600,
+                "conditional": True, "wait": False, "tenants": tenants, "submit_body": BODY,
+            })  # fmt: skip
+        drain_s, lost = drained(session.servers, result["accepted"], 600)
+    return figures(idle, memory.samples, result, seconds, drain_s, lost)
+
+
+def figures(
+    idle: dict[str, float], samples: list[tuple[float, dict[str, float]]], result: dict,
+    seconds: float, drain_s: float, lost: int,
+) -> list[Figure]:  # fmt: skip
+    first, last, peak = stretches(samples, 0.2)
+    found = []
+    for role in sorted(idle):
+        limit = LIMITS.get("agents" if role.startswith("agents") else role)
+        found.append(Figure(f"idle PSS: {role}", idle[role], limit or 0.0, "MiB",
+                            "baseline: the target" if limit else "",
+                            f"<= {limit:.0f}" if limit else "",
+                            idle[role] <= limit if limit else None))  # fmt: skip
+    minutes = seconds / 60
+    for role in sorted(first):
+        growth = last[role] / first[role] - 1 if first[role] else 0.0
+        found.append(Figure(
+            f"{minutes:.0f} min of load: {role} PSS, last vs first fifth", last[role],
+            first[role], "MiB",
+            f"baseline: the first fifth after warm-up; peak {peak[role]:.0f} MiB, "
+            f"{len(samples)} samples", f"growth <= {GROWTH_LIMIT:.0%}",
+            growth <= GROWTH_LIMIT,
+        ))  # fmt: skip
+    total_first, total_last = sum(first.values()), sum(last.values())
+    found.append(Figure(f"{minutes:.0f} min of load: the whole fleet's PSS, last vs first",
+                        total_last, total_first, "MiB", "baseline: the first fifth",
+                        f"growth <= {GROWTH_LIMIT:.0%}",
+                        total_last <= total_first * (1 + GROWTH_LIMIT)))  # fmt: skip
+    kinds = result["kinds"].values()
+    errors = sum(k["errors"] for k in kinds)
+    refused = sum(k["refused"] for k in kinds)
+    requests = sum(k["count"] for k in kinds)
+    found += [
+        Figure("the load: requests answered per second", requests / result["seconds"],
+               float(USERS) / 5, "req/s", f"baseline: what {USERS} users ask for (a poll "
+               "every 5 s)"),
+        Figure("the load: p99 of answered requests", max(k["p99_ms"] for k in kinds), 200.0,
+               "ms", "baseline: the seed's target", "< 200",
+               max(k["p99_ms"] for k in kinds) < 200),
+        Figure("the load: errors", errors, requests, "requests",
+               f"baseline: requests answered; {refused} refused (429/503)", "= 0", errors == 0),
+        Figure("the load: accepted tasks not ended after it", lost, len(result["accepted"]),
+               "tasks", f"baseline: tasks accepted; all ended {drain_s:.0f} s after the load",
+               "= 0", lost == 0),
     ]  # fmt: skip
+    return found
 
 
 def main(session: Session) -> None:
-    publish("footprint (resident memory)", run(session))
+    publish(f"memory of mesh serve, idle and over a sustained load ({USERS:,} users)",
+            run(session))
