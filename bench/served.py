@@ -94,6 +94,8 @@ def _role(cmdline: list[str]) -> str:
         return "api"
     if "--hostname" in cmdline:
         return cmdline[cmdline.index("--hostname") + 1].split("@")[0]
+    if "meshcli.zygote" in line:
+        return "zygote"
     if " serve" in line:
         return "mesh serve"
     return "other"

@@ -23,6 +23,7 @@ import click
 from meshcli.banner import announce, typed_path
 from meshcli.children import start_child
 from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
+from meshcli.forked import ForkedProcess, Zygote, can_fork
 from meshcli.keys import first_start_key
 from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
 from meshcore.bootstrap import api_key_secret, data_keys
@@ -44,16 +45,21 @@ WORKER_NICENESS = 5
 
 @dataclass
 class Child:
-    """A supervised process: how to start it, and the running one."""
+    """A supervised process: how to start it, and the running one. With a zygote, the child
+    runs `mesh <argv>` forked by it (meshcli/forked.py); without, argv is exec'd."""
 
     name: str
     argv: list[str]
     env: dict[str, str]
     niceness: int = 0
-    process: subprocess.Popen | None = None
+    zygote: Zygote | None = None
+    process: subprocess.Popen | ForkedProcess | None = None
 
     def start(self) -> None:
-        self.process = start_child(self.argv, self.env, niceness=self.niceness)
+        if self.zygote is not None:
+            self.process = self.zygote.fork(self.argv, self.env, niceness=self.niceness)
+        else:
+            self.process = start_child(self.argv, self.env, niceness=self.niceness)
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -68,10 +74,14 @@ class Fleet:
     workers: list[Child]
     api: Child
     redis: EmbeddedRedis | None
+    zygote: Zygote | None = None
     redis_deaths: list[float] = field(default_factory=list)
 
     def start(self) -> None:
-        for child in [*self.workers, self.api]:
+        # The zygote imports the workers' libraries while the API starts.
+        if self.zygote is not None:
+            self.zygote.start()
+        for child in [self.api, *self.workers]:
             child.start()
 
     def supervise(self, stopping: list[int]) -> int:
@@ -122,6 +132,8 @@ class Fleet:
             click.echo(f"{child.name} did not stop; killing it.", err=True)
             child.signal(signal.SIGKILL)
         _wait(children, COLD_STOP_SECONDS)
+        if self.zygote is not None:
+            self.zygote.stop()
         if self.redis is not None:
             self.redis.stop()
 
@@ -204,7 +216,10 @@ def _fleet(
         env["MESH_REDIS_URL"] = redis.url
     env["MESH_DATABASE_URL"] = settings.resolved_database_url()
     env["MESH_DATA_DIR"] = str(data_dir)
-    mesh = [sys.executable, "-m", "meshcli.main", "worker"]
+    # On Linux the workers are forked by a zygote, to share the libraries it imported once;
+    # elsewhere (no child subreapers) each is `mesh worker`, exec'd.
+    zygote = Zygote(env) if can_fork() else None
+    mesh = ["worker"] if zygote else [sys.executable, "-m", "meshcli.main", "worker"]
     # Webhook deliveries are light (one POST each): the coordinator worker takes them too.
     coordinator = [*mesh, "--queues", "coordinator,webhooks", "--concurrency", "8"]
     workers = [
@@ -213,12 +228,19 @@ def _fleet(
             [*coordinator, "--hostname", "coordinator@%h", "--beat"],
             _metrics_env(env, settings, 0),
             WORKER_NICENESS,
+            zygote,
         )
     ]
     for i in range(1, agent_workers(settings) + 1):
         argv = [*mesh, "--queues", ",".join(_agent_queues()), "--hostname", f"agents{i}@%h"]
         workers.append(
-            Child(f"agents worker {i}", argv, _metrics_env(env, settings, i), WORKER_NICENESS)
+            Child(
+                f"agents worker {i}",
+                argv,
+                _metrics_env(env, settings, i),
+                WORKER_NICENESS,
+                zygote,
+            )
         )
     api = [
         *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
@@ -230,7 +252,7 @@ def _fleet(
         "--no-control-socket",
         *("--config", "python:meshapi.gunicorn_conf", "meshapi.app:create_app()"),
     ]
-    return Fleet(workers=workers, api=Child("The API", api, env), redis=redis)
+    return Fleet(workers=workers, api=Child("The API", api, env), redis=redis, zygote=zygote)
 
 
 def _metrics_env(env: dict[str, str], settings: Settings, index: int) -> dict[str, str]:

@@ -22,6 +22,7 @@ from tests.conftest import API_KEY_SECRET, DATA_KEYS
 
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
+STARTED = "Stop with Ctrl-C."  # the banner's last line: every child has been started
 # Every `mesh serve` here accepts this development key (tenant `default`, every scope) and
 # hashes real keys under this secret, unless the test's env says otherwise.
 DEV_KEY = "mesh-tests-dev-key"
@@ -180,8 +181,14 @@ class ServeProcess:
         return "\n".join(line for _, line in self.lines)
 
     def wait_ready(self, timeout: float = 90) -> None:
+        """The API answers, and every child has been started (the banner is out)."""
+        deadline = time.monotonic() + timeout
         try:
             _wait_ready(self.base, self.process, timeout=timeout)
+            while STARTED not in self.output:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("mesh serve printed no banner")
+                time.sleep(0.1)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; it printed:\n{self.output[-4000:]}") from exc
 
