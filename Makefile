@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint unit integration e2e clients chaos bench bench-quick clean flower deploy-check k8s-render
+.PHONY: install run test lint unit integration e2e clients browser chaos bench bench-quick clean flower deploy-check k8s-render
 
 $(STAMP): pyproject.toml constraints.txt meshclient/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Every test but the fault drills and the clients' end-to-end suite, which take minutes of
-# their own (`make chaos`, `make clients`; CI runs all three).
+# Every test but the fault drills, the clients' end-to-end suite and the console's browser
+# tests, which take minutes of their own (`make chaos`, `make clients`, `make browser`; CI
+# runs all four).
 test: lint
-	$(BIN)/pytest -q -m "not drill and not clients"
+	$(BIN)/pytest -q -m "not drill and not clients and not browser"
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -40,6 +41,10 @@ e2e: $(STAMP)
 # clients, an event stream across a Redis restart.
 clients: $(STAMP)
 	$(BIN)/pytest -q -m clients
+
+# The console in Debian's headless Chromium (apt-get install chromium), on `mesh serve`.
+browser: $(STAMP)
+	$(BIN)/pytest -q -m browser
 
 # The fault drills: killed workers, Redis and Postgres restarts and outages, a wiped Redis,
 # a provider down, and `mesh serve` stopped, doubled and its Redis killed.

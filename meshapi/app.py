@@ -8,7 +8,7 @@ import structlog
 from celery import Celery
 from flask import Flask, redirect, send_from_directory
 
-from meshapi import audit, auth, errors, limits, telemetry
+from meshapi import audit, auth, console, errors, limits, telemetry
 from meshapi.ids import IdConverter, id_schema
 from meshapi.openapi_auth import AuthPlugin
 from meshapi.rendered import RENDERED, RenderedTasks
@@ -63,9 +63,9 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
         "docs_assets",
         lambda name: send_from_directory(str(assets), name),
     )
-    # Where a newcomer looks first; both answered 404 and left them guessing.
-    for path, endpoint in (("/", "root"), (f"{DOCS}/", "docs_slash")):
-        app.add_url_rule(path, endpoint, lambda: redirect(DOCS, 302))
+    # A near miss of the docs answered 404 and left a newcomer guessing.
+    app.add_url_rule(f"{DOCS}/", "docs_slash", lambda: redirect(DOCS, 302))
+    console.install(app)  # /console, and `/` redirects there
     telemetry.install(app)  # first: the services' engine is traced when it is made
     app.extensions["mesh"] = bootstrap.build(settings, celery_app or create_celery(settings))
     app.extensions["mesh"].keys  # noqa: B018 - at start: refuse to run without the key secret

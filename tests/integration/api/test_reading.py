@@ -105,10 +105,12 @@ def test_the_task_schema_says_subtasks_cover_every_iteration(client: ApiClient) 
     assert "from 1" in schemas["Subtask"]["properties"]["wave"]["description"]
 
 
-@pytest.mark.parametrize("path", ["/", f"{API}/docs/"])
-def test_the_root_and_near_docs_urls_redirect_to_the_docs(client: ApiClient, path: str) -> None:
+@pytest.mark.parametrize(("path", "target"), [("/", "/console"), (f"{API}/docs/", f"{API}/docs")])
+def test_the_root_and_near_docs_urls_redirect_to_the_console_and_the_docs(
+    client: ApiClient, path: str, target: str
+) -> None:
     response = client.get(path)
 
     assert response.status_code == 302
-    assert response.headers["Location"] == f"{API}/docs"
+    assert response.headers["Location"] == target
     assert client.get(path, follow_redirects=True).mimetype == "text/html"
