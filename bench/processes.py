@@ -96,6 +96,7 @@ def settings(servers: Servers) -> Settings:
         api_key_secret=SecretStr(API_KEY_SECRET),
         data_keys=SecretStr(DATA_KEYS),
         tenant=DEFAULT_TENANT,
+        max_backlog=100_000_000,  # as mesh_env: the bench's own fleet takes every task
     )
 
 
@@ -127,6 +128,9 @@ def mesh_env(servers: Servers, *, latency_ms: int = 0) -> dict[str, str]:
         # without refusing the load.
         MESH_RATE_LIMIT="100000000/minute",
         MESH_MAX_TASKS_IN_FLIGHT="100000000",
+        # The scale curve sends 1,000 tasks at once: the bench's own fleet measures the
+        # pipeline past admission control, which the fleet `mesh serve` starts keeps on.
+        MESH_MAX_BACKLOG="100000000",
         MESH_OFFLINE_LATENCY_MS=str(latency_ms),
         MESH_ALLOW_OFFLINE_MODEL="true",
         MESH_MODEL_CHAIN='["mesh-offline/offline-v1"]',

@@ -103,7 +103,11 @@ def _role(cmdline: list[str]) -> str:
 
 @contextmanager
 def served(servers: Servers, *, latency_ms: int = 0) -> Iterator[Served]:
-    """`mesh serve` on the bench's servers, up and answering, stopped as a user stops it."""
+    """`mesh serve` on the bench's servers, up and answering, stopped as a user stops it.
+
+    It starts on an empty Redis database, as a newcomer's does: what an earlier suite left
+    queued (steps of tasks that timed out under overload) would count against admission."""
+    processes.flush_queues(servers)
     port = processes.free_port()
     with tempfile.TemporaryDirectory(prefix="mesh-served-") as data:
         env = served_env(servers, Path(data), latency_ms=latency_ms)
