@@ -21,11 +21,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Every test but the fault drills, the clients' end-to-end suite and the console's browser
-# tests, which take minutes of their own (`make chaos`, `make clients`, `make browser`; CI
-# runs all four).
+# The unit and integration tests. The end-to-end tests on `mesh serve`, the fault drills, the
+# clients' end-to-end suite and the console's browser tests take minutes of their own
+# (`make e2e`, `make chaos`, `make clients`, `make browser`; CI runs all five).
 test: lint
-	$(BIN)/pytest -q -m "not drill and not clients and not browser"
+	$(BIN)/pytest -q -m "not drill and not clients and not browser" --ignore=tests/e2e
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -34,7 +34,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 e2e: $(STAMP)
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q tests/e2e -m "not drill and not clients and not browser"
 
 # The clients' features end to end on `mesh serve`: the Python client and the CLI, idempotent
 # submits across a Redis restart, a cancel against a counting model server, 1,000 waiting
