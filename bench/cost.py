@@ -24,7 +24,16 @@ from bench.api_load import _address
 from bench.orchestration import bare_env, bare_specs
 from bench.processes import Servers
 from bench.report import Figure, median, publish
-from bench.served import ONE_PASS, Costs, api_key, bare_costs, network, per_task, served
+from bench.served import (
+    ONE_PASS,
+    Costs,
+    api_key,
+    bare_costs,
+    network,
+    per_task,
+    pss_target,
+    served,
+)  # fmt: skip
 from bench.session import Session
 from bench.waiters import Clients, wait_for_tasks
 
@@ -119,9 +128,8 @@ def figures(bare: dict, mesh: dict, tasks: int) -> list[Figure]:
         errors = len(clients.errors) + clients.not_completed
         found.append(Figure(f"{what}: tasks not completed or errors", errors, tasks, "tasks",
                             "baseline: tasks waited for", "= 0", errors == 0))  # fmt: skip
-    limits = {"api": 150, "agents1": 200, "coordinator": 200}
     for role, mib in sorted(mesh["memory"].items()):
-        limit = limits.get(role, limits["agents1"] if role.startswith("agents") else None)
+        limit = pss_target(role)
         found.append(Figure(f"memory at idle (PSS): {role}", mib, float(limit or 0), "MiB",
                             "baseline: the target" if limit else "",
                             f"<= {limit}" if limit else "",

@@ -15,17 +15,15 @@ import statistics
 import threading
 import time
 
-from bench.api_load import BODY, _address
-from bench.loadgen import drive
 from bench.report import Figure, publish
 from bench.sampling import Sampler
-from bench.served import ONE_PASS, Served, drained, network, run_task, served, tenant_keys
+from bench.served import Served, drained, pss_target, served, tenant_keys
 from bench.session import Session
+from bench.users import simulate, tenants_of
 
 USERS, TENANTS = 2_000, 10
 SAMPLE_S = 10.0
 GROWTH_LIMIT = 0.10  # the last stretch at most 10 % above the first: flat, within noise
-LIMITS = {"api": 150.0, "agents": 200.0, "coordinator": 200.0}
 
 
 class Memory(Sampler):
@@ -67,22 +65,11 @@ def run(session: Session) -> list[Figure]:
     seconds = 60 if session.quick else 600
     keys = tenant_keys(session.servers, TENANTS, prefix="footprint-")
     with served(session.servers) as fleet:
-        tenants = []
-        for key in keys:
-            auth = {"Authorization": f"Bearer {key}"}
-            path = f"/api/mesh/networks/{network(fleet.base, auth, ONE_PASS)}/tasks"
-            polled, etag = run_task(fleet.base, auth, path)
-            tenants.append({"headers": auth, "submit_path": path, "poll_paths": [polled],
-                            "poll_etags": [etag]})  # fmt: skip
+        tenants = tenants_of(fleet, keys)
         time.sleep(3)
         idle = fleet.memory_by_role()
-        host, port = _address(fleet.base)
         with Memory(fleet, SAMPLE_S if not session.quick else 5.0) as memory:
-            result = drive({
-                "mode": "users", "host": host, "port": port, "duration": seconds,
-                "connections": 256, "users": USERS, "poll_every": 5, "submit_every": 600,
-                "conditional": True, "wait": False, "tenants": tenants, "submit_body": BODY,
-            })  # fmt: skip
+            result = simulate(fleet, tenants, USERS, seconds, "poll", 600)
         drain_s, lost = drained(session.servers, result["accepted"], 600)
     return figures(idle, memory.samples, result, seconds, drain_s, lost)
 
@@ -94,7 +81,7 @@ def figures(
     first, last, peak = stretches(samples, 0.2)
     found = []
     for role in sorted(idle):
-        limit = LIMITS.get("agents" if role.startswith("agents") else role)
+        limit = pss_target(role)
         found.append(Figure(f"idle PSS: {role}", idle[role], limit or 0.0, "MiB",
                             "baseline: the target" if limit else "",
                             f"<= {limit:.0f}" if limit else "",

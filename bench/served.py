@@ -45,6 +45,15 @@ ONE_PASS = {
 }
 
 
+# The issue's targets for each role's proportional set size at idle, in MiB.
+PSS_TARGETS = {"api": 150.0, "agents": 200.0, "coordinator": 200.0}
+
+
+def pss_target(role: str) -> float | None:
+    """The idle PSS target of a role as memory_by_role names it (agents1, agents2: agents)."""
+    return PSS_TARGETS.get("agents" if role.startswith("agents") else role)
+
+
 def served_env(servers: Servers, data_dir: Path, *, latency_ms: int = 0) -> dict[str, str]:
     base = processes.mesh_env(servers, latency_ms=latency_ms)
     env = {k: v for k, v in base.items() if not k.startswith("MESH_") or k in SERVED_ENV_KEEP}

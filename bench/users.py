@@ -32,7 +32,7 @@ TENANTS, CONNECTIONS = 50, 512
 DRAIN_TIMEOUT_S = 900
 
 
-def _tenants(fleet: Served, keys: list[str]) -> list[dict]:
+def tenants_of(fleet: Served, keys: list[str]) -> list[dict]:
     """Each tenant's network, headers and a task run to its end (what its users poll first)."""
 
     def one(key: str) -> dict:
@@ -84,7 +84,7 @@ def run(session: Session) -> list[Figure]:
     keys = tenant_keys(session.servers, TENANTS, prefix="users-")
     results = {}
     with served(session.servers) as fleet:
-        tenants = _tenants(fleet, keys)
+        tenants = tenants_of(fleet, keys)
         for name, users, how, every in MIXES:
             result = simulate(fleet, tenants, users, seconds, how, every)
             result["drain_s"], result["lost"] = drained(

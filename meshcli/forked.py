@@ -4,7 +4,7 @@ Every worker imports litellm, Celery, SQLAlchemy and the rest: about 200 MiB, th
 in each. Started with exec, each worker holds its own copy. Forked from a process that
 imported them once and froze the objects out of the garbage collector (whose passes would
 write to every page they walk, and so copy it), the workers share those pages: an idle
-worker's proportional share of memory falls from about 280 MiB to about 130 (docs/
+worker's proportional share of memory falls from about 295 MiB to about 170 (docs/
 performance.md).
 
 `mesh serve` cannot be that process: it has imported Mesh's own modules, prometheus_client
