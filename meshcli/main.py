@@ -8,6 +8,7 @@ import sys
 import click
 
 from meshcli.data_keys import data_keys
+from meshcli.deploy import deploy
 from meshcli.keys import keys
 from meshcli.memory import memory
 from meshcli.networks import networks
@@ -30,6 +31,7 @@ main.add_command(submit)
 main.add_command(tasks)
 main.add_command(networks)
 main.add_command(memory)
+main.add_command(deploy)
 
 
 @main.group()

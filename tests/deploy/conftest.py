@@ -7,8 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+POOLS = ROOT / "deploy" / "pools.yaml"
+# The shared queue of the agent types no pool of their own serves: always deployed.
+GENERAL_QUEUE = "agent.general"
+
+
+def pool_queues() -> tuple[str, ...]:
+    """The queue of each worker pool in deploy/pools.yaml, in its order."""
+    return tuple(pool["queue"] for pool in yaml.safe_load(POOLS.read_text())["pools"])
 
 
 def tool(name: str) -> str:
@@ -28,7 +37,7 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def queues() -> tuple[str, ...]:
-    """Every Celery queue Mesh routes to: the coordinator's and one per agent type."""
-    from meshworkers.app import QUEUES
-
-    return QUEUES
+    """Every queue a worker pool is deployed for (deploy/pools.yaml). test_render.py checks
+    that these are every Celery queue Mesh routes to (meshworkers.app.QUEUES) and the shared
+    agent.general."""
+    return pool_queues()
