@@ -109,6 +109,11 @@ def configure_logging(level: str = "INFO") -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    # litellm narrates every call at INFO, and httpx every request; only their problems matter.
-    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
+    # litellm narrates every call at INFO, and httpx every request (its URL, query secrets
+    # and all), as the MCP SDK's httpx2 and session logs do; only their problems matter.
+    noisy_loggers = (
+        "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore", "httpx2", "httpcore2",
+        "mcp",
+    )  # fmt: skip
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)
