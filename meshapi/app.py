@@ -12,7 +12,17 @@ from meshapi import audit, auth, console, errors, limits, telemetry
 from meshapi.ids import IdConverter, id_schema
 from meshapi.openapi_auth import AuthPlugin
 from meshapi.rendered import RENDERED, RenderedTasks
-from meshapi.routes import agents, health, keys, memory, networks, providers, tasks, tenant
+from meshapi.routes import (
+    agent_types,
+    agents,
+    health,
+    keys,
+    memory,
+    networks,
+    providers,
+    tasks,
+    tenant,
+)
 from meshapi.routes import audit as audit_trail
 from meshapi.schemas.tasks import TaskProgressSchema
 from meshapi.shedding import LoadShedder
@@ -49,7 +59,9 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     app.url_map.converters["id"] = IdConverter
     api = errors.MeshApi(app, spec_kwargs={"extra_plugins": [AuthPlugin()]})
     api.register_converter(IdConverter, id_schema)
-    for module in (networks, agents, tasks, memory, providers, keys, audit_trail, tenant, health):
+    for module in (
+        networks, agents, agent_types, tasks, memory, providers, keys, audit_trail, tenant, health
+    ):  # fmt: skip
         api.register_blueprint(module.blp)
     # Named in the task GET's documented answers (one of two views), so declared here.
     api.spec.components.schema("TaskProgress", schema=TaskProgressSchema)

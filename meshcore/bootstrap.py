@@ -34,13 +34,16 @@ from meshcore.adapters.sql.erasure import SqlTenantRecord
 from meshcore.adapters.sql.keys import SqlKeyStore
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.adapters.webhook_http import HttpWebhookSender
+from meshcore.agents import BUILTINS
+from meshcore.domain.agent_types import GENERAL_QUEUE
 from meshcore.domain.clock import SystemClock
-from meshcore.domain.network import AgentType, NetworkConfig, queue_for
+from meshcore.domain.network import NetworkConfig
 from meshcore.domain.quotas import Quotas
 from meshcore.domain.webhooks import RetryPolicy
 from meshcore.ports import ModelClient
 from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
+from meshcore.services.agent_types import AgentTypeService
 from meshcore.services.coordination import Coordination
 from meshcore.services.erasure import ErasureService
 from meshcore.services.keys import KeyService
@@ -63,6 +66,7 @@ class Services:
     networks: NetworkService
     tasks: TaskService
     memory: MemoryService
+    agent_types: AgentTypeService
     mesh: Mesh
 
     @cached_property
@@ -164,6 +168,12 @@ class Mesh:
                         clock=self.clock,
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
+                    ),
+                    agent_types=AgentTypeService(
+                        tenant_id=tenant_id,
+                        uow=self.uow,
+                        clock=self.clock,
+                        urls=self.webhook_sender,
                     ),
                     mesh=self,
                 )
@@ -273,9 +283,10 @@ def build(settings: Settings, celery_app: Celery) -> Mesh:
 
 
 def task_queues() -> list[str]:
-    """The queues that carry tasks' work, each agent type's (the coordinator's among them);
-    webhook deliveries are not a task's work, and wait on a queue of their own."""
-    return [queue_for(t) for t in AgentType]
+    """The queues that carry tasks' work: each built-in type's (the coordinator's among
+    them) and the general one of types with no pool of their own; webhook deliveries are not
+    a task's work, and wait on a queue of their own."""
+    return [*(t.queue for t in BUILTINS.values()), GENERAL_QUEUE]
 
 
 def build_erasure(engine: sa.Engine, client: redis.Redis, keys: KeyService) -> ErasureService:

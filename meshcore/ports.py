@@ -9,11 +9,12 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from meshcore.domain.agent_types import AgentTypeDef
 from meshcore.domain.audit import AuditEvent
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import Agent, AgentType, Network
+from meshcore.domain.network import Agent, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
@@ -69,7 +70,7 @@ class AgentRepository(Protocol):
     def record_call(
         self,
         network_id: UUID,
-        agent_type: AgentType,
+        agent_type: str,
         *,
         latency_ms: float,
         usage: Usage,
@@ -210,6 +211,25 @@ class IdempotencyRepository(Protocol):
         ...
 
 
+class AgentTypeRepository(Protocol):
+    """The tenant's own agent types, a row per version (the built-in ones are not stored)."""
+
+    def current(self, names: Sequence[str] | None = None) -> dict[str, AgentTypeDef]:
+        """The latest version of each type named (None: every type), deleted ones left out."""
+        ...
+
+    def version(self, name: str, version: int) -> AgentTypeDef | None: ...
+    def latest_version(self, name: str) -> int:
+        """The type's latest version number, a deletion's included (0: never made)."""
+        ...
+
+    def add(self, definition: AgentTypeDef, *, is_deleted: bool = False) -> None:
+        """Store a new version; Conflict if that version was stored meanwhile."""
+        ...
+
+    def networks_using(self, name: str) -> list[UUID]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the record; leaving the block without `commit()` rolls back."""
 
@@ -221,6 +241,7 @@ class UnitOfWork(Protocol):
     quotas: QuotaRepository
     idempotency: IdempotencyRepository
     webhooks: WebhookRepository
+    agent_types: AgentTypeRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -14,8 +14,8 @@ from meshcore.adapters.celery_dispatch import PRIORITY_STEPS
 from meshcore.adapters.redis_tls import plain_url, ssl_options
 from meshcore.adapters.redis_transport import SOCKET_TRANSPORT, TCP_TRANSPORT
 from meshcore.adapters.redis_urls import kombu_url
+from meshcore.domain.agent_types import CRITIC, own_queue
 from meshcore.domain.errors import Unavailable
-from meshcore.domain.network import AgentType, queue_for
 from meshcore.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -23,14 +23,14 @@ log = structlog.get_logger(__name__)
 # Webhook deliveries have a queue of their own: a receiver that keeps failing never holds
 # back a task's work.
 WEBHOOKS_QUEUE = "webhooks"
-QUEUES = (*(queue_for(t) for t in AgentType), WEBHOOKS_QUEUE)
+QUEUES = (*bootstrap.task_queues(), WEBHOOKS_QUEUE)
 # The critic's review runs on its own queue like any agent step.
 ROUTES = {
     "mesh.coordinate": "coordinator",
     "mesh.collect": "coordinator",
     "mesh.expire": "coordinator",
     "mesh.sweep": "coordinator",
-    "mesh.review": queue_for(AgentType.CRITIC),
+    "mesh.review": own_queue(CRITIC),
     "mesh.deliver_webhook": WEBHOOKS_QUEUE,
 }
 
@@ -38,9 +38,10 @@ ROUTES = {
 def route(
     name: str, args: Any, kwargs: dict[str, Any], options: Any, task: Any = None, **_: Any
 ) -> dict[str, str] | None:
-    """mesh.run_agent goes to its agent type's queue; the rest to their fixed queues."""
+    """mesh.run_agent goes to the queue its plan gave it (a message sent before queues were
+    planned: its type's own); the rest to their fixed queues."""
     if name == "mesh.run_agent":
-        return {"queue": queue_for(AgentType(kwargs["agent_type"]))}
+        return {"queue": kwargs.get("queue") or own_queue(kwargs["agent_type"])}
     if name in ROUTES:
         return {"queue": ROUTES[name]}
     return None

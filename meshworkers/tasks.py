@@ -88,7 +88,13 @@ def coordinate(self: Task, tenant_id: str, task_id: str) -> None:
 # header counts its steps' results before it sends `collect`.
 @shared_task(name="mesh.run_agent", **_DELIVERY, ignore_result=False)
 def run_agent(
-    self: Task, tenant_id: str, task_id: str, iteration: int, key: str, agent_type: str
+    self: Task,
+    tenant_id: str,
+    task_id: str,
+    iteration: int,
+    key: str,
+    agent_type: str,
+    queue: str = "",  # for routing (meshworkers.app.route); the step reads its plan
 ) -> str:
     with owned(self.app, tenant_id, task_id):
         return services(self.app, tenant_id).coordination.run_step(

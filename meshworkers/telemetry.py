@@ -14,7 +14,7 @@ import structlog
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_shutdown
 
-from meshcore.domain.network import AgentType
+from meshcore.domain.agent_types import COORDINATOR
 from meshcore.settings import Settings
 from meshcore.telemetry import exposition, tracing
 
@@ -65,7 +65,7 @@ def _clear_log_context(**_: Any) -> None:
 
 def _agent_of(queue: str | None) -> str | None:
     if queue == "coordinator":
-        return AgentType.COORDINATOR.value
+        return COORDINATOR
     if queue and queue.startswith("agent."):
         return queue.removeprefix("agent.")
     return None

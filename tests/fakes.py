@@ -33,8 +33,10 @@ from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
+from meshcore.domain.agent_types import AgentTypeDef, own_queue
 from meshcore.domain.errors import (
     CallAbandoned,
+    Conflict,
     MeshError,
     ModelUnavailable,
     NotFound,
@@ -44,13 +46,7 @@ from meshcore.domain.errors import (
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import (
-    Agent,
-    AgentType,
-    Network,
-    NetworkConfig,
-    queue_for,
-)
+from meshcore.domain.network import Agent, Network, NetworkConfig
 from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
@@ -71,6 +67,7 @@ from meshcore.domain.webhooks import Delivery as WebhookDelivery
 from meshcore.ports import Completion, Delivery, DeliveryRef, Message, Page, TaskRef
 from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
+from meshcore.services.agent_types import AgentTypeService
 from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
@@ -110,6 +107,10 @@ class Tables:
     idempotency: dict[tuple[str, str], PriorCreate] = field(default_factory=dict)
     deliveries: dict[UUID, WebhookDelivery] = field(default_factory=dict)
     leases: dict[UUID, datetime] = field(default_factory=dict)
+    # (tenant, name, version) -> (definition, is_deleted)
+    agent_types: dict[tuple[str, str, int], tuple[AgentTypeDef, bool]] = field(
+        default_factory=dict
+    )
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -226,7 +227,7 @@ class FakeAgentRepository(_Repository):
     def record_call(
         self,
         network_id: UUID,
-        agent_type: AgentType,
+        agent_type: str,
         *,
         latency_ms: float,
         usage: Usage,
@@ -552,6 +553,45 @@ class FakeIdempotencyRepository(_Repository):
         self._rows.idempotency[(self._tenant_id, key)] = replace(prior, resource_id=resource_id)
 
 
+class FakeAgentTypeRepository(_Repository):
+    def _versions(self, name: str) -> list[tuple[AgentTypeDef, bool]]:
+        found = [
+            (row, version)
+            for (tenant, n, version), row in self._rows.agent_types.items()
+            if tenant == self._tenant_id and n == name
+        ]
+        return [row for row, _ in sorted(found, key=lambda f: f[1])]
+
+    def current(self, names: Sequence[str] | None = None) -> dict[str, AgentTypeDef]:
+        mine = {n for (t, n, _) in self._rows.agent_types if t == self._tenant_id}
+        wanted = sorted(mine if names is None else mine & set(names))
+        latest = {n: self._versions(n)[-1] for n in wanted}
+        return {n: d for n, (d, is_deleted) in latest.items() if not is_deleted}
+
+    def version(self, name: str, version: int) -> AgentTypeDef | None:
+        found = self._rows.agent_types.get((self._tenant_id, name, version))
+        return found[0] if found else None
+
+    def latest_version(self, name: str) -> int:
+        versions = self._versions(name)
+        return versions[-1][0].version if versions else 0
+
+    def add(self, definition: AgentTypeDef, *, is_deleted: bool = False) -> None:
+        key = (self._tenant_id, definition.name, definition.version)
+        if key in self._rows.agent_types:
+            raise Conflict(f"agent type {definition.name!r} changed meanwhile")
+        self._rows.agent_types[key] = (definition, is_deleted)
+
+    def networks_using(self, name: str) -> list[UUID]:
+        return sorted(
+            {
+                a.network_id
+                for a in self._rows.agents.values()
+                if a.tenant_id == self._tenant_id and a.type == name
+            }
+        )
+
+
 class FakeWebhookRepository(_Repository):
     def lease(
         self, delivery_id: UUID, *, now: datetime, until: datetime
@@ -621,6 +661,7 @@ class FakeUnitOfWork:
         self.quotas = FakeQuotaRepository(*args)
         self.idempotency = FakeIdempotencyRepository(*args)
         self.webhooks = FakeWebhookRepository(*args)
+        self.agent_types = FakeAgentTypeRepository(*args)
         return self
 
     def __exit__(
@@ -843,7 +884,8 @@ class FakeDispatcher:
         elif call.name == "run_wave":
             assert call.iteration is not None and call.wave is not None
             for subtask in call.subtasks:
-                delivery = Delivery(queue=queue_for(subtask.agent_type), worker="fake@worker")
+                queue = subtask.queue or own_queue(subtask.agent_type)
+                delivery = Delivery(queue=queue, worker="fake@worker")
                 for _ in range(self._step_deliveries):
                     coordination.run_step(task_id, call.iteration, subtask.key, delivery)
             coordination.collect(task_id, call.iteration, call.wave)
@@ -955,6 +997,7 @@ class FakeMesh:
     steps: StepRunner
     coordination: Coordination
     backlog: FakeBacklog
+    agent_types: AgentTypeService
 
     @classmethod
     def build(
@@ -1024,6 +1067,7 @@ class FakeMesh:
                 tenant_id=tenant_id, uow=uow, steps=steps, dispatcher=dispatcher, clock=clock
             ),
             backlog=backlog,
+            agent_types=AgentTypeService(tenant_id=tenant_id, uow=uow, clock=clock),
         )
 
     def for_tenant(self, tenant_id: str) -> FakeMesh:

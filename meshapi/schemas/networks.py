@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from meshapi.schemas.common import Rounded, UsageSchema, no_nul, text
 from meshapi.schemas.webhooks import WebhookSchema
-from meshcore.domain.network import AgentType
+from meshcore.domain.agent_types import NAME_PATTERN
 
 MODEL_NAME = validate.Length(min=1, max=200)
 
@@ -26,7 +26,11 @@ class ModelConfigSchema(ma.Schema):
 
 
 class AgentCreateSchema(ma.Schema):
-    type = ma.fields.Enum(AgentType, by_value=True, required=True)
+    type = ma.fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_PATTERN, error="must be an agent type's name"),
+        metadata={"description": "A type in the catalog: GET /api/mesh/agent-types"},
+    )
     name = text(200)
     model = ma.fields.Nested(ModelConfigSchema)
     capabilities = ma.fields.List(text(64), validate=validate.Length(max=32))
@@ -46,7 +50,7 @@ class AgentSchema(ma.Schema):
     id = ma.fields.UUID()
     network_id = ma.fields.UUID()
     name = ma.fields.String()
-    type = ma.fields.Enum(AgentType, by_value=True)
+    type = ma.fields.String(metadata={"description": "Its agent type's name"})
     queue = ma.fields.String(metadata={"description": "The Celery queue of this agent's steps"})
     model = ma.fields.Nested(ModelConfigSchema)
     capabilities = ma.fields.List(ma.fields.String())

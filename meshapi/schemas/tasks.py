@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from meshapi.schemas.common import Ordinal, Rounded, UsageSchema, json_object, shown_from_one, text
 from meshapi.schemas.webhooks import WebhookSchema
-from meshcore.domain.network import AgentType
+from meshcore.domain.agent_types import NAME_PATTERN
 from meshcore.domain.plan import KEY_PATTERN, MAX_SUBTASKS
 from meshcore.domain.task import MAX_DESCRIPTION, Priority, TaskStatus
 
@@ -19,7 +19,11 @@ class PlannedSubtaskSchema(ma.Schema):
             KEY_PATTERN, error="must be lowercase letters, digits, - or _, at most 64"
         ),
     )
-    agent = ma.fields.Enum(AgentType, by_value=True, required=True)
+    agent = ma.fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_PATTERN, error="must be an agent type's name"),
+        metadata={"description": "The agent type that takes the subtask"},
+    )
     description = text(2000, required=True)
     depends_on = ma.fields.List(
         ma.fields.String(validate=validate.Length(1, 64)),

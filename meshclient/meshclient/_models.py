@@ -28,9 +28,9 @@ FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", 
 
 Priority = Literal["low", "normal", "high"]
 MemoryType = Literal["fact", "context", "decision", "feedback"]
-AgentType = Literal[
-    "coordinator", "content", "design", "analytics", "personalization", "research", "critic"
-]
+# A name in the tenant's catalog (GET /api/mesh/agent-types): the seven built-in ones are
+# coordinator, content, design, analytics, personalization, research and critic.
+AgentType = str
 
 
 class Usage(TypedDict):

@@ -54,7 +54,7 @@ class CeleryDispatcher:
             self._app.signature(
                 "mesh.run_agent",
                 args=(*_ids(ref), iteration, s.key),
-                kwargs={"agent_type": s.agent_type.value},
+                kwargs={"agent_type": str(s.agent_type), "queue": s.queue},
                 priority=_priority(ref),
             )
             for s in subtasks

@@ -67,7 +67,56 @@ def answer(system: str, user: str) -> str:
         return _verdict(user)
     if shape == "synthesis":
         return _synthesis(user)
+    if shape == "json_schema":
+        return _schema_answer(system, user)
     return _draft(system, user)
+
+
+_SCHEMA = re.compile(r"valid under this JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
+
+
+def _schema_answer(system: str, user: str) -> str:
+    """A JSON object the type's schema accepts, its strings drawn from the draft."""
+    found = _SCHEMA.search(system)
+    schema = json.loads(found.group(1)) if found else {"type": "object"}
+    draft = _draft(system, user)
+    return json.dumps(_instance(schema, draft.splitlines()[0], _digest(user)))
+
+
+def _instance(schema: object, text: str, seed: int) -> object:
+    """The simplest value `schema` accepts: enough for the tool path and checks to run."""
+    if not isinstance(schema, dict):
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        options = schema["enum"]
+        return options[seed % len(options)]
+    kind = schema.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        wanted = [*schema.get("required", []), *properties]
+        return {
+            name: _instance(properties.get(name, {}), f"{text} ({name})", seed + i)
+            for i, name in enumerate(dict.fromkeys(wanted))
+        }
+    if kind == "array":
+        count = max(1, schema.get("minItems", 1))
+        return [_instance(schema.get("items", {}), text, seed + i) for i in range(count)]
+    if kind in ("number", "integer"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 1))
+        middle = (low + high) / 2
+        return round(middle) if kind == "integer" else middle
+    if kind == "boolean":
+        return seed % 2 == 0
+    if kind == "null":
+        return None
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    value = text.ljust(low, ".")
+    return value[:high] if high is not None else value
 
 
 def _first(pattern: re.Pattern[str], text: str, default: str = "") -> str:

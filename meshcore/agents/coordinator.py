@@ -13,9 +13,10 @@ from meshcore.agents.profile import (
     json_part,
     system_prompt,
 )
+from meshcore.domain.agent_types import AgentTypeDef, is_specialist
 from meshcore.domain.errors import InvalidPlan
 from meshcore.domain.memory import MemoryType
-from meshcore.domain.network import SPECIALISTS, AgentType
+from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask, parse_plan
 from meshcore.domain.task import StepRecord
 from meshcore.ports import Message
@@ -45,15 +46,18 @@ def plan_messages(
     *,
     task: str,
     context: dict[str, object],
-    agents: Iterable[AgentType],
+    agents: Iterable[AgentTypeDef],
     iteration: int,
     feedback: str | None,
 ) -> list[Message]:
-    """The prompt that asks for a plan; a revision carries the critic's feedback."""
-    available = sorted(a.value for a in agents if a in SPECIALISTS)
+    """The prompt that asks for a plan over the team's specialists, each with what it does;
+    a revision carries the critic's feedback."""
+    available = sorted((a for a in agents if is_specialist(a.name)), key=lambda a: a.name)
     lines = [
         f"Task: {task}",
-        f"Available agents: {', '.join(available)}",
+        f"Available agents: {', '.join(a.name for a in available)}",
+        "What each agent does:",
+        *(_described(a) for a in available),
         f"Iteration: {iteration}",
     ]
     if context:
@@ -62,6 +66,11 @@ def plan_messages(
         lines += ["Critic feedback to address in this revision:", fenced("critic", feedback)]
     lines.append(_PLAN_SHAPE)
     return [Message("system", PROFILE.system_prompt()), Message("user", "\n".join(lines))]
+
+
+def _described(agent: AgentTypeDef) -> str:
+    skills = f" (capabilities: {', '.join(agent.capabilities)})" if agent.capabilities else ""
+    return bullet(f"{agent.name}: ", agent.description + skills)
 
 
 def read_plan(text: str) -> list[PlannedSubtask]:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshcore.domain.memory import MemoryItem, MemoryType
-from meshcore.domain.network import AgentType
 from meshcore.ports import Message
 
 # The offline model reads this line to know which shape of answer the prompt wants.
@@ -34,16 +33,21 @@ _FENCE = re.compile(r"<(/?\s*data)", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class AgentProfile:
-    type: AgentType
+    type: str
     role: str
     capabilities: tuple[str, ...]
     reads: tuple[MemoryType, ...]
     writes: MemoryType
     answer_format: str = "draft"
     confidence: float = 0.7
+    answer_schema: dict[str, object] | None = None  # with answer_format "json_schema"
 
     def system_prompt(self) -> str:
-        return system_prompt(self.role, self.answer_format)
+        prompt = system_prompt(self.role, self.answer_format)
+        if self.answer_schema is None:
+            return prompt
+        schema = json.dumps(self.answer_schema, sort_keys=True)
+        return f"{prompt}\nReply with one JSON object only, valid under this JSON Schema:\n{schema}"
 
     def step_messages(
         self,

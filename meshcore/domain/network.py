@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from meshcore.domain.agent_types import COORDINATOR, CRITIC
 from meshcore.domain.errors import Conflict, InvalidInput, NotFound
 from meshcore.domain.usage import Budget, Usage
 from meshcore.domain.webhooks import Webhook
@@ -15,6 +16,8 @@ DEFAULT_TENANT = "default"
 
 
 class AgentType(enum.StrEnum):
+    """The built-in types every tenant has; a tenant's own types are names in its catalog."""
+
     COORDINATOR = "coordinator"
     CONTENT = "content"
     DESIGN = "design"
@@ -24,25 +27,18 @@ class AgentType(enum.StrEnum):
     CRITIC = "critic"
 
 
-# The coordinator plans and synthesises, the critic reviews; only these take subtasks.
+# The coordinator plans and synthesises, the critic reviews; only the others take subtasks.
 SPECIALISTS = frozenset(AgentType) - {AgentType.COORDINATOR, AgentType.CRITIC}
-DEFAULT_TEAM: tuple[AgentType, ...] = tuple(AgentType)
+DEFAULT_TEAM: tuple[str, ...] = tuple(AgentType)
 # A network lacking one of these accepts tasks it can never finish, so it is refused.
-REQUIRED_ROLES: tuple[AgentType, ...] = (AgentType.COORDINATOR, AgentType.CRITIC)
-_PURPOSE = {AgentType.COORDINATOR: "a coordinator to plan", AgentType.CRITIC: "a critic to review"}
+REQUIRED_ROLES: tuple[str, ...] = (COORDINATOR, CRITIC)
+_PURPOSE = {COORDINATOR: "a coordinator to plan", CRITIC: "a critic to review"}
 
 
 class AgentStatus(enum.StrEnum):
     IDLE = "idle"
     BUSY = "busy"
     DISABLED = "disabled"
-
-
-def queue_for(agent_type: AgentType) -> str:
-    """The Celery queue that carries this agent type's steps."""
-    if agent_type is AgentType.COORDINATOR:
-        return "coordinator"
-    return f"agent.{agent_type.value}"
 
 
 @dataclass(frozen=True)
@@ -73,22 +69,19 @@ class Agent:
     tenant_id: str
     network_id: UUID
     name: str
-    type: AgentType
+    type: str  # a name in the tenant's catalog of agent types
     created_at: datetime
     model: ModelConfig = ModelConfig()
     capabilities: tuple[str, ...] = ()
     is_disabled: bool = False
     metrics: AgentMetrics = AgentMetrics()
+    queue: str = ""  # where its type's steps run, as the catalog says (not stored with it)
 
     @property
     def status(self) -> AgentStatus:
         if self.is_disabled:
             return AgentStatus.DISABLED
         return AgentStatus.BUSY if self.metrics.in_flight > 0 else AgentStatus.IDLE
-
-    @property
-    def queue(self) -> str:
-        return queue_for(self.type)
 
 
 @dataclass(frozen=True)
@@ -147,10 +140,11 @@ class Network:
         self,
         *,
         name: str,
-        type: AgentType,
+        type: str,
         now: datetime,
         model: ModelConfig | None = None,
         capabilities: tuple[str, ...] = (),
+        queue: str = "",
     ) -> Agent:
         agent = Agent(
             id=uuid4(),
@@ -161,6 +155,7 @@ class Network:
             created_at=now,
             model=model or ModelConfig(),
             capabilities=capabilities,
+            queue=queue,
         )
         self.agents.append(agent)
         return agent
@@ -169,7 +164,7 @@ class Network:
         """Refuse a team that could not finish a task: InvalidInput naming the missing roles."""
         if missing := self.missing_roles():
             needed = " and ".join(_PURPOSE[r] for r in REQUIRED_ROLES)
-            lacking = " and ".join(f"no {r.value}" for r in missing)
+            lacking = " and ".join(f"no {r}" for r in missing)
             raise InvalidInput("agents", f"a network needs {needed}; this team has {lacking}")
 
     def remove_agent(self, agent_id: UUID) -> Agent:
@@ -184,7 +179,7 @@ class Network:
         rest = [a for a in self.agents if a.id != agent_id]
         lost = [r for r in _missing_in(rest) if r not in self.missing_roles()]
         if lost:
-            role = lost[0].value
+            role = lost[0]
             raise Conflict(
                 f"network {self.id} would be left with no {role}: add another {role} agent"
                 f" before removing {agent.name!r}"
@@ -192,23 +187,23 @@ class Network:
         self.agents = rest
         return agent
 
-    def missing_roles(self) -> list[AgentType]:
+    def missing_roles(self) -> list[str]:
         return _missing_in(self.agents)
 
-    def agent_types(self) -> frozenset[AgentType]:
+    def agent_types(self) -> frozenset[str]:
         """Types of the agents able to take work (disabled ones excluded)."""
         return frozenset(a.type for a in self.agents if not a.is_disabled)
 
-    def agent_of(self, agent_type: AgentType) -> Agent | None:
+    def agent_of(self, agent_type: str) -> Agent | None:
         """The first enabled agent of a type: it takes that type's steps."""
         return Network.agent_of_in(self.agents, agent_type)
 
     @staticmethod
-    def agent_of_in(agents: list[Agent], agent_type: AgentType) -> Agent | None:
-        return next((a for a in agents if a.type is agent_type and not a.is_disabled), None)
+    def agent_of_in(agents: list[Agent], agent_type: str) -> Agent | None:
+        return next((a for a in agents if a.type == agent_type and not a.is_disabled), None)
 
 
-def _missing_in(agents: list[Agent]) -> list[AgentType]:
+def _missing_in(agents: list[Agent]) -> list[str]:
     # Disabled agents take no steps (agent_of skips them), so they do not fill a role.
     present = {a.type for a in agents if not a.is_disabled}
     return [r for r in REQUIRED_ROLES if r not in present]

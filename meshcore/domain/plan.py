@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from meshcore.domain.agent_types import (
+    BUILTIN_VERSION,
+    NAME_PATTERN,
+    AgentTypeDef,
+    is_specialist,
+)
 from meshcore.domain.errors import InvalidPlan
-from meshcore.domain.network import SPECIALISTS, AgentType
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_SUBTASKS = 32
@@ -16,9 +21,12 @@ MAX_SUBTASKS = 32
 @dataclass(frozen=True)
 class PlannedSubtask:
     key: str
-    agent_type: AgentType
+    agent_type: str
     description: str
     depends_on: tuple[str, ...] = ()
+    # Set once the plan is validated: the type's version the step runs with, and its queue.
+    agent_version: int = BUILTIN_VERSION
+    queue: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,26 @@ class Plan:
 
     def wave_of(self, key: str) -> int:
         return next(i for i, wave in enumerate(self.waves) if any(s.key == key for s in wave))
+
+    def pinned(self, types: Mapping[str, AgentTypeDef]) -> Plan:
+        """The plan with each subtask's type version and queue fixed as of now: a redelivered
+        step, or one the sweeper re-drives after an edit, runs as planned."""
+        for s in self.subtasks:
+            if s.agent_type not in types:
+                raise InvalidPlan(f"subtask {s.key!r}: agent type {s.agent_type!r} is gone")
+        return Plan(
+            tuple(
+                tuple(
+                    replace(
+                        s,
+                        agent_version=types[s.agent_type].version,
+                        queue=types[s.agent_type].queue,
+                    )
+                    for s in wave
+                )
+                for wave in self.waves
+            )
+        )
 
 
 def parse_plan(raw: object) -> list[PlannedSubtask]:
@@ -49,7 +77,7 @@ def parse_plan(raw: object) -> list[PlannedSubtask]:
         depends_on = item.get("depends_on", [])
         if not isinstance(key, str) or not KEY_PATTERN.match(key):
             raise InvalidPlan("key must match [a-z0-9][a-z0-9_-]{0,63}", field=f"{where}.key")
-        if agent not in AgentType._value2member_map_:
+        if not isinstance(agent, str) or not NAME_PATTERN.match(agent):
             raise InvalidPlan(f"unknown agent type {agent!r}", field=f"{where}.agent")
         if not isinstance(description, str) or not description.strip():
             raise InvalidPlan(
@@ -57,13 +85,11 @@ def parse_plan(raw: object) -> list[PlannedSubtask]:
             )
         if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
             raise InvalidPlan("depends_on must be a list of keys", field=f"{where}.depends_on")
-        subtasks.append(
-            PlannedSubtask(key, AgentType(agent), description.strip(), tuple(depends_on))
-        )
+        subtasks.append(PlannedSubtask(key, agent, description.strip(), tuple(depends_on)))
     return subtasks
 
 
-def validate_plan(subtasks: Sequence[PlannedSubtask], available: Iterable[AgentType]) -> Plan:
+def validate_plan(subtasks: Sequence[PlannedSubtask], available: Iterable[str]) -> Plan:
     """Check a plan against the network's agents and order it into waves, or raise InvalidPlan."""
     if not subtasks:
         raise InvalidPlan("a plan needs at least one subtask")
@@ -74,7 +100,7 @@ def validate_plan(subtasks: Sequence[PlannedSubtask], available: Iterable[AgentT
     for s in subtasks:
         if s.key in by_key:
             raise InvalidPlan(f"subtask key {s.key!r} is used twice")
-        if s.agent_type not in SPECIALISTS:
+        if not is_specialist(s.agent_type):
             raise InvalidPlan(f"subtask {s.key!r}: a {s.agent_type} agent does not take subtasks")
         if s.agent_type not in available:
             raise InvalidPlan(f"subtask {s.key!r}: the network has no {s.agent_type} agent")
@@ -108,7 +134,7 @@ def plan_to_json(subtasks: Iterable[PlannedSubtask]) -> list[dict[str, object]]:
     return [
         {
             "key": s.key,
-            "agent": s.agent_type.value,
+            "agent": str(s.agent_type),
             "description": s.description,
             "depends_on": list(s.depends_on),
         }

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from meshcore.domain.errors import Conflict, InvalidInput, InvalidTransition
-from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
 from meshcore.domain.usage import Usage
 from meshcore.domain.webhooks import Webhook
@@ -127,7 +126,7 @@ class StepRecord:
     task_id: UUID
     iteration: int
     key: str
-    agent_type: AgentType
+    agent_type: str
     queue: str
     status: StepStatus
     output: str
@@ -140,6 +139,7 @@ class StepRecord:
     worker: str | None = None  # the Celery node that ran it, as the broker delivered it
     attempt: int = 1  # which attempt produced it (history only; the step log keeps the first)
     traceparent: str | None = None  # the span that ran it, for a synthesis to link to
+    agent_version: int = 1  # the version of its agent type it ran with
 
 
 @dataclass(frozen=True)
@@ -307,11 +307,12 @@ def step_entry(step: StepRecord, status: TaskStatus, *, now: datetime) -> Histor
         now,
         EventKind.STEP,
         status,
-        agent=step.agent_type.value,
+        agent=str(step.agent_type),
         queue=step.queue,
         detail={
             "iteration": step.iteration,
             "subtask": step.key,
+            "agent_version": step.agent_version,
             "status": step.status.value,
             "model": step.model,
             "latency_ms": round(step.latency_ms, 1),
@@ -330,7 +331,7 @@ def step_start_entry(
     *,
     iteration: int,
     key: str,
-    agent_type: AgentType,
+    agent_type: str,
     queue: str,
     attempt: int,
     status: TaskStatus,
@@ -339,7 +340,7 @@ def step_start_entry(
     """The history line of a step whose model call is about to be made."""
     detail = {"iteration": iteration, "subtask": key, "attempt": attempt}
     return HistoryEntry(
-        now, EventKind.STEP_START, status, agent=agent_type.value, queue=queue, detail=detail
+        now, EventKind.STEP_START, status, agent=str(agent_type), queue=queue, detail=detail
     )
 
 
@@ -353,7 +354,8 @@ def plan_entry(
         "subtasks": [
             {
                 "key": s.key,
-                "agent": s.agent_type.value,
+                "agent": str(s.agent_type),
+                "agent_version": s.agent_version,
                 "depends_on": list(s.depends_on),
                 "wave": wave,
             }

@@ -13,10 +13,12 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.agents import profile_for
+from meshcore.agents import BUILTINS, AgentProfile, profile_for
+from meshcore.agents.answer_schema import read_answer
+from meshcore.domain.agent_types import own_queue
 from meshcore.domain.errors import ModelUnavailable, NotFound, TaskEnded, Unavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import AgentType, Network, queue_for
+from meshcore.domain.network import Network
 from meshcore.domain.task import StepRecord, StepStatus, Task, TaskStatus, step_start_entry
 from meshcore.ports import (
     AgentActivity,
@@ -28,6 +30,7 @@ from meshcore.ports import (
     TaskRevisions,
     UnitOfWorkFactory,
 )
+from meshcore.services.agent_types import definition_at
 from meshcore.services.memory import MemoryView
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import current_traceparent, tracer
@@ -71,7 +74,7 @@ class StepRunner:
         ) as span:
             step = self._run_subtask(task_id, iteration, key, delivery)
             if step is not None:
-                span.set_attribute("mesh.agent", step.agent_type.value)
+                span.set_attribute("mesh.agent", str(step.agent_type))
                 span.set_attribute("mesh.step_status", step.status.value)
             return step
 
@@ -90,8 +93,9 @@ class StepRunner:
             if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
                 return None
             network = uow.networks.get(task.network_id)
-        planned = subtask.planned
-        profile = profile_for(planned.agent_type)
+            planned = subtask.planned
+            definition = definition_at(uow, planned.agent_type, planned.agent_version)
+        profile = profile_for(definition)
         dependencies = self._memory.for_subtasks(network.id, task_id, planned.depends_on)
         dependencies = [m for m in dependencies if m.metadata.get("iteration") == iteration]
         seen = {m.id for m in dependencies}
@@ -109,6 +113,7 @@ class StepRunner:
             dependencies=dependencies,
             memory=memory,
         )
+        schema = definition.answer
         step = self.call(
             task,
             network,
@@ -118,17 +123,19 @@ class StepRunner:
             messages,
             memory_read=tuple(str(m.id) for m in [*dependencies, *memory]),
             delivery=delivery,
+            validate=(lambda text: read_answer(schema, text)) if schema is not None else None,
+            queue=planned.queue or definition.queue,
+            agent_version=planned.agent_version,
         )
         if step is None:
             return None
-        item = self.memory_item(task, network, step, confidence=profile.confidence)
-        return self.record(step, network.id, item)
+        return self.record(step, network.id, self.memory_item(task, network, step, profile))
 
     def call(
         self,
         task: Task,
         network: Network,
-        agent_type: AgentType,
+        agent_type: str,
         iteration: int,
         key: str,
         messages: Sequence[Message],
@@ -136,6 +143,8 @@ class StepRunner:
         memory_read: tuple[str, ...] = (),
         delivery: Delivery = NOWHERE,
         validate: Callable[[str], object] | None = None,
+        queue: str | None = None,
+        agent_version: int = 1,
     ) -> StepRecord | None:
         """Call the agent's model chain; a chain that cannot answer yields a failed step,
         and so does a call the network's budget cannot pay for (without calling). None: the
@@ -146,7 +155,8 @@ class StepRunner:
             iteration=iteration,
             key=key,
             agent_type=agent_type,
-            queue=delivery.queue or queue_for(agent_type),
+            agent_version=agent_version,
+            queue=delivery.queue or queue or own_queue(agent_type),
             worker=delivery.worker,
             memory_read=memory_read,
             traceparent=current_traceparent(),
@@ -187,9 +197,9 @@ class StepRunner:
                 error=f"gave up after {attempt - 1} attempts that never finished",
             )
         base["attempt"] = attempt
-        metrics.subtasks.labels(agent_type.value, base["queue"], "started").inc()
+        metrics.subtasks.labels(metric_label(agent_type), base["queue"], "started").inc()
         if attempt > 1:
-            metrics.subtasks.labels(agent_type.value, base["queue"], "retried").inc()
+            metrics.subtasks.labels(metric_label(agent_type), base["queue"], "retried").inc()
         # One line per model call, so an audit can show no recorded step was called again.
         log.info(
             "step.model_call",
@@ -295,14 +305,14 @@ class StepRunner:
             task_id=str(step.task_id),
             iteration=step.iteration,
             subtask=step.key,
-            agent=step.agent_type.value,
+            agent=str(step.agent_type),
             queue=step.queue,
             status=stored.status.value,
         )
         return stored
 
     def memory_item(
-        self, task: Task, network: Network, step: StepRecord, *, confidence: float
+        self, task: Task, network: Network, step: StepRecord, profile: AgentProfile
     ) -> MemoryItem | None:
         """What a completed step writes to shared memory, typed by its agent's profile."""
         if step.status is not StepStatus.COMPLETED:
@@ -311,12 +321,12 @@ class StepRunner:
         return MemoryItem.create(
             tenant_id=self._tenant_id,
             network_id=network.id,
-            type=profile_for(step.agent_type).writes,
+            type=profile.writes,
             content=step.output[:20_000],
-            confidence=confidence,
+            confidence=profile.confidence,
             now=self._clock.now(),
             metadata={
-                "source_agent": step.agent_type.value,
+                "source_agent": str(step.agent_type),
                 "agent_id": str(agent.id) if agent else None,
                 "task_id": str(task.id),
                 "subtask": step.key,
@@ -325,7 +335,7 @@ class StepRunner:
         )
 
     def _begin(
-        self, task: Task, iteration: int, key: str, agent_type: AgentType, queue: str
+        self, task: Task, iteration: int, key: str, agent_type: str, queue: str
     ) -> int | None:
         """Lease the step, count the attempt and note its start in the task's log, in one
         transaction; None if another attempt holds the lease or the task has ended.
@@ -360,11 +370,16 @@ class StepRunner:
 def _count_recorded(step: StepRecord) -> None:
     """A step's outcome, once: only the first recording of a key counts."""
     outcome = "succeeded" if step.status is StepStatus.COMPLETED else "failed"
-    metrics.subtasks.labels(step.agent_type.value, step.queue, outcome).inc()
+    metrics.subtasks.labels(metric_label(step.agent_type), step.queue, outcome).inc()
     if step.latency_ms > 0:
-        metrics.subtask_duration.labels(step.agent_type.value, step.queue).observe(
+        metrics.subtask_duration.labels(metric_label(step.agent_type), step.queue).observe(
             step.latency_ms / 1000
         )
+
+
+def metric_label(agent_type: str) -> str:
+    """A built-in type's name, else "custom": tenants' own names would grow the series."""
+    return agent_type if agent_type in BUILTINS else "custom"
 
 
 def bind_log_context(task: Task) -> None:

@@ -19,8 +19,9 @@ from uuid import UUID
 import structlog
 
 from meshcore.agents import coordinator, critic
+from meshcore.domain.agent_types import COORDINATOR, CRITIC
 from meshcore.domain.errors import InvalidPlan, MeshError, TaskEnded
-from meshcore.domain.network import AgentType, Network
+from meshcore.domain.network import Network
 from meshcore.domain.plan import plan_to_json
 from meshcore.domain.task import (
     PLAN_KEY,
@@ -35,6 +36,7 @@ from meshcore.domain.task import (
 from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWorkFactory
 from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
+from meshcore.services.agent_types import catalog_of, current_types
 from meshcore.services.endings import end, time_out_if_due
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import stage_span
@@ -301,6 +303,8 @@ class Coordination:
         plan = answers.recorded_plan(recorded, network)
         try:
             with self._uow(self._tenant_id) as uow:
+                types = current_types(uow, {s.agent_type for s in plan.subtasks})
+                plan = plan.pinned(types)
                 uow.tasks.add_plan(task.id, iteration, plan, now=self._clock.now())
                 uow.commit()
         except TaskEnded:
@@ -327,7 +331,7 @@ class Coordination:
                 task.id,
                 iteration,
                 PLAN_KEY,
-                AgentType.COORDINATOR,
+                COORDINATOR,
                 "coordinator",
                 StepStatus.COMPLETED,
                 json.dumps(plan_to_json(task.plan)),
@@ -337,14 +341,14 @@ class Coordination:
         messages = coordinator.plan_messages(
             task=task.description,
             context=task.context,
-            agents=network.agent_types(),
+            agents=catalog_of(self._uow, self._tenant_id, network.agent_types()).values(),
             iteration=iteration,
             feedback=feedback,
         )
         step = self._steps.call(
             task,
             network,
-            AgentType.COORDINATOR,
+            COORDINATOR,
             iteration,
             PLAN_KEY,
             messages,
@@ -374,7 +378,7 @@ class Coordination:
             step = self._steps.call(
                 task,
                 network,
-                AgentType.COORDINATOR,
+                COORDINATOR,
                 iteration,
                 SYNTHESIS_KEY,
                 messages,
@@ -382,9 +386,7 @@ class Coordination:
             )
             if step is None:
                 return  # another delivery holds the synthesis
-            item = self._steps.memory_item(
-                task, network, step, confidence=coordinator.PROFILE.confidence
-            )
+            item = self._steps.memory_item(task, network, step, coordinator.PROFILE)
             recorded = self._steps.record(step, network.id, item)
         if recorded.status is StepStatus.FAILED:
             self._fail(task.id, f"synthesis failed: {recorded.error}")
@@ -397,7 +399,7 @@ class Coordination:
                 "answer": recorded.output,
                 "iteration": iteration,
                 "contributions": [
-                    {"subtask": s.key, "agent": s.agent_type.value, "output": s.output}
+                    {"subtask": s.key, "agent": str(s.agent_type), "output": s.output}
                     for s in contributions
                 ],
             }
@@ -421,7 +423,7 @@ class Coordination:
         step = self._steps.call(
             task,
             network,
-            AgentType.CRITIC,
+            CRITIC,
             iteration,
             REVIEW_KEY,
             messages,
@@ -431,7 +433,7 @@ class Coordination:
         if step is None:
             return None
         step = answers.normalised_verdict(step)
-        item = self._steps.memory_item(task, network, step, confidence=critic.PROFILE.confidence)
+        item = self._steps.memory_item(task, network, step, critic.PROFILE)
         if item is not None:
             verdict = critic.read_verdict(step.output)
             item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")

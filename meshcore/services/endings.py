@@ -19,7 +19,7 @@ def end(uow: UnitOfWork, clock: Clock, task: Task, status: TaskStatus, reason: s
         **(task.result or {}),
         "partial": True,
         "contributions": [
-            {"subtask": s.key, "agent": s.agent_type.value, "output": s.output} for s in done
+            {"subtask": s.key, "agent": str(s.agent_type), "output": s.output} for s in done
         ],
     }
     task.error = reason

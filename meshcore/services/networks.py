@@ -8,13 +8,12 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.agents import profile_for
+from meshcore.domain.agent_types import GENERAL_QUEUE, AgentTypeDef
 from meshcore.domain.errors import InvalidInput, MemoryViewUnavailable, MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.network import (
     DEFAULT_TEAM,
     Agent,
-    AgentType,
     ModelConfig,
     Network,
     NetworkConfig,
@@ -30,6 +29,7 @@ from meshcore.ports import (
     UnitOfWorkFactory,
     WebhookSender,
 )
+from meshcore.services.agent_types import catalog_of, current_types
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
 from meshcore.services.webhooks import refusal_of
@@ -39,7 +39,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class AgentSpec:
-    type: AgentType
+    type: str  # a name in the tenant's catalog
     name: str | None = None
     model: ModelConfig | None = None
     capabilities: tuple[str, ...] | None = None
@@ -80,8 +80,9 @@ class NetworkService:
             tenant_id=self._tenant_id, name=name, description=description, config=config, now=now
         )
         specs = agents if agents is not None else [AgentSpec(t) for t in DEFAULT_TEAM]
+        types = self._types_of(specs)
         for spec in specs:
-            _add_agent(network, spec, now)
+            _add_agent(network, spec, types[spec.type], now)
         network.check_team()
         self._quotas.check(Quota.AGENTS, used=0, adding=len(network.agents))
         if config.webhook is not None and (
@@ -169,7 +170,8 @@ class NetworkService:
             if earlier is not None:
                 return uow.agents.get(network_id, earlier)
             network = uow.networks.get(network_id)
-            agent = _add_agent(network, spec, now)
+            types = _known(current_types(uow, [spec.type]), [spec], "type")
+            agent = _add_agent(network, spec, types[spec.type], now)
             reserve(uow, self._quotas, Quota.AGENTS, network_id)
             uow.agents.add(agent)
             if idempotency is not None:
@@ -195,22 +197,47 @@ class NetworkService:
         self._activity.forget(self._tenant_id, [agent_id])
         log.info("agent.removed", network_id=str(network_id), agent_id=str(agent_id))
 
+    def _types_of(self, specs: list[AgentSpec]) -> dict[str, AgentTypeDef]:
+        found = catalog_of(self._uow, self._tenant_id, {s.type for s in specs})
+        return _known(found, specs, "agents.{}.type")
+
     def _live(self, agents: list[Agent]) -> list[Agent]:
-        """The agents with the steps each is running now (live state, kept in Redis)."""
+        """The agents with the steps each is running now (live state, kept in Redis), and
+        the queue their type's steps run on."""
         counts = self._activity.in_flight(
             self._tenant_id, [a.id for a in agents], now=self._clock.now()
         )
+        types = catalog_of(self._uow, self._tenant_id, {a.type for a in agents})
         return [
-            replace(a, metrics=replace(a.metrics, in_flight=counts.get(a.id, 0))) for a in agents
+            replace(
+                a,
+                metrics=replace(a.metrics, in_flight=counts.get(a.id, 0)),
+                queue=types[a.type].queue if a.type in types else GENERAL_QUEUE,
+            )
+            for a in agents
         ]
 
 
-def _add_agent(network: Network, spec: AgentSpec, now: datetime) -> Agent:
-    profile = profile_for(spec.type)
+def _known(
+    found: dict[str, AgentTypeDef], specs: list[AgentSpec], field: str
+) -> dict[str, AgentTypeDef]:
+    """`found`, when it holds every spec's type; else InvalidInput naming the first missing."""
+    for i, spec in enumerate(specs):
+        if spec.type not in found:
+            raise InvalidInput(
+                field.format(i),
+                f"no agent type {spec.type!r} in the catalog (GET /api/mesh/agent-types)",
+            )
+    return found
+
+
+def _add_agent(network: Network, spec: AgentSpec, kind: AgentTypeDef, now: datetime) -> Agent:
+    defaults = ModelConfig(kind.model.chain, kind.model.temperature, kind.model.max_tokens)
     return network.new_agent(
-        name=spec.name or f"{spec.type.value}",
+        name=spec.name or spec.type,
         type=spec.type,
         now=now,
-        model=spec.model,
-        capabilities=spec.capabilities if spec.capabilities is not None else profile.capabilities,
+        model=spec.model or defaults,
+        capabilities=spec.capabilities if spec.capabilities is not None else kind.capabilities,
+        queue=kind.queue,
     )

@@ -12,9 +12,9 @@ from uuid import UUID
 
 import structlog
 
+from meshcore.domain.agent_types import COORDINATOR
 from meshcore.domain.errors import Conflict, InvalidInput, NotFound, Overloaded, Unavailable
 from meshcore.domain.idempotency import Created, IdempotencyKey
-from meshcore.domain.network import AgentType
 from meshcore.domain.plan import parse_plan, validate_plan
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
 from meshcore.domain.task import (
@@ -155,7 +155,7 @@ class TaskService:
         """A new task of the network, added to the unit of work (not committed); its events
         go to `webhook`, else to the network's."""
         network = uow.networks.get(network_id)
-        if network.agent_of(AgentType.COORDINATOR) is None:
+        if network.agent_of(COORDINATOR) is None:
             raise Conflict(f"network {network_id} has no coordinator agent to plan tasks")
         planned = None
         if plan is not None:

@@ -37,13 +37,14 @@ from meshcore.adapters.sql.migrate import upgrade
 from meshcore.adapters.sql.rotation import rotate_record
 from meshcore.adapters.sql.tables import memory_items, tasks
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
+from meshcore.domain.agent_types import own_queue
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
-from meshcore.domain.network import SPECIALISTS, AgentType, Network, NetworkConfig, queue_for
+from meshcore.domain.network import SPECIALISTS, AgentType, Network, NetworkConfig
 from meshcore.domain.task import Priority, Task
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
-from tests.integration.api.client import NETWORKS, ApiClient, new_key
+from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
 from tests.integration.api.record import Record
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 
@@ -68,8 +69,8 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
     specs = [
         WorkerSpec("coordinator@sealed", ["coordinator"], concurrency=4),
-        WorkerSpec("agents@sealed", [queue_for(t) for t in SPECIALISTS], concurrency=8),
-        WorkerSpec("critic@sealed", [queue_for(AgentType.CRITIC)], concurrency=4),
+        WorkerSpec("agents@sealed", [own_queue(t) for t in SPECIALISTS], concurrency=8),
+        WorkerSpec("critic@sealed", [own_queue(AgentType.CRITIC)], concurrency=4),
     ]
     with fleet(database_url, private_redis.url, specs, env={"MESH_DATA_KEYS": OLD_KEY}) as running:
         yield running
@@ -118,6 +119,8 @@ def submitted(
     engine = sa.create_engine(database_url)
     try:
         network = client.post(NETWORKS, json={"name": "sealed"}).get_json()
+        kind = {"name": "sealed-kind", "description": "keeps secrets", "role": f"Know {CANARY}."}
+        assert client.post(f"{API}/agent-types", json=kind).status_code == 201
         memory_url = f"{NETWORKS}/{network['id']}/memory"
         item = client.post(
             memory_url,
@@ -206,10 +209,13 @@ def test_after_a_rotation_an_api_with_only_the_new_key_reads_everything_back(
         app.extensions["mesh"].close()
 
     assert first.returncode == 0, first.stderr
-    tables = ("tasks", "subtasks", "steps", "task_events", "memory_items", "memory view")
+    tables = (
+        "tasks", "subtasks", "steps", "task_events", "memory_items", "agent_types", "memory view"
+    )
     resealed = dict(re.findall(r"^(.+): (\d+) re-sealed, 0 already current$", first.stdout, re.M))
     assert sorted(resealed) == sorted(tables), first.stdout
     assert resealed["tasks"] == "1"
+    assert resealed["agent_types"] == "1"
     assert resealed["memory_items"] == resealed["memory view"]  # every item, in both
     assert again.returncode == 0, again.stderr
     current = dict(re.findall(r"^(.+): 0 re-sealed, (\d+) already current$", again.stdout, re.M))

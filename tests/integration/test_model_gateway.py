@@ -1,3 +1,4 @@
+
 """The model gateway on litellm's real HTTP path, against a provider server on loopback."""
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from pydantic import SecretStr
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.litellm_env import litellm
 from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
-from meshcore.agents import coordinator, critic
+from meshcore.agents import BUILTINS, coordinator, critic
 from meshcore.domain.errors import CallAbandoned, InvalidPlan, ModelUnavailable
-from meshcore.domain.network import AgentType
 from meshcore.ports import Message
 from meshcore.settings import Settings
 from tests.provider_server import ProviderServer, provider_server
@@ -239,7 +239,7 @@ def test_a_malformed_plan_is_retried_once_with_the_error_then_the_next_model(
 ) -> None:
     server.behave("gpt-4o", default="bad_content")
     messages = coordinator.plan_messages(
-        task="Launch email", context={}, agents=list(AgentType), iteration=1, feedback=None
+        task="Launch email", context={}, agents=BUILTINS.values(), iteration=1, feedback=None
     )
 
     completion = ask(gateway(settings_for(server, breaker_redis)), messages, validate=plan_check)

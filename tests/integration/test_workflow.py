@@ -10,7 +10,8 @@ from uuid import uuid4
 import pytest
 
 from meshcore.adapters.sql.migrate import upgrade
-from meshcore.domain.network import AgentType, NetworkConfig, queue_for
+from meshcore.domain.agent_types import own_queue
+from meshcore.domain.network import AgentType, NetworkConfig
 from meshcore.domain.task import PLAN_KEY, REVIEW_KEY, Priority, TaskStatus
 from meshcore.domain.usage import Budget
 from meshcore.services.networks import AgentSpec
@@ -28,7 +29,7 @@ OTHERS_WORKER = "others@mesh-test"
 @pytest.fixture(scope="module")
 def workers(database_url: str, redis_url: str) -> Iterator[Fleet]:
     # Content steps have a worker of their own, so the test can see where each step ran.
-    others = [q for q in (queue_for(t) for t in AgentType) if q != "agent.content"]
+    others = [q for q in (own_queue(t) for t in AgentType) if q != "agent.content"]
     specs = [WorkerSpec(CONTENT_WORKER, ["agent.content"]), WorkerSpec(OTHERS_WORKER, others)]
     with fleet(database_url, redis_url.rsplit("/", 1)[0] + REDIS_DB, specs) as running:
         yield running
@@ -61,9 +62,9 @@ def test_subtasks_run_on_the_queues_of_their_agent_types(workers: Fleet) -> None
         AgentType.RESEARCH,
     }
     for subtask in specialists:
-        assert subtask.step.queue == queue_for(subtask.planned.agent_type)
+        assert subtask.step.queue == own_queue(subtask.planned.agent_type)
         expected = (
-            CONTENT_WORKER if subtask.planned.agent_type is AgentType.CONTENT else OTHERS_WORKER
+            CONTENT_WORKER if subtask.planned.agent_type == AgentType.CONTENT else OTHERS_WORKER
         )
         assert subtask.step.worker == expected
     steps = [h for h in done.history if h.kind == "step"]
@@ -148,7 +149,7 @@ def embedded_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet
     upgrade(database_url)
     redis_server = PrivateRedis(workdir)
     redis_server.start()
-    queues = [queue_for(t) for t in AgentType]
+    queues = [own_queue(t) for t in AgentType]
     try:
         with fleet(database_url, redis_server.url, [WorkerSpec("all@mesh-test", queues, 4)]) as f:
             yield f

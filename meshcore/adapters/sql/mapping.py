@@ -21,7 +21,6 @@ from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.network import (
     Agent,
     AgentMetrics,
-    AgentType,
     ModelConfig,
     Network,
     NetworkConfig,
@@ -107,7 +106,7 @@ def agent_row(agent: Agent, position: int) -> dict[str, object]:
         "tenant_id": agent.tenant_id,
         "network_id": agent.network_id,
         "name": agent.name,
-        "type": agent.type.value,
+        "type": str(agent.type),
         "model": {
             "chain": list(agent.model.chain) if agent.model.chain else None,
             "temperature": agent.model.temperature,
@@ -132,7 +131,7 @@ def agent_from_row(row: Row) -> Agent:
         tenant_id=row["tenant_id"],
         network_id=row["network_id"],
         name=row["name"],
-        type=AgentType(row["type"]),
+        type=row["type"],
         created_at=aware(row["created_at"]),
         model=ModelConfig(
             chain=tuple(model["chain"]) if model.get("chain") else None,
@@ -248,7 +247,8 @@ def step_row(tenant_id: str, step: StepRecord, sealer: Sealer) -> dict[str, obje
         "task_id": step.task_id,
         "iteration": step.iteration,
         "key": step.key,
-        "agent_type": step.agent_type.value,
+        "agent_type": str(step.agent_type),
+        "agent_version": step.agent_version,
         "queue": step.queue,
         "status": step.status.value,
         "output": sealer.seal(step.output),
@@ -270,7 +270,8 @@ def step_from_row(row: Row, sealer: Sealer) -> StepRecord:
         task_id=row["task_id"],
         iteration=row["iteration"],
         key=row["key"],
-        agent_type=AgentType(row["agent_type"]),
+        agent_type=row["agent_type"],
+        agent_version=row["agent_version"],
         queue=row["queue"],
         status=StepStatus(row["status"]),
         output=sealer.open(row["output"]),
@@ -288,9 +289,11 @@ def step_from_row(row: Row, sealer: Sealer) -> StepRecord:
 def planned_from_row(row: Row, sealer: Sealer) -> PlannedSubtask:
     return PlannedSubtask(
         key=row["key"],
-        agent_type=AgentType(row["agent_type"]),
+        agent_type=row["agent_type"],
         description=sealer.open(row["description"]),
         depends_on=tuple(row["depends_on"]),
+        agent_version=row["agent_version"],
+        queue=row["queue"] or "",
     )
 
 

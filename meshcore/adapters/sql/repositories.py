@@ -23,7 +23,7 @@ from meshcore.adapters.sql.tables import (
 )
 from meshcore.domain.errors import NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery
-from meshcore.domain.network import Agent, AgentType, Network
+from meshcore.domain.network import Agent, Network
 from meshcore.domain.task import (
     StepRecord,
 )
@@ -201,7 +201,7 @@ class SqlAgentRepository(Repository):
     def record_call(
         self,
         network_id: UUID,
-        agent_type: AgentType,
+        agent_type: str,
         *,
         latency_ms: float,
         usage: Usage,
@@ -212,7 +212,7 @@ class SqlAgentRepository(Repository):
             {
                 "p_tenant": self._tenant_id,
                 "p_network": network_id,
-                "p_type": agent_type.value,
+                "p_type": str(agent_type),
                 "p_failures": int(is_failure),
                 "p_latency_ms": latency_ms,
                 "p_input_tokens": usage.input_tokens,

@@ -15,7 +15,14 @@ import sqlalchemy as sa
 
 from meshcore.adapters.sealing import DataKeyError, Sealer
 from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.tables import memory_items, steps, subtasks, task_events, tasks
+from meshcore.adapters.sql.tables import (
+    agent_types,
+    memory_items,
+    steps,
+    subtasks,
+    task_events,
+    tasks,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ SEALED = (
     SealedColumns(steps, text=("output", "error")),
     SealedColumns(task_events, json=("detail",)),
     SealedColumns(memory_items, text=("content",), json=("metadata",)),
+    SealedColumns(agent_types, json=("definition",)),
 )
 
 

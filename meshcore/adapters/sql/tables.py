@@ -112,6 +112,8 @@ subtasks = sa.Table(
     sa.Column("agent_type", sa.String(32), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("depends_on", Json, nullable=False),
+    sa.Column("agent_version", sa.Integer, nullable=False, default=1),
+    sa.Column("queue", sa.String(64), nullable=True),  # None: planned before queues were data
 )
 
 # The step log: one row per (task, iteration, key); the primary key makes the first write win.
@@ -136,6 +138,7 @@ steps = sa.Table(
     sa.Column("worker", sa.String(200), nullable=True),
     sa.Column("recorded_at", Timestamp, nullable=False),
     sa.Column("traceparent", sa.String(64), nullable=True),
+    sa.Column("agent_version", sa.Integer, nullable=False, default=1),
 )
 
 task_events = sa.Table(
@@ -251,4 +254,17 @@ idempotency_keys = sa.Table(
     sa.Column("resource_id", sa.Uuid, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index("ix_idempotency_keys_created", "created_at"),
+)
+
+# The tenants' own agent types, one row per version; a delete adds a version that is deleted,
+# so a step that ran with an older version can still be explained.
+agent_types = sa.Table(
+    "agent_types",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", Json, nullable=False),
+    sa.Column("is_deleted", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )

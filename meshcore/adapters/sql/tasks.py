@@ -195,7 +195,9 @@ class SqlTaskRepository(Repository):
                 "position": position,
                 "wave": plan.wave_of(s.key),
                 "depends_on": list(s.depends_on),
-                "agent_type": s.agent_type.value,
+                "agent_type": str(s.agent_type),
+                "agent_version": s.agent_version,
+                "queue": s.queue or None,
                 "description": self._sealer.seal(s.description),
             }
             for position, s in enumerate(plan.subtasks)

@@ -17,6 +17,7 @@ import structlog
 
 from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
+from meshcore.adapters.sql.agent_types import SqlAgentTypeRepository
 from meshcore.adapters.sql.idempotency import SqlIdempotencyRepository
 from meshcore.adapters.sql.quotas import SqlQuotaRepository
 from meshcore.adapters.sql.repositories import (
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
         self.memory = SqlMemoryRepository(db, tenant, sealer)
         self.quotas = SqlQuotaRepository(db, tenant)
         self.idempotency = SqlIdempotencyRepository(db, tenant)
+        self.agent_types = SqlAgentTypeRepository(db, tenant, sealer)
         return self
 
     def __exit__(

@@ -295,11 +295,17 @@ UNKNOWN_TYPES = [
         "networks",
         {"agents": [{"type": "wizard"}]},
         "agents.0.type",
-        "Must be one of",
+        "no agent type 'wizard' in the catalog",
     ),
-    case("agent-type", "agents", {"type": "wizard"}, "type", "Must be one of: coordinator"),
-    case("agent-type-case", "agents", {"type": "Content"}, "type", "Must be one of"),
-    case("subtask-agent", "tasks", {"plan": [subtask(agent="wizard")]}, "plan.0.agent", "one of"),
+    case("agent-type", "agents", {"type": "wizard"}, "type", "no agent type 'wizard'"),
+    case("agent-type-case", "agents", {"type": "Content"}, "type", "an agent type's name"),
+    case(
+        "subtask-agent",
+        "tasks",
+        {"plan": [subtask(agent="wizard")]},
+        "plan",
+        "the network has no wizard agent",
+    ),
     case(
         "priority", "tasks", {"priority": "urgent"}, "priority", "Must be one of: low, normal, high"
     ),
@@ -346,7 +352,7 @@ BLANK_NAMES = [
 ]
 # Webargs names list items by index; the message must too, the first (0) included.
 FIRST_ITEMS = [
-    case("agent-type", "networks", {"agents": [{"type": "wizard"}]}, "agents.0.type", "one of"),
+    case("agent-type", "networks", {"agents": [{"type": "Wiz"}]}, "agents.0.type", "type's name"),
     case("capability", "agents", {"capabilities": [""]}, "capabilities.0", "Length"),
     case("subtask-key", "tasks", {"plan": [subtask(key="BAD KEY")]}, "plan.0.key", "lowercase"),
 ]

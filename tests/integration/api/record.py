@@ -20,6 +20,7 @@ TABLES = (
     "api_keys",
     "idempotency_keys",
     "webhook_deliveries",
+    "agent_types",
 )
 # The Celery queues on the broker (`coordinator`, `agent.<type>`), one list per priority.
 QUEUE_PATTERNS = ("coordinator*", "agent.*")
@@ -77,7 +78,7 @@ class Record:
     def purge(self) -> None:
         """Remove all the tenant stored: rows, API keys, memory keys and queued messages."""
         with self._engine.begin() as db:
-            for table in ("networks", "api_keys", "idempotency_keys"):
+            for table in ("networks", "api_keys", "idempotency_keys", "agent_types"):
                 db.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": self.tenant})
         keys = list(self._redis.scan_iter(match=f"mesh:{self.tenant}:*"))
         if keys:

@@ -160,7 +160,13 @@ def tenant_a(client: ApiClient, app: Flask, tenant: str, api_key: str) -> Tenant
     key, _text = app.extensions["mesh"].keys.create(
         tenant_id=tenant, scopes={READ}, name=f"key {canary}"
     )
+    kind = client.post(
+        f"{API}/agent-types",
+        json={"name": f"t-{uuid4().hex[:8]}", "description": f"does {canary}", "role": canary},
+    )
+    assert kind.status_code == 201, kind.get_data(as_text=True)
     ids = {"network_id": network["id"], "agent_id": agent["id"], "task_id": task["id"]}
+    ids |= {"name": kind.get_json()["name"], "version": "1"}
     return TenantA(tenant, {**ids, "key_id": key.id}, canary, api_key)
 
 
@@ -176,6 +182,8 @@ def missing_ids() -> dict[str, str]:
         "agent_id": str(uuid4()),
         "task_id": str(uuid4()),
         "key_id": new_key()[0],
+        "name": f"t-{uuid4().hex[:8]}",
+        "version": "1",
     }
 
 

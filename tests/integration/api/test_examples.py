@@ -19,11 +19,14 @@ NETWORKS = f"{API}/networks"
 # Each operation that takes a body, in an order where every id it needs already exists.
 IN_ORDER = [
     (f"{API}/keys", 201),
+    (f"{API}/agent-types", 201),
     (NETWORKS, 201),
     (f"{NETWORKS}/{{network_id}}/agents", 201),
     (f"{NETWORKS}/{{network_id}}/memory", 201),
     (f"{NETWORKS}/{{network_id}}/tasks", 202),
 ]
+# Each that changes what exists, with the ids the examples above made.
+CHANGES = [(f"{API}/agent-types/{{name}}", 200)]
 
 
 @pytest.fixture
@@ -31,9 +34,9 @@ def document(client: ApiClient) -> dict[str, Any]:
     return client.get(f"{API}/openapi.json").get_json()
 
 
-def example_of(document: dict[str, Any], path: str) -> Any:
-    body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-    assert "example" in body, f"POST {path} has no example for the docs UI to fill in"
+def example_of(document: dict[str, Any], path: str, method: str = "post") -> Any:
+    body = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+    assert "example" in body, f"{method} {path} has no example for the docs UI to fill in"
     return body["example"]
 
 
@@ -45,7 +48,7 @@ def test_every_operation_with_a_body_is_one_this_test_posts(document: dict[str, 
         if isinstance(operation, dict) and "requestBody" in operation
     }
 
-    assert with_body == {path for path, _ in IN_ORDER}
+    assert with_body == {path for path, _ in IN_ORDER + CHANGES}
 
 
 def test_every_example_in_the_document_succeeds_when_posted(
@@ -58,7 +61,12 @@ def test_every_example_in_the_document_succeeds_when_posted(
         assert response.status_code == status, (path, response.get_data(as_text=True))
         if path == NETWORKS:
             ids["network_id"] = response.get_json()["id"]
+        if path == f"{API}/agent-types":
+            ids["name"] = response.get_json()["name"]
     task = response.get_json()
+    for path, status in CHANGES:
+        changed = client.put(path.format(**ids), json=example_of(document, path, "put"))
+        assert changed.status_code == status, (path, changed.get_data(as_text=True))
     assert task["status"] == "queued"
     assert task["description"] == example_of(document, IN_ORDER[-1][0])["description"]
 

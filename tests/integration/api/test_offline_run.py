@@ -19,7 +19,8 @@ import redis
 import sqlalchemy as sa
 from flask import Flask
 
-from meshcore.domain.network import SPECIALISTS, AgentType, queue_for
+from meshcore.domain.agent_types import own_queue
+from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
@@ -47,11 +48,11 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 
 @pytest.fixture(scope="module")
 def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    agent_queues = [queue_for(t) for t in SPECIALISTS]
+    agent_queues = [own_queue(t) for t in SPECIALISTS]
     specs = [
         WorkerSpec(COORDINATOR, ["coordinator"], concurrency=4),
         WorkerSpec(AGENTS, agent_queues, concurrency=8),
-        WorkerSpec(CRITIC, [queue_for(AgentType.CRITIC)], concurrency=4),
+        WorkerSpec(CRITIC, [own_queue(AgentType.CRITIC)], concurrency=4),
     ]
     with fleet(database_url, private_redis.url, specs) as running:
         yield running

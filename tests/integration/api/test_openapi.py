@@ -33,6 +33,12 @@ OPERATIONS = [
     (f"{NETWORK}/agents/{{agent_id}}", "delete", {404, 409}),
     (f"{NETWORK}/memory", "post", {404, 422}),
     (f"{NETWORK}/memory", "get", {404, 422}),
+    (f"{API}/agent-types", "get", set()),
+    (f"{API}/agent-types", "post", {409, 422}),
+    (f"{API}/agent-types/{{name}}", "get", {404}),
+    (f"{API}/agent-types/{{name}}", "put", {404, 409, 422}),
+    (f"{API}/agent-types/{{name}}", "delete", {404, 409}),
+    (f"{API}/agent-types/{{name}}/versions/{{version}}", "get", {404}),
     (f"{API}/providers", "get", {401, 403}),
     (KEYS, "post", {401, 403, 422}),
     (KEYS, "get", {401, 403, 422}),
@@ -45,7 +51,11 @@ OPERATIONS = [
 ERROR_REF = "#/components/schemas/Error"
 OPEN = ("/healthz", "/readyz")
 # Path parameters that are not UUIDs, with their schema.
-NOT_UUIDS = {"key_id": {"type": "string", "minLength": 16, "maxLength": 16}}
+NOT_UUIDS = {
+    "key_id": {"type": "string", "minLength": 16, "maxLength": 16},
+    "name": {"type": "string", "minLength": 1},
+    "version": {"type": "integer", "minimum": 0},
+}
 ASSETS = f"{API}/docs/assets/"
 
 

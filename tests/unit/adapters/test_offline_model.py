@@ -11,7 +11,7 @@ import pytest
 # that importing litellm does not reach for the internet.
 from meshcore.adapters import litellm_models  # noqa: F401
 from meshcore.adapters.offline_model import LABEL, answer
-from meshcore.agents import coordinator, critic, profile_for
+from meshcore.agents import BUILTINS, coordinator, critic, profile_for
 from meshcore.agents.profile import fenced
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.domain.plan import validate_plan
@@ -32,7 +32,8 @@ def ask(messages: list[Message]) -> str:
 def plan_for(agents: set[AgentType], feedback: str | None = None) -> str:
     return ask(
         coordinator.plan_messages(
-            task=TASK, context={}, agents=agents, iteration=1, feedback=feedback
+            task=TASK, context={}, agents=[BUILTINS[a] for a in agents], iteration=1,
+            feedback=feedback,
         )
     )
 
@@ -176,7 +177,7 @@ def synthesis_messages() -> list[Message]:
     "messages",
     [
         coordinator.plan_messages(
-            task=TASK, context={}, agents=set(AgentType), iteration=1, feedback=None
+            task=TASK, context={}, agents=BUILTINS.values(), iteration=1, feedback=None
         ),
         critic.review_messages(task=TASK, answer="Dear customer", iteration=1),
         draft_messages(),

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 
-from meshcore.agents import coordinator
+from meshcore.agents import BUILTINS, coordinator
 from meshcore.domain.errors import InvalidPlan
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
@@ -16,7 +17,7 @@ def user_prompt(**overrides: object) -> str:
     kwargs: dict[str, object] = {
         "task": "Launch Orbit",
         "context": {},
-        "agents": set(AgentType),
+        "agents": BUILTINS.values(),
         "iteration": 1,
         "feedback": None,
         **overrides,
@@ -27,9 +28,25 @@ def user_prompt(**overrides: object) -> str:
 
 
 def test_a_plan_prompt_offers_only_the_specialists_the_network_has() -> None:
-    prompt = user_prompt(agents={AgentType.COORDINATOR, AgentType.CRITIC, AgentType.DESIGN})
+    prompt = user_prompt(agents=[BUILTINS[t] for t in ("coordinator", "critic", "design")])
 
     assert "Available agents: design\n" in prompt
+
+
+def test_a_plan_prompt_tells_the_planner_what_each_specialist_does() -> None:
+    legal = replace(
+        BUILTINS["research"],
+        name="legal",
+        description="Checks claims against advertising law.",
+        capabilities=("compliance",),
+        is_builtin=False,
+        queue="agent.general",
+    )
+    prompt = user_prompt(agents=[legal, BUILTINS["design"]])
+
+    assert "Available agents: design, legal\n" in prompt
+    assert "- legal: Checks claims against advertising law. (capabilities: compliance)" in prompt
+    assert f"- design: {BUILTINS['design'].description}" in prompt
 
 
 def test_a_plan_prompt_lists_every_specialist_of_the_default_team_in_order() -> None:

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from meshcore.agents import BUILTINS
+from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
 from meshcore.domain.errors import Conflict, InvalidInput
 from meshcore.domain.network import (
     Agent,
@@ -13,7 +15,6 @@ from meshcore.domain.network import (
     AgentType,
     Network,
     NetworkConfig,
-    queue_for,
 )
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -92,11 +93,12 @@ def test_a_disabled_agent_is_disabled_even_while_steps_finish() -> None:
     assert agent(is_disabled=True, in_flight=1).status is AgentStatus.DISABLED
 
 
-def test_each_agent_type_has_its_own_queue() -> None:
-    assert queue_for(AgentType.COORDINATOR) == "coordinator"
-    assert queue_for(AgentType.CONTENT) == "agent.content"
-    assert agent().queue == "agent.content"
-    assert len({queue_for(t) for t in AgentType}) == len(AgentType)
+def test_each_built_in_type_has_its_own_queue_and_others_share_the_general_one() -> None:
+    assert BUILTINS["coordinator"].queue == "coordinator"
+    assert BUILTINS["content"].queue == "agent.content"
+    assert len({d.queue for d in BUILTINS.values()}) == len(AgentType)
+    assert own_queue("legal") == "agent.legal"
+    assert GENERAL_QUEUE not in {d.queue for d in BUILTINS.values()}
 
 
 def test_a_new_agent_belongs_to_its_network_and_tenant() -> None:
@@ -166,6 +168,6 @@ def test_a_team_already_short_of_a_critic_may_still_lose_other_agents() -> None:
 
     removed = network.remove_agent(network.agents[1].id)
 
-    assert removed.type is AgentType.CONTENT
+    assert removed.type == AgentType.CONTENT
     with pytest.raises(Conflict, match="no coordinator"):
         network.remove_agent(network.agents[0].id)

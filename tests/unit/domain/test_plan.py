@@ -114,9 +114,9 @@ def test_a_key_used_twice_is_rejected() -> None:
         validate_plan([sub("facts"), sub("facts", AgentType.CONTENT)], ALL)
 
 
-def test_an_unknown_agent_type_is_rejected_with_its_field() -> None:
-    with pytest.raises(InvalidPlan, match="unknown agent type 'astrologer'") as raised:
-        parse_plan([item("facts"), item("stars", "astrologer")])
+def test_an_agent_type_that_is_no_name_is_rejected_with_its_field() -> None:
+    with pytest.raises(InvalidPlan, match="unknown agent type 'Astro Loger'") as raised:
+        parse_plan([item("facts"), item("stars", "Astro Loger")])
 
     assert raised.value.field == "plan.1.agent"
 

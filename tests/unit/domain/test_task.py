@@ -194,6 +194,7 @@ def test_a_recorded_step_joins_the_history_with_where_it_ran() -> None:
     assert entry.detail == {
         "iteration": 2,
         "subtask": "research",
+        "agent_version": 1,
         "status": "completed",
         "model": "claude",
         "latency_ms": 123.5,

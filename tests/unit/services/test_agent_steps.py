@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from meshcore.agents import PROFILES
 from meshcore.domain.errors import ModelUnavailable
 from meshcore.domain.memory import MemoryQuery, MemoryType
 from meshcore.domain.network import AgentStatus, AgentType, ModelConfig, Network, NetworkConfig
@@ -71,7 +72,9 @@ def test_the_first_recorded_result_wins_and_the_second_leaves_no_trace(mesh: Fak
     racing: list[StepRecord] = [first, second]
 
     stored = [
-        mesh.steps.record(s, network.id, mesh.steps.memory_item(task, network, s, confidence=0.8))
+        mesh.steps.record(
+            s, network.id, mesh.steps.memory_item(task, network, s, PROFILES["research"])
+        )
         for s in racing
     ]
 
@@ -139,7 +142,7 @@ def test_a_step_for_an_agent_the_network_no_longer_has_fails_without_a_call(
 ) -> None:
     task = started(mesh)
     agents = mesh.networks.list_agents(task.network_id)
-    design = next(a for a in agents if a.type is AgentType.DESIGN)
+    design = next(a for a in agents if a.type == AgentType.DESIGN)
     mesh.networks.remove_agent(task.network_id, design.id)
 
     step = mesh.steps.run_subtask(task.id, 1, "look")
@@ -272,7 +275,7 @@ def test_an_agent_is_busy_while_its_model_answers_and_idle_after() -> None:
 
     def status() -> AgentStatus:
         agents = mesh.networks.list_agents(task.network_id)
-        return next(a for a in agents if a.type is AgentType.RESEARCH).status
+        return next(a for a in agents if a.type == AgentType.RESEARCH).status
 
     mesh.steps.run_subtask(task.id, 1, "facts")
 

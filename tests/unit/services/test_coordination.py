@@ -5,9 +5,10 @@ from collections import Counter
 
 import pytest
 
+from meshcore.domain.agent_types import own_queue
 from meshcore.domain.errors import ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryQuery, MemoryType
-from meshcore.domain.network import SPECIALISTS, AgentStatus, AgentType, NetworkConfig, queue_for
+from meshcore.domain.network import SPECIALISTS, AgentStatus, AgentType, NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus, Usage
 from meshcore.ports import Delivery
 from tests.fakes import (
@@ -348,7 +349,7 @@ def test_a_failed_step_in_a_wide_wave_keeps_the_others_contributions(mesh: FakeM
         ("I would rather not", "the coordinator's plan is not JSON"),
         (
             '{"subtasks": [{"key": "x", "agent": "wizard", "description": "magic"}]}',
-            "unknown agent type 'wizard'",
+            "the network has no wizard agent",
         ),
         ('{"subtasks": []}', "a plan needs at least one subtask"),
     ],
@@ -496,7 +497,7 @@ def test_the_plan_synthesis_and_review_record_the_worker_that_ran_them(mesh: Fak
     mesh.coordination.coordinate(task.id, at_coordinator)
     wave = take(mesh, "run_wave")
     for subtask in wave.subtasks:
-        delivery = Delivery(queue=queue_for(subtask.agent_type), worker="agents1@host")
+        delivery = Delivery(queue=own_queue(subtask.agent_type), worker="agents1@host")
         mesh.coordination.run_step(task.id, 1, subtask.key, delivery)
     mesh.coordination.collect(task.id, 1, 0, at_coordinator)
     take(mesh, "review")

@@ -142,13 +142,13 @@ def test_an_added_agent_joins_the_network(mesh: FakeMesh) -> None:
     agents = mesh.networks.list_agents(network.id)
     assert added in agents
     assert len(agents) == 8
-    assert [a.name for a in agents if a.type is AgentType.RESEARCH].count("scout") == 1
+    assert [a.name for a in agents if a.type == AgentType.RESEARCH].count("scout") == 1
     assert added.capabilities == profile_for(AgentType.RESEARCH).capabilities
 
 
 def test_a_removed_agent_leaves_the_network(mesh: FakeMesh) -> None:
     network = mesh.create_network()
-    design = next(a for a in network.agents if a.type is AgentType.DESIGN)
+    design = next(a for a in network.agents if a.type == AgentType.DESIGN)
 
     mesh.networks.remove_agent(network.id, design.id)
 
@@ -211,7 +211,7 @@ def test_the_last_coordinator_or_critic_cannot_be_removed(mesh: FakeMesh, role: 
 
 def test_a_coordinator_goes_once_another_one_takes_its_place(mesh: FakeMesh) -> None:
     network = mesh.create_network()
-    first = next(a for a in network.agents if a.type is AgentType.COORDINATOR)
+    first = next(a for a in network.agents if a.type == AgentType.COORDINATOR)
     second = mesh.networks.add_agent(network.id, AgentSpec(AgentType.COORDINATOR, name="deputy"))
 
     mesh.networks.remove_agent(network.id, first.id)

@@ -122,7 +122,7 @@ def test_a_client_plan_with_a_cycle_is_rejected_and_nothing_is_stored(mesh: Fake
 
 def test_a_client_plan_naming_a_missing_agent_is_rejected(mesh: FakeMesh) -> None:
     network = mesh.create_network()
-    design = next(a for a in network.agents if a.type is AgentType.DESIGN)
+    design = next(a for a in network.agents if a.type == AgentType.DESIGN)
     mesh.networks.remove_agent(network.id, design.id)
 
     with pytest.raises(InvalidPlan, match="the network has no design agent"):
@@ -157,7 +157,7 @@ def test_an_empty_description_is_rejected_and_nothing_is_stored(mesh: FakeMesh) 
 def test_a_network_without_a_coordinator_cannot_take_tasks(mesh: FakeMesh) -> None:
     # Such a network can no longer be made; one recorded before that rule can still exist.
     network = mesh.create_network()
-    coordinator = next(a for a in network.agents if a.type is AgentType.COORDINATOR)
+    coordinator = next(a for a in network.agents if a.type == AgentType.COORDINATOR)
     del mesh.database.committed.agents[coordinator.id]
 
     with pytest.raises(Conflict, match="no coordinator"):

@@ -1,0 +1,143 @@
+"""A tenant's own agent type at work: made over HTTP, planned for, run by real workers on the
+shared agent.general queue, its answer checked against its schema, its version on record."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+
+from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
+from meshcore.domain.network import SPECIALISTS, AgentType
+from meshcore.settings import Settings
+from tests.conftest import API_KEY_SECRET, DATA_KEYS
+from tests.drills.harness import PrivateRedis
+from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
+from tests.integration.api.record import Record
+from tests.integration.api.test_agent_types import VERDICT, legal
+from tests.integration.fleet import Fleet, WorkerSpec, fleet
+
+pytestmark = pytest.mark.integration
+
+GENERAL = "general@types"
+TEAM = [{"type": t} for t in ("coordinator", "critic", "research", "legal")]
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(Path(tmp_path_factory.mktemp("agent-types-redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
+    # agent.general has a worker of its own, so the test sees where the legal step ran.
+    builtin = [own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC)]
+    specs = [
+        WorkerSpec("coordinator@types", ["coordinator"], concurrency=4),
+        WorkerSpec("builtin@types", builtin, concurrency=4),
+        WorkerSpec(GENERAL, [GENERAL_QUEUE], concurrency=4),
+    ]
+    with fleet(database_url, private_redis.url, specs) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=private_redis.url,
+        tenant=tenant,
+        api_key_secret=API_KEY_SECRET,
+        data_keys=DATA_KEYS,
+    )
+
+
+@pytest.fixture
+def client(
+    workers: Fleet,
+    app: Flask,
+    error_schema: dict[str, Any],
+    engine: sa.Engine,
+    private_redis: PrivateRedis,
+    tenant: str,
+) -> Iterator[ApiClient]:
+    client = app.test_client()
+    assert isinstance(client, ApiClient)
+    client.error_schema = error_schema
+    client.use_key(new_key(app, tenant))
+    yield client
+    Record(engine, redis.Redis.from_url(private_redis.url), tenant).purge()
+
+
+def run(client: ApiClient, network_id: str, description: str) -> dict[str, Any]:
+    response = client.post(
+        f"{NETWORKS}/{network_id}/tasks",
+        json={"description": description},
+        query_string={"wait": 0},
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    url = response.headers["Location"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        task = client.get(url).get_json()
+        if task["status"] in ("completed", "failed", "timed_out", "cancelled"):
+            return task
+        time.sleep(0.3)
+    raise AssertionError(f"task still {task['status']}")
+
+
+def legal_steps(task: dict[str, Any]) -> list[dict[str, Any]]:
+    return [h for h in task["history"] if h["kind"] == "step" and h["agent"] == "legal"]
+
+
+def test_a_new_type_is_planned_for_runs_on_the_general_queue_and_answers_to_its_schema(
+    client: ApiClient,
+) -> None:
+    assert client.post(f"{API}/agent-types", json=legal()).status_code == 201
+    network = client.post(NETWORKS, json={"name": "legal team", "agents": TEAM}).get_json()
+
+    task = run(client, network["id"], "Write the launch email for Orbit")
+
+    assert task["status"] == "completed", task.get("error")
+    plan = next(h for h in task["history"] if h["kind"] == "plan")
+    assert {s["agent"] for s in plan["detail"]["subtasks"]} == {"research", "legal"}
+    planned = next(s for s in plan["detail"]["subtasks"] if s["agent"] == "legal")
+    assert planned["agent_version"] == 1
+    [step] = legal_steps(task)
+    assert step["queue"] == GENERAL_QUEUE
+    assert step["detail"]["worker"] == GENERAL
+    assert step["detail"]["agent_version"] == 1
+    assert step["detail"]["status"] == "completed"
+    contribution = next(c for c in task["result"]["contributions"] if c["agent"] == "legal")
+    jsonschema.validate(json.loads(contribution["output"]), VERDICT)  # the answer as checked
+
+
+def test_after_an_edit_new_steps_run_with_the_new_version_and_history_keeps_the_old(
+    client: ApiClient,
+) -> None:
+    client.post(f"{API}/agent-types", json=legal())
+    network = client.post(NETWORKS, json={"name": "legal team", "agents": TEAM}).get_json()
+    before = run(client, network["id"], "Write the launch email for Orbit")
+    stricter = legal(role="You are the strict legal reviewer.")
+    del stricter["name"]
+    assert client.put(f"{API}/agent-types/legal", json=stricter).get_json()["version"] == 2
+
+    after = run(client, network["id"], "Write the pricing page for Orbit")
+
+    assert after["status"] == "completed", after.get("error")
+    assert {s["detail"]["agent_version"] for s in legal_steps(after)} == {2}
+    again = client.get(f"{NETWORKS}/{network['id']}/tasks/{before['id']}").get_json()
+    assert {s["detail"]["agent_version"] for s in legal_steps(again)} == {1}
+    assert "strict" in client.get(f"{API}/agent-types/legal/versions/2").get_json()["role"]
+    assert "strict" not in client.get(f"{API}/agent-types/legal/versions/1").get_json()["role"]

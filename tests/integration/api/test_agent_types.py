@@ -1,0 +1,146 @@
+"""The catalog of agent types over HTTP: versions, built-ins, refusals that change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.api.client import API, NETWORKS, ApiClient
+from tests.integration.api.record import Record
+from tests.integration.api.test_errors import rejected
+
+pytestmark = pytest.mark.integration
+
+TYPES = f"{API}/agent-types"
+VERDICT = {
+    "type": "object",
+    "required": ["approved", "issues"],
+    "properties": {
+        "approved": {"type": "boolean"},
+        "issues": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def legal(**changes: Any) -> dict[str, Any]:
+    return {
+        "name": "legal",
+        "description": "Checks claims against advertising law.",
+        "role": "You are the legal reviewer of a marketing team.",
+        "capabilities": ["compliance"],
+        "reads": ["fact", "decision"],
+        "writes": "decision",
+        "answer": VERDICT,
+        **changes,
+    }
+
+
+def test_the_catalog_lists_the_built_in_types_beside_the_tenants_own(client: ApiClient) -> None:
+    made = client.post(TYPES, json=legal())
+    assert made.status_code == 201, made.get_json()
+
+    listed = {t["name"]: t for t in client.get(TYPES).get_json()}
+
+    assert set(listed) == {
+        "analytics", "content", "coordinator", "critic", "design", "legal", "personalization",
+        "research",
+    }  # fmt: skip
+    assert listed["research"]["builtin"] and listed["research"]["queue"] == "agent.research"
+    assert listed["legal"] == made.get_json()
+    assert (listed["legal"]["version"], listed["legal"]["builtin"]) == (1, False)
+    assert listed["legal"]["queue"] == "agent.general"
+    assert listed["legal"]["answer"] == VERDICT
+    assert listed["legal"]["answer_format"] == "json_schema"
+
+
+def test_each_change_is_a_new_version_and_the_old_one_stays_readable(client: ApiClient) -> None:
+    client.post(TYPES, json=legal())
+    body = {k: v for k, v in legal(role="You are the strict legal reviewer.").items()}
+    del body["name"]
+
+    changed = client.put(f"{TYPES}/legal", json=body)
+
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["version"] == 2
+    assert client.get(f"{TYPES}/legal").get_json()["role"] == "You are the strict legal reviewer."
+    first = client.get(f"{TYPES}/legal/versions/1").get_json()
+    assert (first["version"], first["role"]) == (1, legal()["role"])
+    assert client.get(f"{TYPES}/legal/versions/3").status_code == 404
+
+
+def test_a_deleted_type_is_gone_and_its_name_can_be_taken_again(client: ApiClient) -> None:
+    client.post(TYPES, json=legal())
+
+    assert client.delete(f"{TYPES}/legal").status_code == 204
+    assert client.get(f"{TYPES}/legal").status_code == 404
+    again = client.post(TYPES, json=legal(description="Second try."))
+
+    assert again.status_code == 201
+    assert again.get_json()["version"] == 3  # after version 1 and its deletion
+    assert client.get(f"{TYPES}/legal/versions/1").get_json()["description"] == (
+        legal()["description"]
+    )
+
+
+def test_a_network_can_be_made_with_the_new_type_and_then_the_type_cannot_be_deleted(
+    client: ApiClient, record: Record
+) -> None:
+    client.post(TYPES, json=legal(model={"temperature": 0.1, "max_tokens": 300}))
+    team = [{"type": t} for t in ("coordinator", "critic", "research", "legal")]
+
+    network = client.post(NETWORKS, json={"name": "with legal", "agents": team}).get_json()
+
+    agent = next(a for a in network["agents"] if a["type"] == "legal")
+    assert agent["queue"] == "agent.general"
+    assert agent["capabilities"] == ["compliance"]
+    assert (agent["model"]["temperature"], agent["model"]["max_tokens"]) == (0.1, 300)
+    body = rejected(
+        client, record, "DELETE", f"{TYPES}/legal", status=409, field=None, problem=network["id"]
+    )
+    assert "remove those agents first" in body["message"]
+
+
+@pytest.mark.parametrize("name", ["research", "coordinator", "critic"])
+def test_a_built_in_type_cannot_be_changed_deleted_or_shadowed(
+    client: ApiClient, record: Record, name: str
+) -> None:
+    body = {k: v for k, v in legal().items() if k != "name"}
+    for method, url, sent in (
+        ("PUT", f"{TYPES}/{name}", body),
+        ("DELETE", f"{TYPES}/{name}", None),
+        ("POST", TYPES, legal(name=name)),
+    ):
+        found = rejected(
+            client, record, method, url, status=409, field=None, problem="copy it", json=sent
+        )
+        assert "built-in" in found["message"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "problem"),
+    [
+        ({"name": "Legal"}, "name", "a-z"),
+        ({"answer": {"type": "object", "properties": 3}}, "answer", "not a JSON Schema"),
+        ({"answer": {"type": "string"}}, "answer", "JSON object"),
+        ({"reads": ["rumour"]}, "reads.0", "Must be one of"),
+        ({"queue": "agent.content"}, "queue", "agent.general"),
+        ({"role": ""}, "role", "Length"),
+        ({"tools": [{"name": "db", "url": "http://127.0.0.1:5432/"}]}, "tools.0.url", ""),
+        ({"max_tool_calls": 0}, "max_tool_calls", "greater than or equal to 1"),
+    ],
+    ids=["name", "schema", "not-object", "reads", "queue", "role", "tool-url", "tool-calls"],
+)
+def test_a_bad_type_is_a_422_naming_the_field(
+    client: ApiClient, record: Record, changes: dict[str, Any], field: str, problem: str
+) -> None:
+    rejected(
+        client, record, "POST", TYPES, status=422, field=field, problem=problem,
+        json=legal(**changes),
+    )  # fmt: skip
+
+
+def test_the_same_name_twice_is_a_409(client: ApiClient, record: Record) -> None:
+    client.post(TYPES, json=legal())
+
+    rejected(client, record, "POST", TYPES, status=409, field=None, problem="PUT", json=legal())
