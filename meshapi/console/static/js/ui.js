@@ -86,15 +86,12 @@ export function keyValues(label) {
   return { element, value };
 }
 
-/** The agent types of the catalog, from the API's own OpenAPI document. */
+/** The names of the tenant's agent types: the built-in ones and its own (GET /agent-types). */
 let catalog = null;
 export async function agentTypes() {
   if (!catalog) {
-    const { data } = await call("/openapi.json");
-    const schemas = data.components.schemas;
-    const type = (schemas.AgentCreate || {}).properties?.type || {};
-    catalog = type.enum || (type.allOf || []).flatMap((part) => part.enum || []);
-    if (!catalog.length) catalog = ["coordinator", "content", "design", "analytics", "personalization", "research", "critic"];
+    const { data } = await call("/agent-types");
+    catalog = data.map((type) => type.name);
   }
   return catalog;
 }
