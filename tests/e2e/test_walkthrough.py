@@ -14,6 +14,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from meshcore.domain.network import DEFAULT_TEAM
 from tests.e2e.server import AUTH, DEV_KEY, mesh_serve, poll, workers_ready
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +42,7 @@ def test_a_submitted_task_completes_with_a_reviewed_result(client: httpx.Client)
     network = client.post("/api/mesh/networks", json={"name": "launch team"})
     assert network.status_code == 201
     network_id = network.json()["id"]
-    assert {a["type"] for a in network.json()["agents"]} == {
-        "coordinator",
-        "content",
-        "design",
-        "analytics",
-        "personalization",
-        "research",
-        "critic",
-    }
+    assert {a["type"] for a in network.json()["agents"]} == set(DEFAULT_TEAM)
 
     submitted = client.post(
         f"/api/mesh/networks/{network_id}/tasks",

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from meshcore.agents import BUILTINS
 from tests.integration.api.client import API, NETWORKS, ApiClient
 from tests.integration.api.record import Record
 from tests.integration.api.test_errors import rejected
@@ -42,10 +43,7 @@ def test_the_catalog_lists_the_built_in_types_beside_the_tenants_own(client: Api
 
     listed = {t["name"]: t for t in client.get(TYPES).get_json()}
 
-    assert set(listed) == {
-        "analytics", "content", "coordinator", "critic", "design", "legal", "personalization",
-        "research",
-    }  # fmt: skip
+    assert set(listed) == {*BUILTINS, "legal"}
     assert listed["research"]["builtin"] and listed["research"]["queue"] == "agent.research"
     assert listed["legal"] == made.get_json()
     assert (listed["legal"]["version"], listed["legal"]["builtin"]) == (1, False)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from meshapi.app import create_app
+from meshcore.domain.network import DEFAULT_TEAM as BUILTIN_TEAM
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
@@ -19,15 +20,7 @@ from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_TEAM = [
-    "coordinator",
-    "content",
-    "design",
-    "analytics",
-    "personalization",
-    "research",
-    "critic",
-]
+DEFAULT_TEAM = list(BUILTIN_TEAM)
 
 
 def create(client: ApiClient, **body: Any) -> dict[str, Any]:
