@@ -13,8 +13,11 @@ import jsonschema
 import pytest
 import redis
 import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
 from flask import Flask
 
+from meshcli.main import main
 from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
@@ -28,6 +31,7 @@ from tests.integration.fleet import Fleet, WorkerSpec, fleet
 pytestmark = pytest.mark.integration
 
 GENERAL = "general@types"
+LEGAL = "legal@types"
 TEAM = [{"type": t} for t in ("coordinator", "critic", "research", "legal")]
 
 
@@ -47,6 +51,7 @@ def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
         WorkerSpec("coordinator@types", ["coordinator"], concurrency=4),
         WorkerSpec("builtin@types", builtin, concurrency=4),
         WorkerSpec(GENERAL, [GENERAL_QUEUE], concurrency=4),
+        WorkerSpec(LEGAL, ["agent.legal"], concurrency=2),  # the pool an operator adds
     ]
     with fleet(database_url, private_redis.url, specs) as running:
         yield running
@@ -141,3 +146,37 @@ def test_after_an_edit_new_steps_run_with_the_new_version_and_history_keeps_the_
     assert {s["detail"]["agent_version"] for s in legal_steps(again)} == {1}
     assert "strict" in client.get(f"{API}/agent-types/legal/versions/2").get_json()["role"]
     assert "strict" not in client.get(f"{API}/agent-types/legal/versions/1").get_json()["role"]
+
+
+def test_a_type_given_its_own_queue_runs_there_and_its_pool_renders_into_the_deploy_files(
+    client: ApiClient, tmp_path: Path
+) -> None:
+    made = client.post(f"{API}/agent-types", json=legal(queue="agent.legal")).get_json()
+    network = client.post(NETWORKS, json={"name": "legal team", "agents": TEAM}).get_json()
+
+    task = run(client, network["id"], "Write the launch email for Orbit")
+
+    assert task["status"] == "completed", task.get("error")
+    assert {(s["queue"], s["detail"]["worker"]) for s in legal_steps(task)} == {
+        ("agent.legal", LEGAL)
+    }
+    # The operator's part: the type's queue gets a pool in the one list, then a render.
+    root = Path(__file__).resolve().parents[3]
+    pools = yaml.safe_load((root / "deploy" / "pools.yaml").read_text())
+    pools["pools"].append({"name": made["name"], "queue": made["queue"]})
+    (tmp_path / "pools.yaml").write_text(yaml.safe_dump(pools, sort_keys=False))
+    out = tmp_path / "rendered"
+    result = CliRunner().invoke(
+        main, ["deploy", "render", "--pools", str(tmp_path / "pools.yaml"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    compose = yaml.safe_load((out / "compose.yaml").read_text())
+    assert compose["services"]["worker-legal"]["environment"]["MESH_WORKER_QUEUES"] == (
+        "agent.legal"
+    )
+    k8s = [d for d in yaml.safe_load_all((out / "k8s/base/workers.yaml").read_text()) if d]
+    deployment = next(d for d in k8s if d["metadata"]["name"] == "mesh-worker-legal")
+    assert deployment["kind"] == "Deployment"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["queue"] == "agent.legal"
+    scaled = (out / "k8s/components/keda/scaledobjects.yaml").read_text()
+    assert 'listName: "agent.legal"' in scaled
