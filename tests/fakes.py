@@ -216,9 +216,8 @@ class FakeAgentRepository(_Repository):
         return agent
 
     def list(self, network_id: UUID) -> list[Agent]:
-        mine = [a for a in self._rows.agents.values() if self._is_mine(a, network_id)]
-        mine.sort(key=lambda a: (a.created_at, str(a.id)))
-        return mine
+        # In the order added, as SQL orders by position (a dict keeps insertion order).
+        return [a for a in self._rows.agents.values() if self._is_mine(a, network_id)]
 
     def delete(self, network_id: UUID, agent_id: UUID) -> None:
         self.get(network_id, agent_id)
