@@ -505,7 +505,8 @@ class FakeMemoryRepository(_Repository):
             and m.confidence >= query.min_confidence
             and (query.task_id is None or m.task_id == str(query.task_id))
         ]
-        found.sort(key=lambda m: m.created_at, reverse=True)
+        # Newest first, then by id: as SQL orders them, ties included.
+        found.sort(key=lambda m: (-m.created_at.timestamp(), str(m.id)))
         return found[query.offset : query.offset + query.limit]
 
     def count(self, network_id: UUID, query: MemoryQuery) -> int:

@@ -18,8 +18,9 @@ from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.agent_types import AgentTypeDef
 from meshcore.domain.errors import Conflict
+from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import Network, NetworkConfig
-from meshcore.ports import UnitOfWorkFactory
+from meshcore.ports import Page, UnitOfWorkFactory
 from tests.conftest import DATA_KEYS
 from tests.fakes import FakeUnitOfWorkFactory
 
@@ -142,3 +143,65 @@ def test_a_networks_agents_come_back_in_the_order_they_were_added(
     with uow(tenant) as work:
         assert [a.name for a in work.networks.get(network.id).agents] == names
         assert [a.name for a in work.agents.list(network.id)] == names
+
+
+def test_networks_list_newest_first_then_by_id_and_count_them_all(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    made = [
+        Network.create(
+            tenant_id=tenant,
+            name=f"n{i}",
+            description="",
+            config=NetworkConfig(),
+            now=NOW.replace(minute=i % 2),  # pairs made in one instant
+        )
+        for i in range(5)
+    ]
+    with uow(tenant) as work:
+        for network in made:
+            work.networks.add(network)
+        work.commit()
+    expected = sorted(made, key=lambda n: (-n.created_at.timestamp(), str(n.id)))
+
+    with uow(tenant) as work:
+        first, total = work.networks.list(Page(offset=0, limit=3))
+        rest, _ = work.networks.list(Page(offset=3, limit=3))
+
+    assert total == 5
+    assert [n.id for n in first + rest] == [n.id for n in expected]
+
+
+def test_memory_lists_newest_first_then_by_id_filtered_and_counted(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network = Network.create(
+        tenant_id=tenant, name="n", description="", config=NetworkConfig(), now=NOW
+    )
+    items = [
+        MemoryItem.create(
+            tenant_id=tenant,
+            network_id=network.id,
+            type=MemoryType.FACT if i % 3 else MemoryType.DECISION,
+            content=f"item {i}",
+            confidence=i / 10,
+            now=NOW.replace(minute=i // 2),  # pairs made in one instant
+        )
+        for i in range(10)
+    ]
+    with uow(tenant) as work:
+        work.networks.add(network)
+        for item in items:
+            work.memory.add(item)
+        work.commit()
+    facts = [m for m in items if m.type is MemoryType.FACT and m.confidence >= 0.2]
+    expected = sorted(facts, key=lambda m: (-m.created_at.timestamp(), str(m.id)))
+    query = MemoryQuery(types=(MemoryType.FACT,), min_confidence=0.2, limit=4)
+
+    with uow(tenant) as work:
+        first = work.memory.list(network.id, query)
+        rest = work.memory.list(network.id, replace(query, offset=4))
+        count = work.memory.count(network.id, query)
+
+    assert count == len(facts)
+    assert [m.id for m in first + rest] == [m.id for m in expected]
