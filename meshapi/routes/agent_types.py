@@ -15,6 +15,7 @@ from meshapi.schemas.agent_types import (
     definition_of,
 )
 from meshapi.schemas.common import ErrorSchema
+from meshcore.domain.errors import InvalidInput, NotFound
 
 blp = Blueprint(
     "agent-types",
@@ -36,8 +37,15 @@ class AgentTypes(MethodView):
     @blp.alt_response(409, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
     def post(self, body: dict) -> object:
-        """Add a type (version 1); a name in use, built-in or not, is refused (409)."""
-        return services().agent_types.create(definition_of(body, body["name"]))
+        """Add a type (version 1), or a copy of another (`copy_of`) with the body's changes;
+        a name in use, built-in or not, is refused (409)."""
+        types, base = services().agent_types, None
+        if "copy_of" in body:
+            try:
+                base = types.get(body["copy_of"])
+            except NotFound as exc:
+                raise InvalidInput("copy_of", f"no agent type {body['copy_of']!r}") from exc
+        return types.create(definition_of(body, body["name"], base))
 
 
 @blp.route("/<string:name>")

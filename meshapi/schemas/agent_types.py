@@ -8,6 +8,7 @@ from marshmallow import validate
 from meshapi.schemas.common import text
 from meshapi.schemas.networks import ModelConfigSchema
 from meshcore.domain.agent_types import (
+    GENERAL_QUEUE,
     MAX_CAPABILITIES,
     MAX_DESCRIPTION,
     MAX_ROLE,
@@ -16,6 +17,7 @@ from meshcore.domain.agent_types import (
     ModelDefaults,
     ToolServer,
 )
+from meshcore.domain.errors import InvalidInput
 from meshcore.domain.memory import MemoryType
 
 NAME = validate.Regexp(NAME_PATTERN, error="must be 2-32 characters: a-z, 0-9 and -")
@@ -43,79 +45,93 @@ class ToolServerSchema(ma.Schema):
 
 
 class AgentTypeBodySchema(ma.Schema):
-    """What a client sends to create or change a type (the name is the path's on a PUT)."""
+    """What a client sends to change a type (the name is the path's). What it leaves out
+    takes the default shown; `description` and `role` are required."""
 
-    description = text(MAX_DESCRIPTION, required=True, metadata={
+    description = text(MAX_DESCRIPTION, metadata={
         "description": "What the coordinator reads when it plans: what this agent does"
     })  # fmt: skip
-    role = text(MAX_ROLE, required=True, metadata={"description": "The system prompt"})
+    role = text(MAX_ROLE, metadata={"description": "The system prompt"})
     capabilities = ma.fields.List(
-        text(64), load_default=list, validate=validate.Length(max=MAX_CAPABILITIES)
+        text(64), validate=validate.Length(max=MAX_CAPABILITIES), metadata={"default": []}
     )
     reads = ma.fields.List(
         ma.fields.Enum(MemoryType, by_value=True),
-        load_default=lambda: [MemoryType.FACT, MemoryType.CONTEXT],
-        metadata={"description": "The memory types its steps are shown"},
-    )
+        metadata={"description": "The memory types its steps are shown",
+                  "default": ["fact", "context"]},
+    )  # fmt: skip
     writes = ma.fields.Enum(
         MemoryType,
         by_value=True,
-        load_default=MemoryType.FACT,
-        metadata={"description": "The memory type its answers are stored as"},
+        metadata={"description": "The memory type its answers are stored as", "default": "fact"},
     )
     answer = ma.fields.Dict(
         allow_none=True,
-        load_default=None,
         metadata={"description": "A JSON Schema (an object schema) the answer must satisfy; "
-                  "null: free text"},
+                  "null (the default): free text"},
     )  # fmt: skip
-    model = ma.fields.Nested(ModelConfigSchema, load_default=None)
+    model = ma.fields.Nested(ModelConfigSchema, allow_none=True)
     tools = ma.fields.List(
-        ma.fields.Nested(ToolServerSchema), load_default=list, validate=validate.Length(max=8)
-    )
+        ma.fields.Nested(ToolServerSchema), validate=validate.Length(max=8),
+        metadata={"default": []},
+    )  # fmt: skip
     max_tool_calls = ma.fields.Integer(
-        strict=True, allow_none=True, load_default=None, validate=validate.Range(1, 32)
-    )
+        strict=True, allow_none=True, validate=validate.Range(1, 32),
+        metadata={"description": "null (the default): MESH_MAX_TOOL_CALLS"},
+    )  # fmt: skip
     queue = ma.fields.String(
-        load_default=None,
         metadata={"description": "agent.general (the default), or agent.<name> for a pool of "
                   "its own (see `mesh deploy render`)"},
     )  # fmt: skip
 
 
 class AgentTypeCreateSchema(AgentTypeBodySchema):
+    """A new type; `copy_of` starts it from another type (a built-in one too): what the body
+    leaves out is that type's, but the queue, which is agent.general unless given."""
+
     name = ma.fields.String(required=True, validate=NAME)
+    copy_of = ma.fields.String(validate=NAME, load_only=True)
 
 
-class AgentTypeSchema(AgentTypeCreateSchema):
+class AgentTypeSchema(AgentTypeBodySchema):
+    name = ma.fields.String()
     version = ma.fields.Integer()
     builtin = ma.fields.Boolean(attribute="is_builtin")
     answer_format = ma.fields.String()
     created_at = ma.fields.DateTime(allow_none=True)
 
 
-def definition_of(body: dict, name: str) -> AgentTypeDef:
-    """The definition a request body describes (the domain checks what the schema cannot)."""
+def definition_of(body: dict, name: str, base: AgentTypeDef | None = None) -> AgentTypeDef:
+    """The definition a request body describes, over `base` (a copied type) or the defaults;
+    the domain checks what the schema cannot."""
+    for required in ("description", "role"):
+        if required not in body and base is None:
+            raise InvalidInput(required, "Missing data for required field.")
+    start = base or AgentTypeDef(name=name, description="-", role="-")
     model = body.get("model") or {}
+    servers = start.tools
+    if (tools := body.get("tools")) is not None:
+        servers = tuple(
+            ToolServer(t["name"], t["url"], tuple(t["tools"]), tuple(t["idempotent"]))
+            for t in tools
+        )
     return AgentTypeDef(
         name=name,
-        description=body["description"],
-        role=body["role"],
-        capabilities=tuple(body["capabilities"]),
-        reads=tuple(body["reads"]),
-        writes=body["writes"],
-        answer=body["answer"],
+        description=body.get("description", start.description),
+        role=body.get("role", start.role),
+        capabilities=tuple(body.get("capabilities", start.capabilities)),
+        reads=tuple(body.get("reads", start.reads)),
+        writes=body.get("writes", start.writes),
+        answer=body.get("answer", start.answer),
         model=ModelDefaults(
-            chain=tuple(model["chain"]) if model.get("chain") else None,
-            temperature=model.get("temperature", 0.3),
-            max_tokens=model.get("max_tokens", 1024),
+            chain=tuple(model["chain"]) if model.get("chain") else start.model.chain,
+            temperature=model.get("temperature", start.model.temperature),
+            max_tokens=model.get("max_tokens", start.model.max_tokens),
         ),
-        tools=tuple(
-            ToolServer(t["name"], t["url"], tuple(t["tools"]), tuple(t["idempotent"]))
-            for t in body["tools"]
-        ),
-        max_tool_calls=body["max_tool_calls"],
-        queue=body["queue"] or "agent.general",
+        tools=servers,
+        max_tool_calls=body.get("max_tool_calls", start.max_tool_calls),
+        queue=body.get("queue") or GENERAL_QUEUE,
+        confidence=start.confidence,
     )
 
 

@@ -142,3 +142,30 @@ def test_the_same_name_twice_is_a_409(client: ApiClient, record: Record) -> None
     client.post(TYPES, json=legal())
 
     rejected(client, record, "POST", TYPES, status=409, field=None, problem="PUT", json=legal())
+
+
+def test_a_built_in_type_is_edited_by_copying_it_to_a_new_name(client: ApiClient) -> None:
+    copied = client.post(
+        TYPES, json={"name": "my-research", "copy_of": "research", "capabilities": ["pricing"]}
+    )
+
+    assert copied.status_code == 201, copied.get_json()
+    made, research = copied.get_json(), client.get(f"{TYPES}/research").get_json()
+    assert (made["role"], made["reads"], made["writes"]) == (
+        research["role"], research["reads"], research["writes"]
+    )  # fmt: skip
+    assert made["capabilities"] == ["pricing"]
+    assert (made["builtin"], made["version"], made["queue"]) == (False, 1, "agent.general")
+
+
+def test_a_copy_of_nothing_and_a_type_without_a_role_are_422s(
+    client: ApiClient, record: Record
+) -> None:
+    rejected(
+        client, record, "POST", TYPES, status=422, field="copy_of", problem="no agent type",
+        json={"name": "x-copy", "copy_of": "nothing"},
+    )  # fmt: skip
+    rejected(
+        client, record, "POST", TYPES, status=422, field="role", problem="Missing data",
+        json={"name": "no-role", "description": "Has no role."},
+    )  # fmt: skip
