@@ -68,12 +68,22 @@ def show(network_id: str, api: Api, as_json: bool) -> None:
 @networks.command("create")
 @click.argument("name")
 @click.option("--description", default=None)
+@click.option(
+    "--agent",
+    "agent_types",
+    multiple=True,
+    metavar="TYPE",
+    help="An agent of this type from the catalog, once per agent; none: the default team.",
+)
 @json_option
 @api_options
-def create(name: str, api: Api, description: str | None, as_json: bool) -> None:
-    """Create a network with the default team of seven agents."""
+def create(
+    name: str, api: Api, description: str | None, agent_types: tuple[str, ...], as_json: bool
+) -> None:
+    """Create a network: the default team of seven agents, or the --agent types given."""
+    agents = [{"type": t} for t in agent_types] or None
     with session(api) as mesh:
-        network = mesh.create_network(name, description=description)
+        network = mesh.create_network(name, description=description, agents=agents)
     if as_json:
         click.echo(json.dumps(network))
     else:

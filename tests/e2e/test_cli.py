@@ -247,6 +247,19 @@ def test_a_task_outside_the_default_network_needs_its_network(
     assert json.loads(found.stdout)["network_id"] == network_id
 
 
+def test_networks_create_takes_the_team_from_the_catalog(served: ServeProcess, key: str) -> None:
+    team = ("coordinator", "critic", "research")
+    agents = [arg for t in team for arg in ("--agent", t)]
+
+    created = _api(served, key, "networks", "create", "small team", *agents, "--json")
+    unknown = _api(served, key, "networks", "create", "odd", "--agent", "wizard")
+
+    assert created.returncode == 0, created.stderr
+    assert [a["type"] for a in json.loads(created.stdout)["agents"]] == list(team)
+    assert unknown.returncode == 1
+    assert "agents.0.type" in unknown.stderr and "no agent type 'wizard'" in unknown.stderr
+
+
 def test_networks_list_json_parses_and_names_the_cli_network(
     served: ServeProcess, key: str, finished: dict
 ) -> None:
