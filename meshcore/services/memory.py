@@ -43,6 +43,8 @@ class MemoryView:
 
     def publish(self, *items: MemoryItem) -> None:
         metrics.memory_operations.labels("write").inc(len(items))
+        for item in items:
+            metrics.memory_confidence.labels(str(item.type)).observe(item.confidence)
         try:
             self._store.put_many(items)
             for network_id in {i.network_id for i in items}:

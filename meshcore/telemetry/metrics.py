@@ -50,6 +50,11 @@ model_fallbacks = Counter(
     "mesh_model_fallbacks", "Calls that moved past this model to the next in the chain", ["model"]
 )
 memory_operations = Counter("mesh_memory_operations", "Shared-memory operations", ["operation"])
+# The seed's third quality figure, average memory confidence (> 0.8): _sum / _count.
+memory_confidence = Histogram(
+    "mesh_memory_confidence", "Confidence of each shared-memory item written, in [0, 1]",
+    ["type"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
 critic_score = Histogram(
     "mesh_critic_score", "The critic's scores, in [0, 1]",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),

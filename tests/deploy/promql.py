@@ -28,6 +28,8 @@ METRICS: dict[str, frozenset[str]] = {
     "mesh_model_fallbacks_total": frozenset({"model"}),
     "mesh_breaker_state": frozenset({"model"}),
     "mesh_memory_operations_total": frozenset({"operation"}),
+    "mesh_memory_confidence_sum": frozenset({"type"}),
+    "mesh_memory_confidence_count": frozenset({"type"}),
     "mesh_critic_score_bucket": frozenset({"le"}),
     "up": frozenset(),
 }
