@@ -1,8 +1,10 @@
-"""`mesh tasks`: list, show, cancel a network's tasks, and print a task's events."""
+"""`mesh tasks`: list, show, cancel a network's tasks, approve or reject a plan awaiting
+approval, and print a task's events."""
 
 from __future__ import annotations
 
 import json
+from typing import IO
 
 import click
 
@@ -13,6 +15,7 @@ from meshcli.tables import cut, echo_page, table, when
 STATUSES = (
     "queued",
     "planning",
+    "awaiting_approval",
     "running",
     "synthesizing",
     "reviewing",
@@ -26,7 +29,7 @@ NETWORK_HELP = "The task's network; default: the network named mesh-cli."
 
 @click.group()
 def tasks() -> None:
-    """A network's tasks: list, show, cancel, and their events."""
+    """A network's tasks: list, show, cancel, approve or reject a plan, and their events."""
 
 
 @tasks.command("list")
@@ -120,6 +123,49 @@ def cancel(task_id: str, api: Api, network_id: str | None, as_json: bool) -> Non
     """Cancel a task that has not ended; it keeps what was done."""
     with session(api) as mesh, task_in(network_id, task_id):
         task = mesh.cancel(network_for(mesh, network_id), task_id)
+    click.echo(json.dumps(task) if as_json else f"task {task['id']} {task['status']}")
+
+
+@tasks.command("approve")
+@click.argument("task_id")
+@click.option("--network", "network_id", default=None, help=NETWORK_HELP)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.File("r"),
+    default=None,
+    help="A JSON file (- for stdin) with the plan to run instead: a list of subtasks"
+    ' {"key", "agent", "description", "depends_on"}.',
+)
+@json_option
+@api_options
+def approve(
+    task_id: str, api: Api, network_id: str | None, plan_file: IO[str] | None, as_json: bool
+) -> None:
+    """Approve the plan a task awaits approval of (or --plan in its place); it runs."""
+    plan = None
+    if plan_file is not None:
+        try:
+            plan = json.load(plan_file)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--plan") from exc
+        if not isinstance(plan, list):
+            raise click.BadParameter("must be a JSON list of subtasks", param_hint="--plan")
+    with session(api) as mesh, task_in(network_id, task_id):
+        task = mesh.approve(network_for(mesh, network_id), task_id, plan)
+    click.echo(json.dumps(task) if as_json else f"task {task['id']} {task['status']}")
+
+
+@tasks.command("reject")
+@click.argument("task_id")
+@click.option("--network", "network_id", default=None, help=NETWORK_HELP)
+@click.option("--reason", required=True, help="Why the plan is rejected (1-2000 characters).")
+@json_option
+@api_options
+def reject(task_id: str, api: Api, network_id: str | None, reason: str, as_json: bool) -> None:
+    """Reject the plan a task awaits approval of; the task ends cancelled, saying why."""
+    with session(api) as mesh, task_in(network_id, task_id):
+        task = mesh.reject(network_for(mesh, network_id), task_id, reason)
     click.echo(json.dumps(task) if as_json else f"task {task['id']} {task['status']}")
 
 

@@ -40,7 +40,7 @@ from meshcore.domain.clock import SystemClock
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.quotas import Quotas
 from meshcore.domain.webhooks import RetryPolicy
-from meshcore.ports import ModelClient
+from meshcore.ports import ModelClient, ToolClient
 from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.agent_types import AgentTypeService
@@ -192,6 +192,8 @@ class Mesh:
             lease_seconds=self.settings.stall_seconds,
             max_attempts=self.settings.max_step_attempts,
             revisions=self.revisions,
+            tools=self.tools,
+            max_tool_calls=self.settings.max_tool_calls,
         )
         return Coordination(
             tenant_id=tenant_id,
@@ -224,6 +226,14 @@ class Mesh:
 
         board = BreakerBoard(self.redis, self.breaker_policy(), is_breaker_failure)
         return ModelGateway(self.settings, board)
+
+    @cached_property
+    def tools(self) -> ToolClient:
+        # One per process, shared by every tenant and thread: its cached listings and TLS
+        # context are the process's. Imported here: only workers call tools.
+        from meshcore.adapters.mcp_tools import McpTools
+
+        return McpTools(timeout=self.settings.tool_timeout_seconds)
 
     def breaker_policy(self) -> BreakerPolicy:
         s = self.settings

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from meshcore.domain.agent_types import AgentTypeDef
 from meshcore.domain.audit import AuditEvent
+from meshcore.domain.errors import MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
@@ -128,6 +130,11 @@ class TaskRepository(Protocol):
         TaskEnded if the task has ended."""
         ...
 
+    def replace_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
+        """Put `plan` in place of the iteration's subtasks (a person edited the plan before
+        any of it ran), noting it in the log; TaskEnded if the task has ended."""
+        ...
+
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]: ...
     def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None: ...
     def every_subtask(self, task_id: UUID) -> list[Subtask]:
@@ -230,6 +237,53 @@ class AgentTypeRepository(Protocol):
     def networks_using(self, name: str) -> list[UUID]: ...
 
 
+class ToolCallStatus(enum.StrEnum):
+    STARTED = "started"  # about to be sent: a row left so was in flight when its worker died
+    DONE = "done"  # the server answered (its result may be an error the tool reported)
+    FAILED = "failed"  # the call did not reach the tool, or came back with no answer
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    """One tool call of a step, keyed by (task, iteration, key, number)."""
+
+    task_id: UUID
+    iteration: int
+    key: str
+    number: int  # from 1, in the order the step's model asked for them
+    server: str  # the type's name for the server
+    tool: str
+    arguments_hash: str
+    arguments: dict[str, object]
+    status: ToolCallStatus
+    started_at: datetime
+    result: str | None = None
+    is_error: bool = False
+    latency_ms: float = 0.0
+    finished_at: datetime | None = None
+
+
+class ToolCallRepository(Protocol):
+    def start(self, call: ToolCallRecord) -> tuple[ToolCallRecord, bool]:
+        """Insert a `started` call unless one has its key; the stored one, and if it is new."""
+        ...
+
+    def finish(
+        self,
+        call: ToolCallRecord,
+        *,
+        status: ToolCallStatus,
+        result: str,
+        is_error: bool,
+        latency_ms: float,
+        now: datetime,
+    ) -> None:
+        """Record how the call (by its key) ended."""
+        ...
+
+    def for_step(self, task_id: UUID, iteration: int, key: str) -> list[ToolCallRecord]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the record; leaving the block without `commit()` rolls back."""
 
@@ -242,6 +296,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     webhooks: WebhookRepository
     agent_types: AgentTypeRepository
+    tool_calls: ToolCallRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -339,9 +394,20 @@ class AgentActivity(Protocol):
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call a model asked for: its id (what the result answers), name and arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, object]
+
+
+@dataclass(frozen=True)
 class Message:
-    role: str  # "system", "user" or "assistant"
+    role: str  # "system", "user", "assistant" or "tool"
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's: the calls it asked for
+    tool_call_id: str | None = None  # a tool result's: the call it answers
 
 
 @dataclass(frozen=True)
@@ -350,6 +416,46 @@ class Completion:
     model: str
     usage: Usage
     latency_ms: float
+    tool_calls: tuple[ToolCall, ...] = ()  # the calls it asks for; empty when it answered
+
+
+class ToolUnavailable(MeshError):
+    """An MCP server could not be reached, did not answer within the timeout, or broke the
+    protocol. `may_have_run` says whether a tools/call had been sent when it failed: a tool
+    that is not idempotent must not be retried blindly when it is True."""
+
+    def __init__(self, server: str, cause: str, *, may_have_run: bool = False) -> None:
+        super().__init__(f"MCP server {server} is unavailable: {cause}")
+        self.server, self.cause, self.may_have_run = server, cause, may_have_run
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    server: str  # the server's URL without credentials or query: safe to log and show
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str
+    is_error: bool
+    latency_ms: float  # the whole exchange: connect, initialize, call and close
+
+
+class ToolClient(Protocol):
+    """Tools on MCP servers (meshcore.adapters.mcp_tools.McpTools); both methods block."""
+
+    def list_tools(self, url: str) -> list[ToolInfo]:
+        """The server's tools; ToolUnavailable when it cannot be asked."""
+        ...
+
+    def call_tool(self, url: str, name: str, arguments: dict[str, object]) -> ToolResult:
+        """Call one tool: its result (an error result when the tool or the server refused
+        the call), or ToolUnavailable (see `may_have_run`)."""
+        ...
 
 
 class ModelClient(Protocol):
@@ -363,12 +469,14 @@ class ModelClient(Protocol):
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
         is_wanted: Callable[[], bool] | None = None,
+        tools: Sequence[dict[str, object]] | None = None,
     ) -> Completion:
         """The first good answer along the chain. `validate` raises ValueError on an answer
         that is not what was asked for: the model gets one corrected retry, then the next
         model is tried. Raises ModelUnavailable when no model answers. `is_wanted` is asked
         before every request (a retry, the next model): False raises CallAbandoned and no
-        request is sent."""
+        request is sent. `tools` (OpenAI function specs) may be called: a completion that
+        asks for calls has `tool_calls`, and is not validated."""
         ...
 
 

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(15.0, gt=0, le=3600)
     max_step_attempts: int = Field(5, ge=1, le=100)
 
+    # Tools over MCP: the calls one step may make when its type sets no limit, and how long
+    # one call (connect, initialize, call, close) may take.
+    max_tool_calls: int = Field(8, ge=1, le=32)
+    tool_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 

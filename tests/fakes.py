@@ -29,6 +29,7 @@ import fakeredis
 # the network.
 from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
+from meshcore.adapters.offline_model import respond as offline_respond
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.redis_revisions import RedisTaskRevisions
@@ -64,7 +65,17 @@ from meshcore.domain.task import (
 )
 from meshcore.domain.webhooks import Attempt, DeliveryStatus
 from meshcore.domain.webhooks import Delivery as WebhookDelivery
-from meshcore.ports import Completion, Delivery, DeliveryRef, Message, Page, TaskRef
+from meshcore.ports import (
+    Completion,
+    Delivery,
+    DeliveryRef,
+    Message,
+    Page,
+    TaskRef,
+    ToolCall,
+    ToolCallRecord,
+    ToolCallStatus,
+)
 from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.agent_types import AgentTypeService
@@ -109,6 +120,10 @@ class Tables:
     leases: dict[UUID, datetime] = field(default_factory=dict)
     # (tenant, name, version) -> (definition, is_deleted)
     agent_types: dict[tuple[str, str, int], tuple[AgentTypeDef, bool]] = field(
+        default_factory=dict
+    )
+    # (task, iteration, key, number) -> (tenant, call)
+    tool_calls: dict[tuple[UUID, int, str, int], tuple[str, ToolCallRecord]] = field(
         default_factory=dict
     )
 
@@ -307,6 +322,7 @@ class FakeTaskRepository(_Repository):
                 error=task.error,
                 usage=task.usage,
                 updated_at=task.updated_at,
+                deadline_at=task.deadline_at,
             )
         self._append_history(task)
 
@@ -369,6 +385,17 @@ class FakeTaskRepository(_Repository):
             task = self._bumped(task_id)
             entry = plan_entry(added, iteration=iteration, status=task.status, now=now)
             self._append(task, [entry])
+
+    def replace_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
+        task = self._bumped(task_id)
+        for key in [k for k in self._rows.subtasks if k[0] == task_id and k[1] == iteration]:
+            del self._rows.subtasks[key]
+        planned = []
+        for position, subtask in enumerate(plan.subtasks):
+            row = SubtaskRow(self._tenant_id, position, plan.wave_of(subtask.key), subtask)
+            self._rows.subtasks[(task_id, iteration, subtask.key)] = row
+            planned.append((subtask, row.wave))
+        self._append(task, [plan_entry(planned, iteration=iteration, status=task.status, now=now)])
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
         return [s for s in self.every_subtask(task_id) if s.iteration == iteration]
@@ -592,6 +619,46 @@ class FakeAgentTypeRepository(_Repository):
         )
 
 
+class FakeToolCallRepository(_Repository):
+    def start(self, call: ToolCallRecord) -> tuple[ToolCallRecord, bool]:
+        key = (call.task_id, call.iteration, call.key, call.number)
+        existing = self._rows.tool_calls.get(key) or self._db.committed.tool_calls.get(key)
+        if existing is not None:
+            return existing[1], False
+        self._rows.tool_calls[key] = (self._tenant_id, call)
+        return call, True
+
+    def finish(
+        self,
+        call: ToolCallRecord,
+        *,
+        status: ToolCallStatus,
+        result: str,
+        is_error: bool,
+        latency_ms: float,
+        now: datetime,
+    ) -> None:
+        key = (call.task_id, call.iteration, call.key, call.number)
+        tenant, stored = self._rows.tool_calls[key]
+        self._rows.tool_calls[key] = (
+            tenant,
+            replace(
+                stored, status=status, result=result, is_error=is_error,
+                latency_ms=latency_ms, finished_at=now,
+            ),
+        )  # fmt: skip
+
+    def for_step(self, task_id: UUID, iteration: int, key: str) -> list[ToolCallRecord]:
+        return sorted(
+            (
+                call
+                for (t, i, k, _), (tenant, call) in self._rows.tool_calls.items()
+                if (t, i, k, tenant) == (task_id, iteration, key, self._tenant_id)
+            ),
+            key=lambda c: c.number,
+        )
+
+
 class FakeWebhookRepository(_Repository):
     def lease(
         self, delivery_id: UUID, *, now: datetime, until: datetime
@@ -662,6 +729,7 @@ class FakeUnitOfWork:
         self.idempotency = FakeIdempotencyRepository(*args)
         self.webhooks = FakeWebhookRepository(*args)
         self.agent_types = FakeAgentTypeRepository(*args)
+        self.tool_calls = FakeToolCallRepository(*args)
         return self
 
     def __exit__(
@@ -924,6 +992,7 @@ class ModelCall:
     user: str
     chain: tuple[str, ...] | None
     timeout_s: float
+    tools: Sequence[dict[str, object]] | None = None
 
 
 class FakeModelClient:
@@ -935,6 +1004,9 @@ class FakeModelClient:
     def __init__(self, *, on_call: Callable[[ModelCall], None] | None = None) -> None:
         self.calls: list[ModelCall] = []
         self._scripts: dict[str, deque[str | MeshError]] = {}
+        # Tool calls to ask for ({"name", "arguments"}), one per turn with tools, before
+        # the offline model's own choice: what a real model that keeps calling would do.
+        self.tool_script: deque[dict[str, object]] = deque()
         self._on_call = on_call
 
     def script(self, match: str, *answers: str | MeshError) -> None:
@@ -953,15 +1025,19 @@ class FakeModelClient:
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
         is_wanted: Callable[[], bool] | None = None,
+        tools: Sequence[dict[str, object]] | None = None,
     ) -> Completion:
         if is_wanted is not None and not is_wanted():
             raise CallAbandoned("the fake model was not called: the task has ended")
         system = "\n".join(m.content for m in messages if m.role == "system")
         user = "\n".join(m.content for m in messages if m.role == "user")
-        call = ModelCall(system, user, tuple(chain) if chain else None, timeout_s)
+        call = ModelCall(system, user, tuple(chain) if chain else None, timeout_s, tools)
         self.calls.append(call)
         if self._on_call is not None:
             self._on_call(call)
+        if tools is not None or any(m.role == "tool" for m in messages):
+            # With tools, as the offline model: one call of the first tool, then the answer.
+            return self._tool_turn(system, user, messages, tools, validate)
         scripted = next(
             (a for m, a in self._scripts.items() if a and (m in system or m in user)), None
         )
@@ -975,6 +1051,35 @@ class FakeModelClient:
             except ValueError as exc:
                 raise ModelUnavailable(f"no model could answer: invalid answer ({exc})") from exc
         usage = Usage(input_tokens=len(system + user) // 4, output_tokens=len(text) // 4)
+        return Completion(text=text, model=FAKE_MODEL, usage=usage, latency_ms=12.5)
+
+    def _tool_turn(
+        self,
+        system: str,
+        user: str,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, object]] | None,
+        validate: Callable[[str], object] | None,
+    ) -> Completion:
+        names = {c.id: c.name for m in messages for c in m.tool_calls}
+        results = [
+            (names.get(m.tool_call_id or "", "tool"), m.content)
+            for m in messages
+            if m.role == "tool"
+        ]
+        asked = self.tool_script.popleft() if tools and self.tool_script else None
+        text, wanted = offline_respond(system, user, tools, results)
+        if asked is not None:
+            text, wanted = "", {"id": f"call_{len(self.calls)}", **asked}
+        usage = Usage(input_tokens=len(system + user) // 4, output_tokens=len(text) // 4)
+        if wanted is not None:
+            request = ToolCall(wanted["id"], wanted["name"], wanted["arguments"])
+            return Completion("", FAKE_MODEL, usage, 12.5, tool_calls=(request,))
+        if validate is not None:
+            try:
+                validate(text)
+            except ValueError as exc:
+                raise ModelUnavailable(f"no model could answer: invalid answer ({exc})") from exc
         return Completion(text=text, model=FAKE_MODEL, usage=usage, latency_ms=12.5)
 
 

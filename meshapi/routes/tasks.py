@@ -17,12 +17,16 @@ from meshapi.rendered import RENDERED, RenderedTasks
 from meshapi.routes.networks import page_of
 from meshapi.schemas.common import ErrorSchema
 from meshapi.schemas.tasks import (
+    APPROVE_EXAMPLE,
+    REJECT_EXAMPLE,
     TASK_EXAMPLE,
     EventsHeadersSchema,
+    TaskApproveSchema,
     TaskCreateSchema,
     TaskListArgsSchema,
     TaskReadArgsSchema,
     TaskReadHeadersSchema,
+    TaskRejectSchema,
     TaskSchema,
     TaskSummarySchema,
 )
@@ -144,6 +148,35 @@ class TaskCancel(MethodView):
         """Cancel an unfinished task: it ends `cancelled` at once, keeping what was done;
         no model call starts after this answers. 409 if the task has ended."""
         task = services().tasks.cancel(network_id, task_id)
+        return task, _validators(task.revision)
+
+
+@blp.route("/<id(task):task_id>/approve")
+class TaskApprove(MethodView):
+    @blp.arguments(TaskApproveSchema(), example=APPROVE_EXAMPLE)
+    @blp.response(202, TaskSchema, headers=ETAG)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema)
+    def post(self, body: dict, network_id: UUID, task_id: UUID) -> object:
+        """Approve the plan a task awaits approval of (`{}`), or run `plan` in its place,
+        checked as a submitted plan is (422 naming the field, changing nothing): the task
+        runs its first wave. 409 unless the task is awaiting_approval."""
+        task = services().tasks.approve(network_id, task_id, body.get("plan"))
+        return task, _validators(task.revision)
+
+
+@blp.route("/<id(task):task_id>/reject")
+class TaskReject(MethodView):
+    @blp.arguments(TaskRejectSchema(), example=REJECT_EXAMPLE)
+    @blp.response(202, TaskSchema, headers=ETAG)
+    @blp.alt_response(404, schema=ErrorSchema)
+    @blp.alt_response(409, schema=ErrorSchema)
+    @blp.alt_response(422, schema=ErrorSchema)
+    def post(self, body: dict, network_id: UUID, task_id: UUID) -> object:
+        """Reject the plan a task awaits approval of: the task ends `cancelled`, its error
+        saying the plan was rejected and why. 409 unless the task is awaiting_approval."""
+        task = services().tasks.reject(network_id, task_id, body["reason"])
         return task, _validators(task.revision)
 
 

@@ -8,6 +8,7 @@ from marshmallow import validate
 from meshapi.schemas.common import Rounded, UsageSchema, no_nul, text
 from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.agent_types import NAME_PATTERN
+from meshcore.domain.network import MAX_APPROVAL_SECONDS, Approval
 
 MODEL_NAME = validate.Length(min=1, max=200)
 
@@ -73,6 +74,26 @@ class BudgetSchema(ma.Schema):
     )
 
 
+class ApprovalSchema(ma.Schema):
+    plan = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: each iteration's plan awaits a person's approval "
+            "(POST .../tasks/{task_id}/approve or /reject) before any of it runs"
+        },
+    )
+    timeout_seconds = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_APPROVAL_SECONDS),
+        load_default=Approval.timeout_seconds,
+        metadata={"description": "A plan not approved within this ends its task timed_out"},
+    )
+
+    @ma.post_load
+    def _to_approval(self, data: dict, **_: object) -> Approval:
+        return Approval(plan=data["plan"], timeout_seconds=data["timeout_seconds"])
+
+
 class NetworkConfigSchema(ma.Schema):
     max_iterations = ma.fields.Integer(strict=True, validate=validate.Range(1, 10))
     timeout_seconds = ma.fields.Integer(strict=True, validate=validate.Range(1, 86_400))
@@ -88,6 +109,10 @@ class NetworkConfigSchema(ma.Schema):
         WebhookSchema,
         allow_none=True,
         metadata={"description": "Where its tasks' events are POSTed, signed (see README)"},
+    )
+    approval = ma.fields.Nested(
+        ApprovalSchema,
+        metadata={"description": "Whether each plan awaits a person's approval; by default not"},
     )
 
 

@@ -70,6 +70,42 @@ TASK_EXAMPLE = {
 }
 
 
+class TaskApproveSchema(ma.Schema):
+    plan = ma.fields.List(
+        ma.fields.Nested(PlannedSubtaskSchema),
+        validate=validate.Length(1, MAX_SUBTASKS),
+        metadata={
+            "description": "Optional: the plan to run in place of the one awaiting approval, "
+            "checked as a submitted plan is; without it the plan is approved as it is",
+            "example": [
+                {"key": "facts", "agent": "research", "description": "Find Orbit's facts"},
+                {
+                    "key": "email",
+                    "agent": "content",
+                    "description": "Write the email from the facts, in under 120 words",
+                    "depends_on": ["facts"],
+                },
+            ],
+        },
+    )
+
+
+# An approval as it is: what the docs UI sends (and what the auth matrix posts).
+APPROVE_EXAMPLE: dict[str, object] = {}
+MAX_REASON = 2000
+
+
+class TaskRejectSchema(ma.Schema):
+    reason = text(
+        MAX_REASON,
+        required=True,
+        metadata={"description": "Why the plan is rejected: the task's error says so"},
+    )
+
+
+REJECT_EXAMPLE = {"reason": "Research the pricing page first; the email comes later"}
+
+
 class TaskListArgsSchema(ma.Schema):
     status = ma.fields.Enum(TaskStatus, by_value=True)
 

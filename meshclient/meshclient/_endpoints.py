@@ -46,7 +46,8 @@ class Call(Generic[T]):
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     # A POST is repeated only when a second one cannot do the work twice: a create carrying
-    # an idempotency key, or a cancel or process (the second answers 409 at worst).
+    # an idempotency key, or a cancel, process, approve or reject (the second answers 409
+    # at worst).
     is_retryable: bool = True
     long_poll: float = 0.0
     # The status that, answered to a repeated attempt, means an earlier attempt took effect
@@ -161,6 +162,17 @@ def process(network_id: Id, task_id: Id) -> Call[Any]:
 def cancel(network_id: Id, task_id: Id) -> Call[Any]:
     path = _path("networks", network_id, "tasks", task_id, "cancel")
     return Call("POST", path, _object, settled_by=409)
+
+
+def approve(network_id: Id, task_id: Id, plan: Sequence[PlannedSubtask] | None) -> Call[Any]:
+    path = _path("networks", network_id, "tasks", task_id, "approve")
+    # A retry of an approval that took effect finds the task running: 409.
+    return Call("POST", path, _object, json=_body(plan=plan), settled_by=409)
+
+
+def reject(network_id: Id, task_id: Id, reason: str) -> Call[Any]:
+    path = _path("networks", network_id, "tasks", task_id, "reject")
+    return Call("POST", path, _object, json={"reason": reason}, settled_by=409)
 
 
 def events_path(network_id: Id, task_id: Id) -> str:

@@ -16,6 +16,7 @@ T = TypeVar("T")
 TaskStatus = Literal[
     "queued",
     "planning",
+    "awaiting_approval",
     "running",
     "synthesizing",
     "reviewing",
@@ -82,12 +83,20 @@ class Budget(TypedDict, total=False):
     cost_usd: float | None
 
 
+class Approval(TypedDict, total=False):
+    """Whether each plan awaits a person's approval (`plan`), and for how long."""
+
+    plan: bool
+    timeout_seconds: int
+
+
 class NetworkConfig(TypedDict, total=False):
     max_iterations: int
     timeout_seconds: int
     quality_threshold: float
     model_chain: list[str] | None
     budget: Budget
+    approval: Approval
 
 
 class Network(TypedDict):

@@ -271,6 +271,20 @@ class Mesh:
         task = self._send_settled(endpoints.cancel(network_id, task_id))
         return task if task is not None else self.get_task(network_id, task_id)
 
+    def approve(
+        self, network_id: Id, task_id: Id, plan: Sequence[PlannedSubtask] | None = None
+    ) -> Task:
+        """Approve the plan a task awaits approval of, or `plan` in its place (Unprocessable
+        if the network cannot run it); Conflict unless it awaits approval. The task after."""
+        task = self._send_settled(endpoints.approve(network_id, task_id, plan))
+        return task if task is not None else self.get_task(network_id, task_id)
+
+    def reject(self, network_id: Id, task_id: Id, reason: str) -> Task:
+        """Reject the plan a task awaits approval of: it ends cancelled, saying why; Conflict
+        unless it awaits approval. The task after."""
+        task = self._send_settled(endpoints.reject(network_id, task_id, reason))
+        return task if task is not None else self.get_task(network_id, task_id)
+
     def events(
         self, network_id: Id, task_id: Id, *, last_event_id: int | None = None
     ) -> Iterator[Event]:

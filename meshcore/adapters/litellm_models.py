@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from meshcore.adapters.offline_model import PROVIDER, OfflineModel
 from meshcore.adapters.providers import Providers
 from meshcore.domain.errors import CallAbandoned, ModelUnavailable
 from meshcore.domain.task import Usage
-from meshcore.ports import Completion, Message
+from meshcore.ports import Completion, Message, ToolCall
 from meshcore.settings import OFFLINE_MODEL, Settings
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import tracer
@@ -84,6 +85,7 @@ class _Request:
     max_tokens: int
     deadline: float  # time.monotonic() by which the whole chain must have answered
     is_wanted: Callable[[], bool] | None = None  # asked before each request goes out
+    tools: Sequence[dict[str, object]] | None = None  # OpenAI function specs it may call
 
 
 class ModelGateway:
@@ -109,10 +111,11 @@ class ModelGateway:
         timeout_s: float,
         validate: Callable[[str], object] | None = None,
         is_wanted: Callable[[], bool] | None = None,
+        tools: Sequence[dict[str, object]] | None = None,
     ) -> Completion:
         """The first good answer along the chain, or ModelUnavailable saying why none came."""
         deadline = time.monotonic() + timeout_s
-        request = _Request(messages, temperature, max_tokens, deadline, is_wanted)
+        request = _Request(messages, temperature, max_tokens, deadline, is_wanted, tools)
         failures = []
         for model in self.usable(chain):
             if time.monotonic() >= request.deadline:
@@ -142,7 +145,8 @@ class ModelGateway:
         """One model of the chain: its answer, or (outcome, why) when it gave none."""
         try:
             completion = self._attempt(model, request)
-            if validate is not None:
+            # A request for tool calls is no answer yet: the answer that follows is checked.
+            if validate is not None and not completion.tool_calls:
                 completion = self._validated(model, request, completion, validate)
         except CircuitBreakerError:
             log.info("model.breaker_open", model=model)
@@ -212,20 +216,25 @@ class ModelGateway:
             response = self._complete(model, request, remaining)
         latency_ms = (time.perf_counter() - started) * 1000
         usage = response.usage
+        message = response.choices[0].message
         return Completion(
-            text=response.choices[0].message.content or "",
+            text=message.content or "",
             model=model,
             usage=Usage(usage.prompt_tokens, usage.completion_tokens, self._cost(model, response)),
             latency_ms=latency_ms,
+            tool_calls=tool_calls_of(message) if request.tools else (),
         )
 
     def _complete(
         self, model: str, request: _Request, remaining: float
     ) -> litellm.ModelResponse:
+        # Offered only when there are some: a provider may refuse an empty list.
+        tools = {"tools": list(request.tools)} if request.tools else {}
         with quiet_call():
             return litellm.completion(
                 model=model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=[message_dict(m) for m in request.messages],
+                **tools,
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
                 timeout=self._timeout(remaining),
@@ -278,6 +287,39 @@ class ModelGateway:
                 log.info("model.unpriced", model=model, reason="not in litellm's cost map")
             return 0.0
         return prices.cost(response.usage)
+
+
+def message_dict(message: Message) -> dict[str, object]:
+    """A message as litellm takes it (the OpenAI shape, which it translates per provider)."""
+    found: dict[str, object] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        found["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        found["tool_call_id"] = message.tool_call_id
+    return found
+
+
+def tool_calls_of(message: object) -> tuple[ToolCall, ...]:
+    """The tool calls an assistant message asks for; arguments that are no JSON object are
+    passed as {} (the tool then answers what it misses, which the model reads)."""
+    found = []
+    for position, call in enumerate(getattr(message, "tool_calls", None) or ()):
+        function = call.function
+        try:
+            arguments = json.loads(function.arguments or "{}")
+        except (TypeError, ValueError):
+            arguments = {}
+        if not isinstance(arguments, dict):
+            arguments = {}
+        found.append(ToolCall(call.id or f"call_{position}", function.name or "", arguments))
+    return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +23,10 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from meshcore.domain.errors import MeshError
+# The port's types, here where they were first defined (and are still imported from).
+from meshcore.ports import ToolInfo, ToolResult, ToolUnavailable
+
+__all__ = ["McpTools", "ToolInfo", "ToolResult", "ToolUnavailable", "redact_url"]
 
 LIST_TTL_SECONDS = 60.0
 # A server whose cursors never end cannot hold a worker: past this many pages the listing
@@ -35,32 +37,6 @@ MAX_CAUSE = 300
 CLOSE_SECONDS = 1.0
 
 _T = TypeVar("_T")
-
-
-class ToolUnavailable(MeshError):
-    """An MCP server could not be reached, did not answer within the timeout, or broke the
-    protocol. `may_have_run` says whether a tools/call had been sent when it failed: a tool
-    that is not idempotent must not be retried blindly when it is True."""
-
-    def __init__(self, server: str, cause: str, *, may_have_run: bool = False) -> None:
-        super().__init__(f"MCP server {server} is unavailable: {cause}")
-        self.server, self.cause, self.may_have_run = server, cause, may_have_run
-
-
-@dataclass(frozen=True)
-class ToolInfo:
-    server: str  # the server's URL without credentials or query: safe to log and show
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-    idempotent: bool
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    text: str
-    is_error: bool
-    latency_ms: float  # the whole exchange: connect, initialize, call and close
 
 
 def redact_url(url: str) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meshcore.adapters.litellm_env import litellm
@@ -18,6 +19,8 @@ from meshcore.adapters.litellm_env import litellm
 CustomLLM = litellm.CustomLLM
 ModelResponse = litellm.ModelResponse
 Usage = litellm.Usage
+ToolCallType = litellm.types.utils.ChatCompletionMessageToolCall
+Function = litellm.types.utils.Function
 
 LABEL = "[offline model, not an AI]"
 PROVIDER = "mesh-offline"
@@ -41,11 +44,22 @@ class OfflineModel(CustomLLM):
         messages = kwargs["messages"]
         system = "\n".join(m["content"] for m in messages if m["role"] == "system")
         user = "\n".join(m["content"] for m in messages if m["role"] == "user")
+        tools = (kwargs.get("optional_params") or {}).get("tools")
         if self._latency_s:
             time.sleep(self._latency_s)
-        text = answer(system, user)
+        text, call = respond(system, user, tools, tool_results(messages))
         response: ModelResponse = kwargs["model_response"]
-        response.choices[0].message.content = text  # type: ignore[union-attr]
+        choice = response.choices[0]
+        choice.message.content = text  # type: ignore[union-attr]
+        if call is not None:
+            choice.message.tool_calls = [  # type: ignore[union-attr]
+                ToolCallType(
+                    id=call["id"],
+                    type="function",
+                    function=Function(name=call["name"], arguments=json.dumps(call["arguments"])),
+                )
+            ]
+            choice.finish_reason = "tool_calls"  # type: ignore[union-attr]
         response.model = f"{PROVIDER}/{kwargs['model']}"
         prompt_tokens = (len(system) + len(user)) // 4
         completion_tokens = len(text) // 4
@@ -57,8 +71,9 @@ class OfflineModel(CustomLLM):
         return response
 
 
-def answer(system: str, user: str) -> str:
-    """The offline answer to a prompt, in the shape its 'Answer format' line asks for."""
+def answer(system: str, user: str, results: Sequence[tuple[str, str]] = ()) -> str:
+    """The offline answer to a prompt, in the shape its 'Answer format' line asks for;
+    `results` are the (tool, result) of the tool calls it made, which a draft quotes."""
     found = _FORMAT.search(system)
     shape = found.group(1) if found else "draft"
     if shape == "plan_json":
@@ -67,20 +82,75 @@ def answer(system: str, user: str) -> str:
         return _verdict(user)
     if shape == "synthesis":
         return _synthesis(user)
+    said = [_said(name, text) for name, text in results]
     if shape == "json_schema":
-        return _schema_answer(system, user)
-    return _draft(system, user)
+        return _schema_answer(system, user, said)
+    return "\n".join([_draft(system, user), *said])
+
+
+def respond(
+    system: str,
+    user: str,
+    tools: Sequence[Mapping[str, Any]] | None,
+    results: Sequence[tuple[str, str]],
+) -> tuple[str, dict[str, Any] | None]:
+    """The offline turn: with tools offered and no tool result yet, one call of the first
+    tool (its arguments from its input schema and the subtask); otherwise the answer."""
+    if tools and not results:
+        return "", tool_request(user, tools)
+    return answer(system, user, results), None
+
+
+def tool_request(user: str, tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The call of the first tool offered: each required string is the subtask's words,
+    numbers their minimum (else 1), booleans true; other properties are left out."""
+    function = tools[0].get("function", {})
+    steering = _outside(user)
+    subtask = _first(_SUBTASK, steering, _first(_TASK, steering)) or "the task"
+    schema = function.get("parameters") or {}
+    properties = schema.get("properties", {})
+    arguments: dict[str, Any] = {}
+    for name in schema.get("required", []):
+        kind = properties.get(name, {}).get("type", "string")
+        if kind == "string":
+            arguments[name] = subtask[:200]
+        elif kind in ("integer", "number"):
+            arguments[name] = properties[name].get("minimum", 1)
+        elif kind == "boolean":
+            arguments[name] = True
+    name = function.get("name", "")
+    return {"id": f"call_{_digest(user + name):08x}", "name": name, "arguments": arguments}
+
+
+def tool_results(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(tool, result) of each tool message of a conversation (OpenAI shape), in order."""
+    names = {
+        call["id"]: call["function"]["name"]
+        for m in messages
+        for call in (m.get("tool_calls") or [])
+    }
+    return [
+        (names.get(m.get("tool_call_id"), "tool"), str(m.get("content") or ""))
+        for m in messages
+        if m.get("role") == "tool"
+    ]
+
+
+def _said(name: str, text: str) -> str:
+    first = _first_line(text)
+    return f"Tool {name} said: {first[:200]}"
 
 
 _SCHEMA = re.compile(r"valid under this JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
 
 
-def _schema_answer(system: str, user: str) -> str:
-    """A JSON object the type's schema accepts, its strings drawn from the draft."""
+def _schema_answer(system: str, user: str, said: Sequence[str] = ()) -> str:
+    """A JSON object the type's schema accepts, its strings drawn from the draft (and from
+    what its tools said)."""
     found = _SCHEMA.search(system)
     schema = json.loads(found.group(1)) if found else {"type": "object"}
-    draft = _draft(system, user)
-    return json.dumps(_instance(schema, draft.splitlines()[0], _digest(user)))
+    text = " ".join([_draft(system, user).splitlines()[0], *said])
+    return json.dumps(_instance(schema, text, _digest(user)))
 
 
 def _instance(schema: object, text: str, seed: int) -> object:

@@ -84,6 +84,18 @@ class Agent:
         return AgentStatus.BUSY if self.metrics.in_flight > 0 else AgentStatus.IDLE
 
 
+# How long a plan may wait for a person to approve it: up to a week.
+MAX_APPROVAL_SECONDS = 604_800
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Whether each iteration's plan waits for a person to approve it, and for how long."""
+
+    plan: bool = False
+    timeout_seconds: int = 3600
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     max_iterations: int = 3
@@ -92,6 +104,7 @@ class NetworkConfig:
     model_chain: tuple[str, ...] | None = None
     budget: Budget = Budget()
     webhook: Webhook | None = None  # where its tasks' events go, unless a task names its own
+    approval: Approval = Approval()
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_iterations <= 10:
@@ -106,6 +119,10 @@ class NetworkConfig:
             raise InvalidInput("config.budget.cost_usd", "must be more than 0")
         if self.webhook is not None:
             self.webhook.check("config.webhook")
+        if not 1 <= self.approval.timeout_seconds <= MAX_APPROVAL_SECONDS:
+            raise InvalidInput(
+                "config.approval.timeout_seconds", f"must be between 1 and {MAX_APPROVAL_SECONDS}"
+            )
 
 
 @dataclass

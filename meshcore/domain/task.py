@@ -25,6 +25,7 @@ REVIEW_KEY = "@review"
 class TaskStatus(enum.StrEnum):
     QUEUED = "queued"
     PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"  # planned; a person approves (or edits) the plan
     RUNNING = "running"
     SYNTHESIZING = "synthesizing"
     REVIEWING = "reviewing"
@@ -44,8 +45,13 @@ TERMINAL = frozenset(
 _ENDINGS = {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.QUEUED: frozenset({TaskStatus.PLANNING, *_ENDINGS}),
-    TaskStatus.PLANNING: frozenset({TaskStatus.RUNNING, *_ENDINGS}),
-    TaskStatus.RUNNING: frozenset({TaskStatus.SYNTHESIZING, *_ENDINGS}),
+    TaskStatus.PLANNING: frozenset({TaskStatus.RUNNING, TaskStatus.AWAITING_APPROVAL, *_ENDINGS}),
+    # Nothing runs while a plan waits: a person approves it (running) or rejects it.
+    TaskStatus.AWAITING_APPROVAL: frozenset({TaskStatus.RUNNING, *_ENDINGS}),
+    # A revision's plan is made while running; then it may await approval too.
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.SYNTHESIZING, TaskStatus.AWAITING_APPROVAL, *_ENDINGS}
+    ),
     TaskStatus.SYNTHESIZING: frozenset({TaskStatus.REVIEWING, *_ENDINGS}),
     # A revision goes back to running; otherwise the review ends the task.
     TaskStatus.REVIEWING: frozenset({TaskStatus.RUNNING, TaskStatus.COMPLETED, *_ENDINGS}),
@@ -79,6 +85,7 @@ class EventKind(enum.StrEnum):
     RECOVERY = "recovery"  # the sweeper re-drove a stalled task
     RELEASED = "released"  # a held task was released for processing
     WEBHOOK = "webhook"  # a webhook delivery was attempted (the one kind after the end)
+    TOOL_CALL = "tool_call"  # a step called a tool (or replayed a call already made)
 
 
 @dataclass(frozen=True)
@@ -100,10 +107,13 @@ class HistoryEntry:
 
 
 def event_type(entry: HistoryEntry) -> str:
-    """`task.completed` (and failed, cancelled, timed_out) for an ending, `task.status` for any
-    other status change, `step.started`, `step.finished`, `critic.verdict`, `task.plan`..."""
+    """`task.completed` (and failed, cancelled, timed_out) for an ending,
+    `task.awaiting_approval` for a plan that waits for a person, `task.status` for any other
+    status change, `step.started`, `step.finished`, `critic.verdict`, `task.plan`..."""
     if entry.kind == EventKind.TRANSITION:
-        return f"task.{entry.status.value}" if entry.status.is_terminal else "task.status"
+        if entry.status.is_terminal or entry.status is TaskStatus.AWAITING_APPROVAL:
+            return f"task.{entry.status.value}"
+        return "task.status"
     return _EVENT_TYPES.get(entry.kind, f"task.{entry.kind}")
 
 
@@ -273,6 +283,51 @@ class Task:
                 f"task {self.id} is {self.status}; only an unfinished task can be cancelled"
             )
 
+    def await_approval(
+        self, subtasks: list[Subtask], *, now: datetime, timeout_seconds: int
+    ) -> None:
+        """The iteration's plan is stored and waits for a person: its deadline is the
+        approval's, and the transition's detail carries the plan."""
+        self.transition(
+            TaskStatus.AWAITING_APPROVAL,
+            now=now,
+            iteration=self.iteration,
+            subtasks=[
+                {
+                    "key": s.key,
+                    "agent": str(s.planned.agent_type),
+                    "agent_version": s.planned.agent_version,
+                    "description": s.planned.description,
+                    "depends_on": list(s.planned.depends_on),
+                    "wave": s.wave,
+                }
+                for s in subtasks
+            ],
+            timeout_seconds=timeout_seconds,
+        )
+        self.deadline_at = now + timedelta(seconds=timeout_seconds)
+
+    def check_awaiting_approval(self, action: str) -> None:
+        """Raise Conflict unless the task's plan waits for approval."""
+        if self.status is not TaskStatus.AWAITING_APPROVAL:
+            raise Conflict(
+                f"task {self.id} is {self.status}; only a task awaiting approval of its plan"
+                f" can be {action}"
+            )
+
+    def approve(self, *, now: datetime, timeout_seconds: int, edited: bool) -> None:
+        """A person approved the waiting plan (`edited`: as they changed it): the task runs,
+        with the network's timeout from now."""
+        self.check_awaiting_approval("approved")
+        self.transition(
+            TaskStatus.RUNNING,
+            now=now,
+            reason="plan approved",
+            iteration=self.iteration,
+            edited=edited,
+        )
+        self.deadline_at = now + timedelta(seconds=timeout_seconds)
+
     def start_revision(self, *, now: datetime) -> None:
         self.iteration += 1
         self.wave = 0
@@ -299,6 +354,16 @@ class Task:
     def _record(self, entry: HistoryEntry) -> None:
         self.history.append(entry)
         self.new_history.append(entry)
+
+
+def is_approval_of(entry: HistoryEntry, iteration: int) -> bool:
+    """Whether the entry says a person approved the plan of `iteration`."""
+    return (
+        entry.kind == EventKind.TRANSITION
+        and entry.status is TaskStatus.RUNNING
+        and entry.detail.get("from") == TaskStatus.AWAITING_APPROVAL.value
+        and entry.detail.get("iteration") == iteration
+    )
 
 
 def step_entry(step: StepRecord, status: TaskStatus, *, now: datetime) -> HistoryEntry:
@@ -398,3 +463,40 @@ class TaskSummary:
     steps_planned: int
     answer: str | None = None
     score: float | None = None
+
+
+# How much of a tool call's arguments its event carries.
+TOOL_ARGUMENTS_CHARS = 300
+_EVENT_TYPES[EventKind.TOOL_CALL] = "tool.called"
+
+
+def tool_call_entry(
+    *,
+    iteration: int,
+    key: str,
+    agent_type: str,
+    server: str,
+    tool: str,
+    arguments: str,
+    outcome: str,
+    latency_ms: float,
+    now: datetime,
+    repeated: bool = False,
+) -> HistoryEntry:
+    """The history line of a step's tool call: `outcome` is ok, error (the tool said so),
+    replayed (recorded before, not called again) or in_doubt (may have run; not repeated).
+    `repeated`: a call in doubt made again, its tool being idempotent."""
+    detail = {
+        "iteration": iteration,
+        "subtask": key,
+        "server": server,
+        "tool": tool,
+        "arguments": arguments[:TOOL_ARGUMENTS_CHARS],
+        "outcome": outcome,
+        "latency_ms": round(latency_ms, 1),
+        "repeated": repeated,
+    }
+    # The status is the one the task's row holds when it is appended.
+    return HistoryEntry(
+        now, EventKind.TOOL_CALL, TaskStatus.QUEUED, agent=str(agent_type), detail=detail
+    )

@@ -24,7 +24,9 @@ from uuid import UUID
 from meshcore.domain.errors import InvalidInput
 
 ENDINGS = ("task.completed", "task.failed", "task.cancelled", "task.timed_out")
-EVENTS = (*ENDINGS, "task.status")
+# A plan waiting for a person to approve it (see config.approval).
+AWAITING_APPROVAL = "task.awaiting_approval"
+EVENTS = (*ENDINGS, "task.status", AWAITING_APPROVAL)
 MAX_URL = 2000
 SECRET_PREFIX = "whsec_"
 # The `kind` of the event a delivery attempt adds to its task's log (event type

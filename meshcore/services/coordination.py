@@ -7,6 +7,10 @@ the task has left does nothing. `redrive` restarts whatever a lost message left 
 
     coordinate -> run_wave(0) -> collect(0) -> run_wave(1) ... -> collect(last)
                -> synthesis -> review -> completed | coordinate (next iteration)
+
+A network whose config.approval.plan is on stops each iteration after its plan, awaiting
+approval: nothing is sent until a person approves it (TaskService.approve, which sends
+`coordinate` again to run its first wave), rejects it, or its approval timeout passes.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from meshcore.domain.task import (
     Subtask,
     Task,
     TaskStatus,
+    is_approval_of,
 )
-from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWorkFactory
+from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWork, UnitOfWorkFactory
 from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
 from meshcore.services.agent_types import catalog_of, current_types
@@ -58,7 +63,8 @@ class Coordination:
         self._dispatcher, self._clock = dispatcher, clock
 
     def coordinate(self, task_id: UUID, delivery: Delivery = NOWHERE) -> None:
-        """Plan the task's current iteration and start its current wave.
+        """Plan the task's current iteration and start its current wave; or, when the network
+        asks for approval and no one has approved this iteration's plan, leave it awaiting.
 
         `delivery`: where this message runs, recorded with the plan step it may make.
         """
@@ -97,13 +103,27 @@ class Coordination:
             task = uow.tasks.get_locked(task_id)
             if task.iteration != iteration:
                 return
-            if task.status is TaskStatus.PLANNING:
+            subtasks = uow.tasks.subtasks(task_id, iteration)
+            approval = network.config.approval
+            if task.status in (TaskStatus.PLANNING, TaskStatus.RUNNING) and _awaits_approval(
+                uow, network, task
+            ):
+                # Nothing is sent until a person approves: the task holds no worker.
+                task.await_approval(
+                    subtasks, now=self._clock.now(), timeout_seconds=approval.timeout_seconds
+                )
+                uow.tasks.save(task)
+                uow.commit()
+            elif task.status is TaskStatus.PLANNING:
                 task.transition(TaskStatus.RUNNING, now=self._clock.now(), iteration=iteration)
                 uow.tasks.save(task)
                 uow.commit()
             elif task.status is not TaskStatus.RUNNING:
-                return
-            subtasks = uow.tasks.subtasks(task_id, iteration)
+                return  # awaiting approval (a duplicate delivery), or ended
+        if task.status is TaskStatus.AWAITING_APPROVAL:
+            self._dispatcher.expire(self._ref(task), task.deadline_at)
+            log.info("task.awaiting_approval", task_id=str(task_id), iteration=iteration)
+            return
         self._drive_wave(task, subtasks)
 
     def run_step(
@@ -242,6 +262,10 @@ class Coordination:
         """
         with self._uow(self._tenant_id) as uow:
             task = uow.tasks.get_locked(task_id)
+            if task.status is TaskStatus.AWAITING_APPROVAL:
+                # No message of it is in flight to be lost: a person moves it next. Only its
+                # deadline, should the expiry be lost, is the sweeper's to keep.
+                return "timed out" if time_out_if_due(uow, self._clock, task) else None
             beat = task.heartbeat_at
             if task.status.is_terminal or task.is_held or (beat and beat >= stalled_before):
                 return None  # finished, held on purpose, or another sweeper got here first
@@ -249,6 +273,12 @@ class Coordination:
                 return "timed out"
             subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
             action = _redrive_action(task, subtasks)
+            if (
+                action != "coordinate"
+                and task.status is TaskStatus.RUNNING
+                and _awaits_approval(uow, uow.networks.get(task.network_id), task)
+            ):
+                action = "coordinate"  # a revision's plan, stored but not yet put to a person
             task.record_recovery(now=self._clock.now(), action=action)
             uow.tasks.save(task)
             uow.commit()
@@ -447,6 +477,17 @@ class Coordination:
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
+
+
+def _awaits_approval(uow: UnitOfWork, network: Network, task: Task) -> bool:
+    """Whether the task's current plan must wait for a person before it runs: the network
+    asks for approval, and no one has approved this iteration's plan yet (a task planning,
+    or running a revision it has only just planned)."""
+    if not network.config.approval.plan:
+        return False
+    if task.status is TaskStatus.PLANNING:
+        return True
+    return not any(is_approval_of(e, task.iteration) for e in uow.tasks.history(task.id))
 
 
 def _merged(steps: list[StepRecord]) -> list[StepRecord]:

@@ -1,4 +1,4 @@
-"""How a task ends early (failed, timed out), keeping the work it has."""
+"""How a task ends early (failed, timed out, cancelled), keeping the work it has."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def time_out_if_due(uow: UnitOfWork, clock: Clock, task: Task) -> bool:
     """End the task `timed_out` if its deadline has passed; answers whether it did."""
     if not task.is_past_deadline(clock.now()):
         return False
-    timeout = (task.deadline_at - task.created_at).total_seconds()
-    end(uow, clock, task, TaskStatus.TIMED_OUT, f"timed out after {timeout:.0f} s")
+    if task.status is TaskStatus.AWAITING_APPROVAL:
+        # Its deadline is the approval's, counted from when the plan began to wait.
+        waited = (task.deadline_at - task.updated_at).total_seconds()
+        reason = f"timed out: no one approved the plan within {waited:.0f} s"
+    else:
+        timeout = (task.deadline_at - task.created_at).total_seconds()
+        reason = f"timed out after {timeout:.0f} s"
+    end(uow, clock, task, TaskStatus.TIMED_OUT, reason)
     return True

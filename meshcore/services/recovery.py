@@ -8,6 +8,9 @@ the task's heartbeat still, so one query finds them all, across tenants.
 A Redis that lost its data (flushed, restarted empty) lost every message at once; the fleet's
 epoch says so at the next sweep, which then re-drives everything that was in flight before
 the new epoch began instead of waiting for each heartbeat to age past the stall timeout.
+
+A task awaiting approval of its plan has sent nothing, so it is never re-driven: the sweeper
+only times it out once its approval deadline has passed (Coordination.redrive).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Submitting tasks, reading them back (at once, or when they change), cancelling them, and
-starting the ones held for later."""
+"""Submitting tasks, reading them back (at once, or when they change), cancelling them,
+starting the ones held for later, and approving or rejecting a plan that awaits approval."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from meshcore.ports import (
     WebhookSender,
 )
 from meshcore.services.admission import Admission
+from meshcore.services.agent_types import current_types
 from meshcore.services.endings import end
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
 from meshcore.services.quotas import reserve
@@ -348,6 +349,54 @@ class TaskService:
             task.check_cancellable()
             end(uow, self._clock, task, TaskStatus.CANCELLED, "cancelled by request")
         log.info("task.cancelled", task_id=str(task_id))
+        return self.get(network_id, task_id)
+
+    def approve(
+        self, network_id: UUID, task_id: UUID, plan: list[dict[str, object]] | None = None
+    ) -> Task:
+        """Approve the plan a task awaits approval of, or `plan` in its place: the task runs
+        its first wave, with the network's timeout from now. Conflict unless it awaits
+        approval; InvalidPlan, changing nothing, for a plan the network cannot run (checked
+        as a submitted plan is)."""
+        with self._uow(self._tenant_id) as uow:
+            with _missing_network_named(uow, network_id):
+                task = uow.tasks.locked_in_network(task_id, network_id=network_id)
+            task.check_awaiting_approval("approved")
+            network = uow.networks.get(network_id)
+            now = self._clock.now()
+            if plan is not None:
+                edited = validate_plan(parse_plan(plan), network.agent_types())
+                # Pinned as the coordinator's plan is: the steps run the versions of now.
+                types = current_types(uow, {s.agent_type for s in edited.subtasks})
+                uow.tasks.replace_plan(task_id, task.iteration, edited.pinned(types), now=now)
+            task.approve(
+                now=now, timeout_seconds=network.config.timeout_seconds, edited=plan is not None
+            )
+            uow.tasks.save(task)
+            uow.commit()
+        log.info("task.approved", task_id=str(task_id), edited=plan is not None)
+        ref = self._ref(task)
+        try:
+            self._dispatcher.expire(ref, task.deadline_at)
+            # The coordinator sends the first wave of the approved plan.
+            self._dispatcher.coordinate(ref)
+        except Unavailable as exc:
+            # Approved all the same: the sweeper sends the wave once the broker is back.
+            log.warning("task.enqueue_deferred", task_id=str(task_id), error=str(exc))
+            self._mark_undelivered(task)
+        return self.get(network_id, task_id)
+
+    def reject(self, network_id: UUID, task_id: UUID, reason: str) -> Task:
+        """End a task whose plan awaits approval `cancelled`, saying the plan was rejected and
+        why; Conflict unless it awaits approval."""
+        with self._uow(self._tenant_id) as uow:
+            with _missing_network_named(uow, network_id):
+                task = uow.tasks.locked_in_network(task_id, network_id=network_id)
+            task.check_awaiting_approval("rejected")
+            if not reason.strip():
+                raise InvalidInput("reason", "must say why the plan is rejected")
+            end(uow, self._clock, task, TaskStatus.CANCELLED, f"plan rejected: {reason.strip()}")
+        log.info("task.rejected", task_id=str(task_id))
         return self.get(network_id, task_id)
 
     def list(

@@ -210,7 +210,8 @@ def test_after_a_rotation_an_api_with_only_the_new_key_reads_everything_back(
 
     assert first.returncode == 0, first.stderr
     tables = (
-        "tasks", "subtasks", "steps", "task_events", "memory_items", "agent_types", "memory view"
+        "tasks", "subtasks", "steps", "task_events", "memory_items", "agent_types", "tool_calls",
+        "memory view",
     )
     resealed = dict(re.findall(r"^(.+): (\d+) re-sealed, 0 already current$", first.stdout, re.M))
     assert sorted(resealed) == sorted(tables), first.stdout

@@ -21,6 +21,7 @@ from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.network import (
     Agent,
     AgentMetrics,
+    Approval,
     ModelConfig,
     Network,
     NetworkConfig,
@@ -54,6 +55,10 @@ def config_to_json(config: NetworkConfig) -> dict[str, object]:
         "model_chain": list(config.model_chain) if config.model_chain else None,
         "budget": {"tokens": config.budget.tokens, "cost_usd": config.budget.cost_usd},
         "webhook": config.webhook.to_json() if config.webhook is not None else None,
+        "approval": {
+            "plan": config.approval.plan,
+            "timeout_seconds": config.approval.timeout_seconds,
+        },
     }
 
 
@@ -67,6 +72,18 @@ def config_from_json(data: Mapping[str, Any]) -> NetworkConfig:
         quality_threshold=data["quality_threshold"],
         model_chain=tuple(chain) if chain else None,
         webhook=Webhook.from_json(data.get("webhook")),
+        approval=_approval_from_json(data.get("approval")),
+    )
+
+
+def _approval_from_json(data: object) -> Approval:
+    """A row written before approvals existed has none: its plans need no approval."""
+    if not isinstance(data, Mapping):
+        return Approval()
+    default = Approval()
+    return Approval(
+        plan=bool(data.get("plan", default.plan)),
+        timeout_seconds=int(data.get("timeout_seconds", default.timeout_seconds)),
     )
 
 
@@ -161,7 +178,6 @@ def task_row(task: Task, sealer: Sealer) -> dict[str, object]:
         "priority": task.priority.value,
         "plan": sealer.seal_json(plan_to_json(task.plan)) if task.plan is not None else None,
         "created_at": task.created_at,
-        "deadline_at": task.deadline_at,
         "revision": task.revision,
         "webhook": task.webhook.to_json() if task.webhook is not None else None,
         **task_state(task, sealer),
@@ -182,6 +198,8 @@ def task_state(task: Task, sealer: Sealer) -> dict[str, object]:
         "output_tokens": task.usage.output_tokens,
         "cost_usd": task.usage.cost_usd,
         "updated_at": task.updated_at,
+        # Moves when a plan starts waiting for approval, and again when it is approved.
+        "deadline_at": task.deadline_at,
     }
 
 

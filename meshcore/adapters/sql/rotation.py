@@ -22,6 +22,7 @@ from meshcore.adapters.sql.tables import (
     subtasks,
     task_events,
     tasks,
+    tool_calls,
 )
 
 
@@ -41,6 +42,7 @@ SEALED = (
     SealedColumns(task_events, json=("detail",)),
     SealedColumns(memory_items, text=("content",), json=("metadata",)),
     SealedColumns(agent_types, json=("definition",)),
+    SealedColumns(tool_calls, text=("arguments", "result")),
 )
 
 

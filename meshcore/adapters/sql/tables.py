@@ -76,7 +76,7 @@ tasks = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("context", Json, nullable=False),
     sa.Column("priority", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("plan", Json, nullable=True),
     sa.Column("iteration", sa.Integer, nullable=False, default=0),
     sa.Column("wave", sa.Integer, nullable=False, default=0),
@@ -149,7 +149,7 @@ task_events = sa.Table(
     sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
     sa.Column("at", Timestamp, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("agent", sa.String(32), nullable=True),
     sa.Column("queue", sa.String(64), nullable=True),
     sa.Column("detail", Json, nullable=False),
@@ -267,4 +267,27 @@ agent_types = sa.Table(
     sa.Column("definition", Json, nullable=False),
     sa.Column("is_deleted", sa.Boolean, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# A step's tool calls, one row per call: `started` is committed before the call goes out and
+# `done` (or `failed`) right after it returns, so a redelivered step replays what was done
+# and finds what may have run (a row left `started`). Arguments and result are sealed.
+tool_calls = sa.Table(
+    "tool_calls",
+    metadata,
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("iteration", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    _tenant(),
+    sa.Column("server", sa.String(64), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("arguments_hash", sa.String(64), nullable=False),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("is_error", sa.Boolean, nullable=False, default=False),
+    sa.Column("latency_ms", sa.Float, nullable=False, default=0.0),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
 )

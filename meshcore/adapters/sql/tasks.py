@@ -186,7 +186,24 @@ class SqlTaskRepository(Repository):
         )
 
     def add_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
-        rows = [
+        if not self._insert_absent(subtasks, self._plan_rows(task_id, iteration, plan)):
+            return  # another delivery stored this plan, and noted it
+        self._note_plan(task_id, iteration, plan, now=now)
+
+    def replace_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
+        """Put `plan` in place of the iteration's subtasks, noting it in the log."""
+        self._db.execute(
+            subtasks.delete().where(
+                subtasks.c.tenant_id == self._tenant_id,
+                subtasks.c.task_id == task_id,
+                subtasks.c.iteration == iteration,
+            )
+        )
+        self._db.execute(subtasks.insert(), self._plan_rows(task_id, iteration, plan))
+        self._note_plan(task_id, iteration, plan, now=now)
+
+    def _plan_rows(self, task_id: UUID, iteration: int, plan: Plan) -> list[dict[str, object]]:
+        return [
             {
                 "task_id": task_id,
                 "iteration": iteration,
@@ -202,8 +219,8 @@ class SqlTaskRepository(Repository):
             }
             for position, s in enumerate(plan.subtasks)
         ]
-        if not self._insert_absent(subtasks, rows):
-            return  # another delivery stored this plan, and noted it
+
+    def _note_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
         planned = [(s, plan.wave_of(s.key)) for s in plan.subtasks]
         entry = plan_entry(planned, iteration=iteration, status=TaskStatus.QUEUED, now=now)
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_n": 1}

@@ -28,6 +28,7 @@ from meshcore.adapters.sql.repositories import (
 )
 from meshcore.adapters.sql.tables import idempotency_keys, tasks, webhook_deliveries
 from meshcore.adapters.sql.tasks import SqlTaskRepository
+from meshcore.adapters.sql.tool_calls import SqlToolCallRepository
 from meshcore.adapters.sql.webhooks import SqlWebhookRepository
 from meshcore.domain.errors import NotFound, RecordUnavailable
 from meshcore.domain.task import Priority, TaskChange, TaskStatus
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 # What a database that went away, or a transaction it aborted, raises; worth a retry.
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
+AWAITING = TaskStatus.AWAITING_APPROVAL.value
 
 # Told of the tasks a transaction changed, once it has committed (the live notifications).
 Announce = Callable[[Sequence[TaskChange]], None]
@@ -88,6 +90,7 @@ class SqlUnitOfWork:
         self.quotas = SqlQuotaRepository(db, tenant)
         self.idempotency = SqlIdempotencyRepository(db, tenant)
         self.agent_types = SqlAgentTypeRepository(db, tenant, sealer)
+        self.tool_calls = SqlToolCallRepository(db, tenant, sealer)
         return self
 
     def __exit__(
@@ -217,7 +220,8 @@ class SqlUnitOfWorkFactory:
             raise unavailable(exc) from exc
 
     def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
-        """Unfinished tasks of every tenant whose heartbeat stopped before `before`.
+        """Unfinished tasks of every tenant whose heartbeat stopped before `before`, and those
+        awaiting approval of a plan whose deadline passed before it.
 
         The one query that crosses tenants: the sweeper serves the whole fleet, and re-drives
         each task through its own tenant's unit of work.
@@ -227,8 +231,20 @@ class SqlUnitOfWorkFactory:
                 rows = connection.execute(
                     sa.select(tasks.c.tenant_id, tasks.c.id, tasks.c.priority)
                     .where(
-                        tasks.c.status.in_(ACTIVE),
-                        tasks.c.heartbeat_at < before,
+                        sa.or_(
+                            sa.and_(
+                                tasks.c.status.in_(ACTIVE),
+                                tasks.c.status != AWAITING,
+                                tasks.c.heartbeat_at < before,
+                            ),
+                            # A plan awaiting approval has nothing in flight to re-drive: it
+                            # is the sweeper's only once its deadline has passed (its expiry
+                            # message lost), to time it out.
+                            sa.and_(
+                                tasks.c.status == AWAITING,
+                                tasks.c.deadline_at < before,
+                            ),
+                        ),
                         sa.not_(tasks.c.held),  # waiting for POST .../process, by request
                     )
                     .order_by(tasks.c.heartbeat_at)

@@ -103,7 +103,8 @@ def test_every_operation_with_a_body_documents_the_415(client: ApiClient) -> Non
         if isinstance(operation, dict) and "requestBody" in operation
     ]
 
-    assert len(with_body) == 7  # networks, agents, memory, tasks, keys, agent types (2)
+    # networks, agents, memory, tasks, keys, agent types (2), approve and reject a plan
+    assert len(with_body) == 9
     for path, method, operation in with_body:
         unsupported = operation["responses"].get("415")
         assert unsupported, f"{method} {path} does not document 415"

@@ -8,8 +8,10 @@ is taken from the document and posted for real, in the order a newcomer would tr
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import pytest
+from flask import Flask
 
 from tests.integration.api.client import API, ApiClient
 
@@ -27,6 +29,9 @@ IN_ORDER = [
 ]
 # Each that changes what exists, with the ids the examples above made.
 CHANGES = [(f"{API}/agent-types/{{name}}", 200)]
+# Each that acts on a task whose plan awaits approval, and the status it leaves the task in.
+TASK = f"{NETWORKS}/{{network_id}}/tasks/{{task_id}}"
+ON_A_WAITING_PLAN = [(f"{TASK}/approve", "running"), (f"{TASK}/reject", "cancelled")]
 
 
 @pytest.fixture
@@ -48,7 +53,7 @@ def test_every_operation_with_a_body_is_one_this_test_posts(document: dict[str, 
         if isinstance(operation, dict) and "requestBody" in operation
     }
 
-    assert with_body == {path for path, _ in IN_ORDER + CHANGES}
+    assert with_body == {path for path, _ in IN_ORDER + CHANGES + ON_A_WAITING_PLAN}
 
 
 def test_every_example_in_the_document_succeeds_when_posted(
@@ -92,3 +97,26 @@ def test_the_example_of_a_plan_is_a_plan_the_api_accepts(
     )
 
     assert response.status_code == 202, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("path", "status"), ON_A_WAITING_PLAN)
+def test_the_examples_of_approve_and_reject_succeed_on_a_plan_awaiting_approval(
+    app: Flask, client: ApiClient, document: dict[str, Any], tenant: str, path: str, status: str
+) -> None:
+    network = client.post(
+        NETWORKS, json={"name": "approvers", "config": {"approval": {"plan": True}}}
+    ).get_json()
+    plan = document["components"]["schemas"]["TaskCreate"]["properties"]["plan"]["example"]
+    task = client.post(
+        f"{NETWORKS}/{network['id']}/tasks", json={"description": "Launch email", "plan": plan}
+    ).get_json()
+    # Planned here, as the coordinator's worker would (a client plan: no model is asked).
+    app.extensions["mesh"].tenant(tenant).coordination.coordinate(UUID(task["id"]))
+    ids = {"network_id": network["id"], "task_id": task["id"]}
+    url = TASK.format(**ids)
+    assert client.get(url).get_json()["status"] == "awaiting_approval"
+
+    response = client.post(path.format(**ids), json=example_of(document, path))
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["status"] == status

@@ -81,6 +81,7 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         "model_chain": None,
         "budget": {"tokens": None, "cost_usd": None},
         "webhook": None,
+        "approval": {"plan": False, "timeout_seconds": 3600},
     }
 
 
@@ -106,7 +107,11 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
     network = create(client, description="Emails", config=config, agents=agents)
 
     assert network["description"] == "Emails"
-    assert network["config"] == {**config, "webhook": None}
+    assert network["config"] == {
+        **config,
+        "webhook": None,
+        "approval": {"plan": False, "timeout_seconds": 3600},
+    }
     assert [(a["type"], a["name"]) for a in network["agents"]] == [
         ("coordinator", "coordinator"),
         ("content", "Copywriter"),

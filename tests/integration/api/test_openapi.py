@@ -27,6 +27,8 @@ OPERATIONS = [
     (TASK, "get", {404, 422}),
     (f"{TASK}/process", "post", {404, 409}),
     (f"{TASK}/cancel", "post", {404, 409}),
+    (f"{TASK}/approve", "post", {404, 409, 422}),
+    (f"{TASK}/reject", "post", {404, 409, 422}),
     (f"{TASK}/events", "get", {404, 422, 503}),
     (f"{NETWORK}/agents", "post", {404, 422}),
     (f"{NETWORK}/agents", "get", {404}),
