@@ -6,13 +6,9 @@ recorded under a key; a redelivered step finds it and never calls the model agai
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 import structlog
@@ -28,9 +24,7 @@ from meshcore.domain.task import (
     StepStatus,
     Task,
     TaskStatus,
-    Usage,
     step_start_entry,
-    tool_call_entry,
 )
 from meshcore.ports import (
     AgentActivity,
@@ -41,55 +35,18 @@ from meshcore.ports import (
     Message,
     ModelClient,
     TaskRevisions,
-    ToolCall,
-    ToolCallRecord,
-    ToolCallStatus,
     ToolClient,
-    ToolInfo,
-    ToolUnavailable,
     UnitOfWorkFactory,
 )
 from meshcore.services.agent_types import definition_at
 from meshcore.services.memory import MemoryView
+from meshcore.services.tool_loop import StepFailed, ToolLoop
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import current_traceparent, tracer
 
 log = structlog.get_logger(__name__)
 
 NOWHERE = Delivery()
-# What separates a server's name from its tool's in the names offered to the model: two
-# servers may each have a `search`, and the model must be able to say which one it means.
-TOOL_SEPARATOR = "__"
-MAX_TOOL_DESCRIPTION = 1024
-
-
-class StepFailed(Exception):
-    """A step that cannot go on (its tools cannot be listed, a call is in doubt): it is
-    recorded as failed, saying why, with what its model calls had spent."""
-
-    usage: Usage = Usage()
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class OfferedTool:
-    server: ToolServer
-    info: ToolInfo
-    idempotent: bool  # safe to call again when a call's outcome is in doubt
-
-    @property
-    def spec(self) -> dict[str, object]:
-        """The tool as the model is offered it (an OpenAI function spec)."""
-        return {
-            "type": "function",
-            "function": {
-                "name": f"{self.server.name}{TOOL_SEPARATOR}{self.info.name}",
-                "description": self.info.description[:MAX_TOOL_DESCRIPTION],
-                "parameters": self.info.input_schema or {"type": "object", "properties": {}},
-            },
-        }
-
-
 class StepRunner:
     def __init__(
         self,
@@ -114,7 +71,9 @@ class StepRunner:
         self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
         self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
         self._revisions = revisions
-        self._tools, self._max_tool_calls = tools, max_tool_calls
+        self._tool_loop = ToolLoop(
+            tenant_id=tenant_id, uow=uow, clock=clock, tools=tools, max_tool_calls=max_tool_calls
+        )
 
     def run_subtask(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
@@ -289,9 +248,9 @@ class StepRunner:
 
         try:
             if tool_servers:
-                completion = self._with_tools(
+                completion = self._tool_loop.run(
                     task, agent_type, iteration, key, messages, complete,
-                    servers=tool_servers, limit=max_tool_calls or self._max_tool_calls,
+                    servers=tool_servers, limit=max_tool_calls,
                 )  # fmt: skip
             else:
                 completion = complete(messages)
@@ -328,195 +287,6 @@ class StepRunner:
             usage=completion.usage,
             latency_ms=completion.latency_ms,
         )
-
-    def _with_tools(
-        self,
-        task: Task,
-        agent_type: str,
-        iteration: int,
-        key: str,
-        messages: Sequence[Message],
-        complete: Callable[[Sequence[Message], list[dict[str, object]] | None], Completion],
-        *,
-        servers: tuple[ToolServer, ...],
-        limit: int,
-    ) -> Completion:
-        """Call the model with the type's tools until it answers or `limit` calls were made
-        (then once more with none to call, so it answers with what it has). Its usage is
-        every model call's; its latency the whole loop's, listings and records included."""
-        started = time.perf_counter()
-        offered = self._offer(agent_type, servers)
-        specs = [tool.spec for tool in offered.values()]
-        conversation = list(messages)
-        usage, number = Usage(), 0
-        while True:
-            can_call = number < limit
-            completion = complete(conversation, specs if can_call else None)
-            usage = usage + completion.usage
-            if not completion.tool_calls or not can_call:
-                took_ms = (time.perf_counter() - started) * 1000
-                return replace(completion, usage=usage, latency_ms=took_ms, tool_calls=())
-            conversation.append(
-                Message("assistant", completion.text, tool_calls=completion.tool_calls)
-            )
-            try:
-                for call in completion.tool_calls:
-                    number += 1
-                    if number > limit:
-                        text = f"Error: not called; a step may make at most {limit} tool calls."
-                    else:
-                        if task.is_past_deadline(self._clock.now()):
-                            raise StepFailed(
-                                "the task's deadline passed while its tools were called"
-                            )
-                        text = self._tool_call(
-                            task, agent_type, iteration, key, number, call, offered
-                        )
-                    conversation.append(Message("tool", text, tool_call_id=call.id))
-            except StepFailed as failed:
-                failed.usage, failed.model = usage, completion.model
-                raise
-
-    def _offer(self, agent_type: str, servers: tuple[ToolServer, ...]) -> dict[str, OfferedTool]:
-        """The type's tools by the name the model calls them, each server's listing filtered
-        by the tools the type allows."""
-        if self._tools is None:
-            raise StepFailed(
-                f"the {agent_type} type calls tools, and this worker has no MCP client"
-            )
-        offered: dict[str, OfferedTool] = {}
-        for server in servers:
-            try:
-                listed = self._tools.list_tools(server.url)
-            except ToolUnavailable as exc:
-                raise StepFailed(f"the tools of {server.name} could not be listed: {exc}") from exc
-            for info in listed:
-                if server.tools and info.name not in server.tools:
-                    continue
-                idempotent = info.idempotent or info.name in server.idempotent
-                offered[f"{server.name}{TOOL_SEPARATOR}{info.name}"] = OfferedTool(
-                    server, info, idempotent
-                )
-        return offered
-
-    def _tool_call(
-        self,
-        task: Task,
-        agent_type: str,
-        iteration: int,
-        key: str,
-        number: int,
-        call: ToolCall,
-        offered: dict[str, OfferedTool],
-    ) -> str:
-        """Make a step's `number`th tool call at most once; answers what the model reads of
-        its result.
-
-        `started` is committed before the call goes out and `done` right after it returns,
-        each in a transaction of its own. A redelivered step finds the rows: a `done` one is
-        replayed (its result, no call); a `started` one is in doubt (its worker died between
-        the two), and is called again only when the tool is idempotent.
-        """
-        tool = offered.get(call.name)
-        if tool is None:
-            return f"Error: there is no tool named {call.name!r}."
-        arguments = dict(call.arguments)
-        record = ToolCallRecord(
-            task_id=task.id, iteration=iteration, key=key, number=number,
-            server=tool.server.name, tool=tool.info.name, arguments_hash=_hash(arguments),
-            arguments=arguments, status=ToolCallStatus.STARTED, started_at=self._clock.now(),
-        )  # fmt: skip
-        with self._uow(self._tenant_id) as uow:
-            stored, is_new = uow.tool_calls.start(record)
-            uow.commit()
-        if not is_new:
-            # Keyed by the call's number, not by what was asked: a real model may ask for
-            # other calls (or other arguments) on a replay than it did the first time. The
-            # recorded call is the one that happened, so it is the one that counts: its
-            # result is fed back (or, in doubt, it is the call repeated or refused), whatever
-            # the model asks now.
-            if (stored.tool, stored.arguments_hash) != (record.tool, record.arguments_hash):
-                log.warning(
-                    "step.tool_call_differs", task_id=str(task.id), subtask=key, number=number,
-                    recorded=stored.tool, asked=record.tool,
-                )  # fmt: skip
-                tool = offered.get(f"{stored.server}{TOOL_SEPARATOR}{stored.tool}", tool)
-            record = stored
-            if stored.status is not ToolCallStatus.STARTED:
-                self._note(task, agent_type, record, outcome="replayed", latency_ms=0.0)
-                return _tool_text(stored.result or "", stored.is_error)
-            if not tool.idempotent:
-                self._note(task, agent_type, record, outcome="in_doubt", latency_ms=0.0)
-                raise StepFailed(_in_doubt(stored.tool))
-            log.info("step.tool_call_repeated", task_id=str(task.id), subtask=key, number=number)
-        repeated = not is_new  # a call in doubt, of an idempotent tool: made again
-        log.info(
-            "step.tool_call", task_id=str(task.id), subtask=key, number=number,
-            server=record.server, tool=record.tool,
-        )  # fmt: skip
-        assert self._tools is not None  # _offer checked
-        started = time.perf_counter()
-        try:
-            result = self._tools.call_tool(tool.server.url, record.tool, record.arguments)
-        except ToolUnavailable as exc:
-            took_ms = (time.perf_counter() - started) * 1000
-            if exc.may_have_run and not tool.idempotent:
-                # The row stays `started`: a redelivery finds it in doubt too.
-                self._note(
-                    task, agent_type, record, outcome="in_doubt", latency_ms=took_ms,
-                    repeated=repeated,
-                )  # fmt: skip
-                raise StepFailed(_in_doubt(record.tool)) from exc
-            self._finish(record, ToolCallStatus.FAILED, str(exc), is_error=True, took_ms=took_ms)
-            self._note(
-                task, agent_type, record, outcome="error", latency_ms=took_ms, repeated=repeated
-            )
-            return _tool_text(str(exc), True)
-        self._finish(
-            record, ToolCallStatus.DONE, result.text, is_error=result.is_error,
-            took_ms=result.latency_ms,
-        )  # fmt: skip
-        outcome = "error" if result.is_error else "ok"
-        self._note(
-            task, agent_type, record, outcome=outcome, latency_ms=result.latency_ms,
-            repeated=repeated,
-        )  # fmt: skip
-        return _tool_text(result.text, result.is_error)
-
-    def _finish(
-        self,
-        record: ToolCallRecord,
-        status: ToolCallStatus,
-        text: str,
-        *,
-        is_error: bool,
-        took_ms: float,
-    ) -> None:
-        with self._uow(self._tenant_id) as uow:
-            uow.tool_calls.finish(
-                record, status=status, result=text, is_error=is_error, latency_ms=took_ms,
-                now=self._clock.now(),
-            )  # fmt: skip
-            uow.commit()
-
-    def _note(
-        self, task: Task, agent_type: str, record: ToolCallRecord, *, outcome: str,
-        latency_ms: float, repeated: bool = False,
-    ) -> None:  # fmt: skip
-        """The call's event in the task's history (none once the task has ended)."""
-        now = self._clock.now()
-        entry = tool_call_entry(
-            iteration=record.iteration, key=record.key, agent_type=agent_type,
-            server=record.server, tool=record.tool,
-            arguments=json.dumps(record.arguments, sort_keys=True), outcome=outcome,
-            latency_ms=latency_ms, now=now, repeated=repeated,
-        )  # fmt: skip
-        try:
-            with self._uow(self._tenant_id) as uow:
-                uow.tasks.begin_step(entry, task.id, now=now)
-                uow.commit()
-        except TaskEnded:
-            pass
 
     def _is_unfinished(self, task: Task) -> bool:
         """Whether the task still wants this step's model call: its status in Redis, where
@@ -636,23 +406,6 @@ class StepRunner:
             log.info("step.not_begun", task_id=str(task.id), subtask=key, task_status=exc.status)
             return None
         return attempt
-
-
-def _hash(arguments: dict[str, Any]) -> str:
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _tool_text(text: str, is_error: bool) -> str:
-    """What the model reads of a tool's result."""
-    return f"Error: {text}" if is_error else text
-
-
-def _in_doubt(tool: str) -> str:
-    return (
-        f"the call to {tool} may have run (an earlier attempt stopped before its result was "
-        f"recorded), and {tool} is not idempotent, so Mesh will not repeat it"
-    )
 
 
 def _count_recorded(step: StepRecord) -> None:
