@@ -448,11 +448,18 @@ class ToolResult:
 class ToolClient(Protocol):
     """Tools on MCP servers (meshcore.adapters.mcp_tools.McpTools); both methods block."""
 
-    def list_tools(self, url: str) -> list[ToolInfo]:
-        """The server's tools; ToolUnavailable when it cannot be asked."""
+    def list_tools(self, url: str, headers: dict[str, str] | None = None) -> list[ToolInfo]:
+        """The server's tools; ToolUnavailable when it cannot be asked. `headers` (its
+        credentials) go with every request to it."""
         ...
 
-    def call_tool(self, url: str, name: str, arguments: dict[str, object]) -> ToolResult:
+    def call_tool(
+        self,
+        url: str,
+        name: str,
+        arguments: dict[str, object],
+        headers: dict[str, str] | None = None,
+    ) -> ToolResult:
         """Call one tool: its result (an error result when the tool or the server refused
         the call), or ToolUnavailable (see `may_have_run`)."""
         ...

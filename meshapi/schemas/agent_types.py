@@ -42,6 +42,19 @@ class ToolServerSchema(ma.Schema):
         load_default=list,
         metadata={"description": "Tools safe to call again when a call's outcome is unknown"},
     )
+    headers = ma.fields.Dict(
+        keys=ma.fields.String(validate=validate.Length(1, 64)),
+        values=ma.fields.String(validate=validate.Length(0, 4096)),
+        load_only=True,
+        load_default=dict,
+        validate=validate.Length(max=8),
+        metadata={"description": "Sent with every request to the server, e.g. "
+                  "Authorization: stored sealed, never shown back (header_names shows which); "
+                  "a PUT that leaves them out drops them"},
+    )  # fmt: skip
+    header_names = ma.fields.Function(
+        lambda server: [name for name, _ in server.headers], dump_only=True
+    )
 
 
 class AgentTypeBodySchema(ma.Schema):
@@ -112,7 +125,13 @@ def definition_of(body: dict, name: str, base: AgentTypeDef | None = None) -> Ag
     servers = start.tools
     if (tools := body.get("tools")) is not None:
         servers = tuple(
-            ToolServer(t["name"], t["url"], tuple(t["tools"]), tuple(t["idempotent"]))
+            ToolServer(
+                t["name"],
+                t["url"],
+                tuple(t["tools"]),
+                tuple(t["idempotent"]),
+                headers=tuple(t["headers"].items()),
+            )
             for t in tools
         )
     return AgentTypeDef(

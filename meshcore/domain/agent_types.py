@@ -22,6 +22,8 @@ GENERAL_QUEUE = "agent.general"
 BUILTIN_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 MAX_ROLE, MAX_DESCRIPTION, MAX_CAPABILITIES = 8_000, 1_000, 16
+MAX_HEADERS = 8
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 
 
 def is_specialist(name: str) -> bool:
@@ -58,6 +60,18 @@ class ToolServer:
     url: str
     tools: tuple[str, ...] = ()
     idempotent: tuple[str, ...] = ()  # tools to retry when in doubt, whatever they declare
+    # Sent with every request to the server (its credentials): sealed in the record, never
+    # shown back, kept out of reprs and logs.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.headers) > MAX_HEADERS:
+            raise InvalidInput("tools.headers", f"at most {MAX_HEADERS}")
+        for name, value in self.headers:
+            if not _HEADER_NAME.match(name):
+                raise InvalidInput("tools.headers", f"{name!r} is not an HTTP header name")
+            if any(c in value for c in "\r\n\0") or len(value) > 4096:
+                raise InvalidInput("tools.headers", f"the value of {name} is not a header value")
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class ToolLoop:
         offered: dict[str, OfferedTool] = {}
         for server in servers:
             try:
-                listed = self._tools.list_tools(server.url)
+                listed = self._tools.list_tools(server.url, dict(server.headers) or None)
             except ToolUnavailable as exc:
                 raise StepFailed(f"the tools of {server.name} could not be listed: {exc}") from exc
             for info in listed:
@@ -213,7 +213,9 @@ class ToolLoop:
         assert self._tools is not None  # _offer checked
         started = time.perf_counter()
         try:
-            result = self._tools.call_tool(tool.server.url, record.tool, record.arguments)
+            result = self._tools.call_tool(
+                tool.server.url, record.tool, record.arguments, dict(tool.server.headers) or None
+            )
         except ToolUnavailable as exc:
             took_ms = (time.perf_counter() - started) * 1000
             if exc.may_have_run and not tool.idempotent:

@@ -235,3 +235,24 @@ def test_an_idempotent_call_left_in_doubt_is_made_again_once(
     assert call.status is ToolCallStatus.DONE
     took = f"{step.latency_ms:.0f} ms, its call {call.latency_ms:.0f} ms"
     print(f"\ntool step on loopback, warm: {took}")
+
+
+def test_a_servers_credentials_go_with_its_requests_and_stay_sealed_in_the_record(
+    server: McpTestServer, runner: StepRunner, uow: SqlUnitOfWorkFactory, engine: sa.Engine
+) -> None:
+    server.reset()
+    secret = f"Bearer canary-{uuid4().hex}"
+    task = planned(
+        uow, ToolServer("kb", server.url, ("lookup",), headers=(("Authorization", secret),))
+    )
+
+    step = run(runner, task)
+
+    assert step.status is StepStatus.COMPLETED, step.error
+    assert server.calls()["authorizations"].get(secret, 0) >= 2  # the listing and the call
+    with tenancy.across_tenants(engine).connect() as db:
+        stored = db.execute(
+            sa.text("SELECT definition::text FROM agent_types WHERE tenant_id = :t"),
+            {"t": TENANT},
+        ).scalars()
+        assert all(secret.split()[1] not in row for row in stored)

@@ -100,7 +100,13 @@ def definition_json(d: AgentTypeDef) -> dict[str, object]:
             "max_tokens": d.model.max_tokens,
         },
         "tools": [
-            {"name": t.name, "url": t.url, "tools": list(t.tools), "idempotent": list(t.idempotent)}
+            {
+                "name": t.name,
+                "url": t.url,
+                "tools": list(t.tools),
+                "idempotent": list(t.idempotent),
+                "headers": [list(h) for h in t.headers],  # the definition is sealed whole
+            }
             for t in d.tools
         ],
         "max_tool_calls": d.max_tool_calls,
@@ -125,7 +131,13 @@ def definition_from_json(data: Any, *, version: int, created_at: datetime) -> Ag
             max_tokens=model["max_tokens"],
         ),
         tools=tuple(
-            ToolServer(t["name"], t["url"], tuple(t["tools"]), tuple(t["idempotent"]))
+            ToolServer(
+                t["name"],
+                t["url"],
+                tuple(t["tools"]),
+                tuple(t["idempotent"]),
+                headers=tuple((k, v) for k, v in t.get("headers", [])),
+            )
             for t in data["tools"]
         ),
         max_tool_calls=data["max_tool_calls"],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
+import sqlalchemy as sa
 
 from meshcore.agents import BUILTINS
 from tests.integration.api.client import API, NETWORKS, ApiClient
@@ -168,4 +170,36 @@ def test_a_copy_of_nothing_and_a_type_without_a_role_are_422s(
     rejected(
         client, record, "POST", TYPES, status=422, field="role", problem="Missing data",
         json={"name": "no-role", "description": "Has no role."},
+    )  # fmt: skip
+
+
+def test_a_tool_servers_credentials_are_taken_and_never_shown_back(
+    client: ApiClient, engine: sa.Engine, tenant: str
+) -> None:
+    secret = f"canary-{uuid4().hex}"
+    tools = [{"name": "kb", "url": "https://93.184.216.34/mcp", "tools": ["lookup"],
+              "headers": {"Authorization": f"Bearer {secret}"}}]  # fmt: skip
+
+    made = client.post(TYPES, json=legal(tools=tools))
+    shown = client.get(f"{TYPES}/legal")
+
+    assert made.status_code == 201, made.get_json()
+    for response in (made, shown):
+        assert secret not in response.get_data(as_text=True)
+        assert response.get_json()["tools"][0]["header_names"] == ["Authorization"]
+    with engine.connect() as db:
+        rows = db.execute(
+            sa.text("SELECT definition::text FROM agent_types WHERE tenant_id = :t"),
+            {"t": tenant},
+        ).scalars()
+        assert all(secret not in row for row in rows)
+
+
+def test_a_header_that_could_split_a_request_is_a_422(client: ApiClient, record: Record) -> None:
+    tools = [{"name": "kb", "url": "https://93.184.216.34/mcp",
+              "headers": {"Authorization": "Bearer x\r\nX-Evil: 1"}}]  # fmt: skip
+
+    rejected(
+        client, record, "POST", TYPES, status=422, field="tools.headers",
+        problem="not a header value", json=legal(tools=tools),
     )  # fmt: skip

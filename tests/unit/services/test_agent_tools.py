@@ -49,10 +49,16 @@ class FakeTools:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, object]]] = []
 
-    def list_tools(self, url: str) -> list[ToolInfo]:
+    def list_tools(self, url: str, headers: Mapping[str, str] | None = None) -> list[ToolInfo]:
         return [LOOKUP, SEND]
 
-    def call_tool(self, url: str, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+    def call_tool(
+        self,
+        url: str,
+        name: str,
+        arguments: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> ToolResult:
         self.calls.append((name, dict(arguments)))
         return ToolResult(f"{name} answered: 42 sources agree", is_error=False, latency_ms=3.0)
 
