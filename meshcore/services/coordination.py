@@ -15,20 +15,17 @@ approval: nothing is sent until a person approves it (TaskService.approve, which
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
 import structlog
 
 from meshcore.agents import coordinator, critic
-from meshcore.domain.agent_types import COORDINATOR, CRITIC
-from meshcore.domain.errors import InvalidPlan, MeshError, TaskEnded
+from meshcore.domain import workflow
+from meshcore.domain.agent_types import COORDINATOR
+from meshcore.domain.errors import MeshError
 from meshcore.domain.network import Network
-from meshcore.domain.plan import plan_to_json
 from meshcore.domain.task import (
-    PLAN_KEY,
     REVIEW_KEY,
     SYNTHESIS_KEY,
     StepRecord,
@@ -41,8 +38,9 @@ from meshcore.domain.task import (
 from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWork, UnitOfWorkFactory
 from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
-from meshcore.services.agent_types import catalog_of, current_types
+from meshcore.services.critique import Critique
 from meshcore.services.endings import end, time_out_if_due
+from meshcore.services.planning import Planner
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import stage_span
 
@@ -61,6 +59,8 @@ class Coordination:
     ) -> None:
         self._tenant_id, self._uow, self._steps = tenant_id, uow, steps
         self._dispatcher, self._clock = dispatcher, clock
+        self._planner = Planner(tenant_id=tenant_id, uow=uow, steps=steps, clock=clock)
+        self._critique = Critique(steps)
 
     def coordinate(self, task_id: UUID, delivery: Delivery = NOWHERE) -> None:
         """Plan the task's current iteration and start its current wave; or, when the network
@@ -91,7 +91,7 @@ class Coordination:
             feedback = answers.feedback_of(uow, task_id, iteration - 1)
         if not has_plan:
             try:
-                planned = self._plan(
+                planned = self._planner.plan(
                     task, network, iteration, feedback, unplanned=started, delivery=delivery
                 )
                 if not planned:
@@ -151,29 +151,24 @@ class Coordination:
                 self._dispatcher.review(self._ref(task), iteration)
                 return
             network = uow.networks.get(task.network_id)
-            next_wave = None
+            decided: workflow.AfterWave = workflow.Synthesise()
             if task.status is TaskStatus.RUNNING:
                 if task.wave != wave:
                     return  # a duplicate fan-in: this wave was already collected
-                waves = _waves(uow.tasks.subtasks(task_id, iteration))
-                this = waves[wave]
-                missing = [s.key for s in this if s.step is None]
-                if missing:
-                    # The chord fired early (a step delivered twice); the sweeper finishes it.
-                    log.warning(
-                        "wave.incomplete", task_id=str(task_id), wave=wave + 1, missing=missing
-                    )
-                    return
-                # Concurrent steps can cross the budget together; nothing more is spent then.
+                subtasks = uow.tasks.subtasks(task_id, iteration)
                 over = network.config.budget.refusal(task.usage)
-                failed = [s for s in this if s.status == StepStatus.FAILED]
-                if over is not None or failed:
-                    reason = over or f"subtask {failed[0].key} failed: {failed[0].step.error}"
-                    end(uow, self._clock, task, TaskStatus.FAILED, reason)
+                decided = workflow.after_wave(subtasks, wave, over)
+                if isinstance(decided, workflow.WaitForSteps):
+                    log.warning(
+                        "wave.incomplete", task_id=str(task_id), wave=wave + 1,
+                        missing=list(decided.missing),
+                    )  # fmt: skip
                     return
-                if wave + 1 < len(waves):
+                if isinstance(decided, workflow.FailTask):
+                    end(uow, self._clock, task, TaskStatus.FAILED, decided.reason)
+                    return
+                if isinstance(decided, workflow.RunWave):
                     task.advance_wave(now=self._clock.now())
-                    next_wave = [s.planned for s in waves[wave + 1]]
                 else:
                     task.transition(TaskStatus.SYNTHESIZING, now=self._clock.now())
                 uow.tasks.save(task)
@@ -182,8 +177,8 @@ class Coordination:
                 return
             steps = uow.steps.for_iteration(task_id, iteration)
             feedback = answers.feedback_of(uow, task_id, iteration - 1)
-        if next_wave is not None:
-            self._dispatcher.run_wave(self._ref(task), iteration, wave + 1, next_wave)
+        if isinstance(decided, workflow.RunWave):
+            self._dispatcher.run_wave(self._ref(task), iteration, wave + 1, decided.subtasks)
             return
         self._synthesise(task, network, iteration, steps, feedback, delivery)
 
@@ -198,7 +193,7 @@ class Coordination:
             recorded = uow.steps.get(task_id, iteration, REVIEW_KEY)
             synthesis = uow.steps.get(task_id, iteration, SYNTHESIS_KEY)
         if recorded is None:
-            recorded = self._critique(task, network, iteration, synthesis, delivery)
+            recorded = self._critique.review(task, network, iteration, synthesis, delivery)
             if recorded is None:
                 return  # another delivery holds the review
         if recorded.status is StepStatus.FAILED:
@@ -216,22 +211,14 @@ class Coordination:
             }
             now, score = self._clock.now(), verdict.score
             task.record_verdict(score=score, feedback=verdict.feedback, now=now)
-            if score >= network.config.quality_threshold:
-                task.transition(
-                    TaskStatus.COMPLETED, now=now, reason="quality threshold met", score=score
-                )
-            elif iteration >= network.config.max_iterations:
-                task.transition(
-                    TaskStatus.COMPLETED, now=now, reason="iteration budget spent", score=score
-                )
+            decided = workflow.after_review(score, iteration, network.config)
+            if isinstance(decided, workflow.Finish):
+                task.transition(TaskStatus.COMPLETED, now=now, reason=decided.reason, score=score)
             else:
                 task.transition(
-                    TaskStatus.RUNNING,
-                    now=now,
-                    reason="revision",
-                    score=score,
-                    iteration=iteration + 1,
-                )
+                    TaskStatus.RUNNING, now=now, reason="revision", score=score,
+                    iteration=decided.iteration,
+                )  # fmt: skip
                 task.start_revision(now=now)
             uow.tasks.save(task)
             uow.commit()
@@ -272,7 +259,7 @@ class Coordination:
             if time_out_if_due(uow, self._clock, task):
                 return "timed out"
             subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
-            action = _redrive_action(task, subtasks)
+            action = workflow.redrive_action(task, subtasks)
             if (
                 action != "coordinate"
                 and task.status is TaskStatus.RUNNING
@@ -300,96 +287,10 @@ class Coordination:
         else:
             self._dispatcher.collect(self._ref(task), task.iteration, task.wave)
 
-    @stage_span("mesh.plan")
-    def _plan(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        feedback: str | None,
-        *,
-        unplanned: bool = False,
-        delivery: Delivery = NOWHERE,
-    ) -> bool:
-        """Record the iteration's plan and its subtasks; False if another delivery plans it.
-
-        `unplanned`: no plan can be recorded yet, so the step log need not be asked.
-        """
-        recorded = None
-        if not unplanned:
-            with self._uow(self._tenant_id) as uow:
-                recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
-        if recorded is None:
-            step = self._plan_step(task, network, iteration, feedback, delivery)
-            if step is None:
-                return False
-            if step.status is StepStatus.FAILED:
-                raise InvalidPlan(step.error or "the coordinator gave no plan")
-            answers.recorded_plan(step, network)  # a client plan the network cannot run fails
-            recorded = self._steps.record(step, network.id)
-        if recorded.status is StepStatus.FAILED:
-            raise InvalidPlan(recorded.error or "the coordinator gave no plan")
-        # Two racing planners may disagree; the recorded plan wins and both follow it.
-        plan = answers.recorded_plan(recorded, network)
-        try:
-            with self._uow(self._tenant_id) as uow:
-                types = current_types(uow, {s.agent_type for s in plan.subtasks})
-                plan = plan.pinned(types)
-                uow.tasks.add_plan(task.id, iteration, plan, now=self._clock.now())
-                uow.commit()
-        except TaskEnded:
-            return False  # cancelled (or timed out) while it was being planned
-        log.info(
-            "task.planned",
-            task_id=str(task.id),
-            iteration=iteration,
-            subtasks=len(plan.subtasks),
-            waves=len(plan.waves),
-        )
-        return True
-
-    def _plan_step(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        feedback: str | None,
-        delivery: Delivery,
-    ) -> StepRecord | None:
-        if task.plan is not None:  # the client's own plan: no model call
-            return StepRecord(
-                task.id,
-                iteration,
-                PLAN_KEY,
-                COORDINATOR,
-                "coordinator",
-                StepStatus.COMPLETED,
-                json.dumps(plan_to_json(task.plan)),
-                recorded_at=self._clock.now(),
-                worker=delivery.worker,
-            )
-        messages = coordinator.plan_messages(
-            task=task.description,
-            context=task.context,
-            agents=catalog_of(self._uow, self._tenant_id, network.agent_types()).values(),
-            iteration=iteration,
-            feedback=feedback,
-        )
-        step = self._steps.call(
-            task,
-            network,
-            COORDINATOR,
-            iteration,
-            PLAN_KEY,
-            messages,
-            delivery=delivery,
-            validate=answers.plan_check(network),
-        )
-        if step is None or step.status is StepStatus.FAILED:
-            return step
-        return replace(step, output=json.dumps(plan_to_json(coordinator.read_plan(step.output))))
-
-    @stage_span("mesh.synthesis", links=lambda steps: (s.traceparent for s in _merged(steps)))
+    @stage_span(
+        "mesh.synthesis",
+        links=lambda steps: (s.traceparent for s in workflow.contributions(steps)),
+    )
     def _synthesise(
         self,
         task: Task,
@@ -400,7 +301,7 @@ class Coordination:
         delivery: Delivery = NOWHERE,
     ) -> None:
         recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
-        contributions = _merged(steps)
+        contributions = workflow.contributions(steps)
         if recorded is None:
             messages = coordinator.synthesis_messages(
                 task=task.description, steps=contributions, feedback=feedback
@@ -425,49 +326,13 @@ class Coordination:
             task = uow.tasks.get_locked(task.id)
             if task.status is not TaskStatus.SYNTHESIZING or task.iteration != iteration:
                 return
-            task.result = {
-                "answer": recorded.output,
-                "iteration": iteration,
-                "contributions": [
-                    {"subtask": s.key, "agent": str(s.agent_type), "output": s.output}
-                    for s in contributions
-                ],
-            }
+            task.result = workflow.result_of(
+                answer=recorded.output, iteration=iteration, merged=contributions, partial=False
+            )
             task.transition(TaskStatus.REVIEWING, now=self._clock.now())
             uow.tasks.save(task)
             uow.commit()
         self._dispatcher.review(self._ref(task), iteration)
-
-    @stage_span("mesh.critique")
-    def _critique(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        synthesis: StepRecord | None,
-        delivery: Delivery,
-    ) -> StepRecord | None:
-        messages = critic.review_messages(
-            task=task.description, answer=synthesis.output if synthesis else "", iteration=iteration
-        )
-        step = self._steps.call(
-            task,
-            network,
-            CRITIC,
-            iteration,
-            REVIEW_KEY,
-            messages,
-            delivery=delivery,
-            validate=answers.verdict_check,
-        )
-        if step is None:
-            return None
-        step = answers.normalised_verdict(step)
-        item = self._steps.memory_item(task, network, step, critic.PROFILE)
-        if item is not None:
-            verdict = critic.read_verdict(step.output)
-            item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")
-        return self._steps.record(step, network.id, item)
 
     def _fail(self, task_id: UUID, reason: str) -> None:
         with self._uow(self._tenant_id) as uow:
@@ -488,24 +353,3 @@ def _awaits_approval(uow: UnitOfWork, network: Network, task: Task) -> bool:
     if task.status is TaskStatus.PLANNING:
         return True
     return not any(is_approval_of(e, task.iteration) for e in uow.tasks.history(task.id))
-
-
-def _merged(steps: list[StepRecord]) -> list[StepRecord]:
-    """The specialists' steps a synthesis merges (not the plan, synthesis or review)."""
-    return [s for s in steps if not s.key.startswith("@")]
-
-
-def _waves(subtasks: list[Subtask]) -> list[list[Subtask]]:
-    count = max((s.wave for s in subtasks), default=-1) + 1
-    return [[s for s in subtasks if s.wave == w] for w in range(count)]
-
-
-def _redrive_action(task: Task, subtasks: list[Subtask]) -> str:
-    if task.status in (TaskStatus.QUEUED, TaskStatus.PLANNING) or not subtasks:
-        return "coordinate"
-    if task.status is TaskStatus.REVIEWING:
-        return "review"
-    if task.status is TaskStatus.SYNTHESIZING:
-        return "collect"
-    current = [s for s in subtasks if s.wave == task.wave]
-    return "wave" if any(s.step is None for s in current) else "collect"

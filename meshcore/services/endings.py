@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from meshcore.domain.task import StepStatus, Task, TaskStatus
+from meshcore.domain.task import Task, TaskStatus
+from meshcore.domain.workflow import contributions, result_of
 from meshcore.ports import Clock, UnitOfWork
 from meshcore.telemetry import metrics
 
@@ -14,14 +15,8 @@ log = structlog.get_logger(__name__)
 def end(uow: UnitOfWork, clock: Clock, task: Task, status: TaskStatus, reason: str) -> None:
     """End a task with what it has: the last answer and this iteration's contributions."""
     steps = uow.steps.for_iteration(task.id, task.iteration) if task.iteration else []
-    done = [s for s in steps if not s.key.startswith("@") and s.status is StepStatus.COMPLETED]
-    task.result = {
-        **(task.result or {}),
-        "partial": True,
-        "contributions": [
-            {"subtask": s.key, "agent": str(s.agent_type), "output": s.output} for s in done
-        ],
-    }
+    kept = result_of(answer=None, iteration=None, merged=contributions(steps), partial=True)
+    task.result = {**(task.result or {}), **kept}
     task.error = reason
     task.transition(status, now=clock.now(), reason=reason)
     uow.tasks.save(task)

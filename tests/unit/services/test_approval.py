@@ -11,6 +11,7 @@ import pytest
 from meshcore.domain.errors import Conflict, InvalidInput, InvalidPlan
 from meshcore.domain.network import Approval, NetworkConfig
 from meshcore.domain.task import EventKind, Priority, Task, TaskStatus
+from meshcore.services.planning import Planner
 from meshcore.services.recovery import Sweeper
 from tests.fakes import FakeMesh
 
@@ -376,7 +377,8 @@ def test_a_revision_plan_stored_before_its_worker_died_is_put_to_a_person(
     running = read(mesh, task)
     assert (running.status, running.iteration) == (TaskStatus.RUNNING, 2)
     network = mesh.networks.get(task.network_id)
-    assert mesh.coordination._plan(running, network, 2, None)
+    planner = Planner(tenant_id=mesh.tenant_id, uow=mesh.uow, steps=mesh.steps, clock=mesh.clock)
+    assert planner.plan(running, network, 2, None)
 
     mesh.clock.advance(STALL + 1)
     sweeper = Sweeper(

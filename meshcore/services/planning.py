@@ -1,0 +1,119 @@
+"""Planning an iteration: the coordinator's plan (or the client's), validated, pinned to
+the agent types' current versions, and stored as the iteration's subtasks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import structlog
+
+from meshcore.agents import coordinator
+from meshcore.domain.agent_types import COORDINATOR
+from meshcore.domain.errors import InvalidPlan, TaskEnded
+from meshcore.domain.network import Network
+from meshcore.domain.plan import plan_to_json
+from meshcore.domain.task import PLAN_KEY, StepRecord, StepStatus, Task
+from meshcore.ports import Clock, Delivery, UnitOfWorkFactory
+from meshcore.services import answers
+from meshcore.services.agent_steps import NOWHERE, StepRunner
+from meshcore.services.agent_types import catalog_of, current_types
+from meshcore.telemetry.tracing import stage_span
+
+log = structlog.get_logger(__name__)
+
+
+class Planner:
+    def __init__(
+        self, *, tenant_id: str, uow: UnitOfWorkFactory, steps: StepRunner, clock: Clock
+    ) -> None:
+        self._tenant_id, self._uow, self._steps, self._clock = tenant_id, uow, steps, clock
+
+    @stage_span("mesh.plan")
+    def plan(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        feedback: str | None,
+        *,
+        unplanned: bool = False,
+        delivery: Delivery = NOWHERE,
+    ) -> bool:
+        """Record the iteration's plan and its subtasks; False if another delivery plans it.
+
+        `unplanned`: no plan can be recorded yet, so the step log need not be asked.
+        """
+        recorded = None
+        if not unplanned:
+            with self._uow(self._tenant_id) as uow:
+                recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
+        if recorded is None:
+            step = self._plan_step(task, network, iteration, feedback, delivery)
+            if step is None:
+                return False
+            if step.status is StepStatus.FAILED:
+                raise InvalidPlan(step.error or "the coordinator gave no plan")
+            answers.recorded_plan(step, network)  # a client plan the network cannot run fails
+            recorded = self._steps.record(step, network.id)
+        if recorded.status is StepStatus.FAILED:
+            raise InvalidPlan(recorded.error or "the coordinator gave no plan")
+        # Two racing planners may disagree; the recorded plan wins and both follow it.
+        plan = answers.recorded_plan(recorded, network)
+        try:
+            with self._uow(self._tenant_id) as uow:
+                types = current_types(uow, {s.agent_type for s in plan.subtasks})
+                plan = plan.pinned(types)
+                uow.tasks.add_plan(task.id, iteration, plan, now=self._clock.now())
+                uow.commit()
+        except TaskEnded:
+            return False  # cancelled (or timed out) while it was being planned
+        log.info(
+            "task.planned",
+            task_id=str(task.id),
+            iteration=iteration,
+            subtasks=len(plan.subtasks),
+            waves=len(plan.waves),
+        )
+        return True
+
+    def _plan_step(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        feedback: str | None,
+        delivery: Delivery,
+    ) -> StepRecord | None:
+        if task.plan is not None:  # the client's own plan: no model call
+            return StepRecord(
+                task.id,
+                iteration,
+                PLAN_KEY,
+                COORDINATOR,
+                "coordinator",
+                StepStatus.COMPLETED,
+                json.dumps(plan_to_json(task.plan)),
+                recorded_at=self._clock.now(),
+                worker=delivery.worker,
+            )
+        messages = coordinator.plan_messages(
+            task=task.description,
+            context=task.context,
+            agents=catalog_of(self._uow, self._tenant_id, network.agent_types()).values(),
+            iteration=iteration,
+            feedback=feedback,
+        )
+        step = self._steps.call(
+            task,
+            network,
+            COORDINATOR,
+            iteration,
+            PLAN_KEY,
+            messages,
+            delivery=delivery,
+            validate=answers.plan_check(network),
+        )
+        if step is None or step.status is StepStatus.FAILED:
+            return step
+        return replace(step, output=json.dumps(plan_to_json(coordinator.read_plan(step.output))))
