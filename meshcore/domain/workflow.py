@@ -5,12 +5,21 @@ then save and dispatch; nothing here reads or writes anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.plan import PlannedSubtask
-from meshcore.domain.task import StepRecord, StepStatus, Subtask, Task, TaskStatus
+from meshcore.domain.task import (
+    HistoryEntry,
+    StepRecord,
+    StepStatus,
+    Subtask,
+    Task,
+    TaskStatus,
+    is_approval_of,
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,37 @@ def after_review(score: float, iteration: int, config: NetworkConfig) -> AfterRe
     if iteration >= config.max_iterations:
         return Finish("iteration budget spent")
     return Revise(iteration + 1)
+
+
+def conclude_review(
+    task: Task, score: float, feedback: str, config: NetworkConfig, now: datetime
+) -> AfterReview:
+    """Apply the critic's verdict to the task: it completes, or goes round again."""
+    task.result = {**(task.result or {}), "score": score, "feedback": feedback}
+    task.record_verdict(score=score, feedback=feedback, now=now)
+    decided = after_review(score, task.iteration, config)
+    if isinstance(decided, Finish):
+        task.transition(TaskStatus.COMPLETED, now=now, reason=decided.reason, score=score)
+    else:
+        task.transition(
+            TaskStatus.RUNNING, now=now, reason="revision", score=score,
+            iteration=decided.iteration,
+        )  # fmt: skip
+        task.start_revision(now=now)
+    return decided
+
+
+def awaits_approval(
+    task: Task, config: NetworkConfig, history: Callable[[], Sequence[HistoryEntry]]
+) -> bool:
+    """Whether the task's current plan must wait for a person before it runs: the network
+    asks for approval, and no one has approved this iteration's plan yet (a task planning,
+    or running a revision it has only just planned). `history` is read only when needed."""
+    if not config.approval.plan or task.status not in (TaskStatus.PLANNING, TaskStatus.RUNNING):
+        return False
+    if task.status is TaskStatus.PLANNING:
+        return True
+    return not any(is_approval_of(e, task.iteration) for e in history())
 
 
 def redrive_action(task: Task, subtasks: Sequence[Subtask]) -> str:

@@ -9,22 +9,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import structlog
 
-from meshcore.agents import BUILTINS, AgentProfile, profile_for
+from meshcore.agents import AgentProfile, profile_for
 from meshcore.agents.answer_schema import read_answer
 from meshcore.domain.agent_types import ToolServer, own_queue
-from meshcore.domain.errors import ModelUnavailable, NotFound, TaskEnded, Unavailable
+from meshcore.domain.errors import ModelUnavailable, NotFound, Unavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Network
 from meshcore.domain.task import (
     StepRecord,
     StepStatus,
     Task,
-    TaskStatus,
-    step_start_entry,
 )
 from meshcore.ports import (
     AgentActivity,
@@ -40,6 +39,7 @@ from meshcore.ports import (
 )
 from meshcore.services.agent_types import definition_at
 from meshcore.services.memory import MemoryView
+from meshcore.services.step_log import StepLog, metric_label
 from meshcore.services.tool_loop import StepFailed, ToolLoop
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import current_traceparent, tracer
@@ -71,6 +71,10 @@ class StepRunner:
         self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
         self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
         self._revisions = revisions
+        self._log = StepLog(
+            tenant_id=tenant_id, uow=uow, memory=self._memory, clock=clock,
+            lease_seconds=lease_seconds, max_attempts=max_attempts,
+        )  # fmt: skip
         self._tool_loop = ToolLoop(
             tenant_id=tenant_id, uow=uow, clock=clock, tools=tools, max_tool_calls=max_tool_calls
         )
@@ -178,25 +182,13 @@ class StepRunner:
             traceparent=current_traceparent(),
         )
         if agent is None:
-            return StepRecord(
-                **base,
-                status=StepStatus.FAILED,
-                output="",
-                recorded_at=self._clock.now(),
-                error=f"the network has no enabled {agent_type} agent",
-            )
+            return self._failed(base, f"the network has no enabled {agent_type} agent")
         estimate = sum(len(m.content) for m in messages) // 4 + agent.model.max_tokens
         refusal = network.config.budget.refusal(task.usage, estimate)
         if refusal is not None:
             log.warning("step.over_budget", task_id=str(task.id), subtask=key, reason=refusal)
-            return StepRecord(
-                **base,
-                status=StepStatus.FAILED,
-                output="",
-                recorded_at=self._clock.now(),
-                error=refusal,
-            )
-        attempt = self._begin(task, iteration, key, agent_type, base["queue"])
+            return self._failed(base, refusal)
+        attempt = self._log.begin(task, iteration, key, agent_type, base["queue"])
         if attempt is None:
             log.info(
                 "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
@@ -204,14 +196,8 @@ class StepRunner:
             return None
         if attempt > self._max_attempts:
             # Each earlier attempt died with its worker (or kept timing out): a poison step.
-            return StepRecord(
-                **base,
-                status=StepStatus.FAILED,
-                output="",
-                recorded_at=self._clock.now(),
-                attempt=attempt,
-                error=f"gave up after {attempt - 1} attempts that never finished",
-            )
+            error = f"gave up after {attempt - 1} attempts that never finished"
+            return self._failed(base, error, attempt=attempt)
         base["attempt"] = attempt
         metrics.subtasks.labels(metric_label(agent_type), base["queue"], "started").inc()
         if attempt > 1:
@@ -256,26 +242,14 @@ class StepRunner:
                 completion = complete(messages)
         except StepFailed as exc:
             log.warning("step.tools_failed", task_id=str(task.id), subtask=key, error=str(exc))
-            return StepRecord(
-                **base,
-                status=StepStatus.FAILED,
-                output="",
-                recorded_at=self._clock.now(),
-                error=str(exc),
-                model=exc.model,
-                usage=exc.usage,
-                latency_ms=(time.perf_counter() - started) * 1000,
+            took_ms = (time.perf_counter() - started) * 1000
+            return self._failed(
+                base, str(exc), model=exc.model, usage=exc.usage, latency_ms=took_ms
             )
         except ModelUnavailable as exc:
             log.warning("step.model_unavailable", task_id=str(task.id), subtask=key, error=str(exc))
-            return StepRecord(
-                **base,
-                status=StepStatus.FAILED,
-                output="",
-                recorded_at=self._clock.now(),
-                error=str(exc),
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
+            took_ms = (time.perf_counter() - started) * 1000
+            return self._failed(base, str(exc), latency_ms=took_ms)
         finally:
             self._activity.ended(self._tenant_id, agent.id, lease)
         return StepRecord(
@@ -302,125 +276,21 @@ class StepRunner:
     def record(
         self, step: StepRecord, network_id: UUID, item: MemoryItem | None = None
     ) -> StepRecord:
-        """Record a step (first write wins); the winner's usage, history and memory go with it.
-
-        A step that finishes after its task ended (cancelled while the model answered) is
-        discarded whole, and returned as it came: the task's result takes no more work.
-        """
-        try:
-            with self._uow(self._tenant_id) as uow:
-                stored, is_new = uow.steps.record(step)
-                if is_new:
-                    if item is not None:
-                        uow.memory.add(item)
-                    # Last, the two rows other transactions update too: the task's (its other
-                    # steps) and the agent's (every task's steps of its type) stay locked for
-                    # the fewest statements, and are always locked in this order.
-                    uow.tasks.add_step(step, now=self._clock.now())
-                    # A step made a model call if it names a model or spent time failing in
-                    # the chain; a client's plan, a budget refusal or a missing agent made none.
-                    if step.model is not None or step.latency_ms > 0:
-                        uow.agents.record_call(
-                            network_id,
-                            step.agent_type,
-                            latency_ms=step.latency_ms,
-                            usage=step.usage,
-                            is_failure=step.status is StepStatus.FAILED,
-                        )
-                uow.commit()
-        except TaskEnded as exc:
-            log.info(
-                "step.discarded",
-                task_id=str(step.task_id),
-                iteration=step.iteration,
-                subtask=step.key,
-                task_status=str(exc.status),
-            )
-            return step
-        if is_new:
-            _count_recorded(step)
-        if is_new and item is not None:
-            self._memory.publish(item)
-        log.info(
-            "step.recorded" if is_new else "step.duplicate_discarded",
-            task_id=str(step.task_id),
-            iteration=step.iteration,
-            subtask=step.key,
-            agent=str(step.agent_type),
-            queue=step.queue,
-            status=stored.status.value,
-        )
-        return stored
+        """Record a step, first write wins (StepLog.record)."""
+        return self._log.record(step, network_id, item)
 
     def memory_item(
         self, task: Task, network: Network, step: StepRecord, profile: AgentProfile
     ) -> MemoryItem | None:
-        """What a completed step writes to shared memory, typed by its agent's profile."""
-        if step.status is not StepStatus.COMPLETED:
-            return None
-        agent = network.agent_of(step.agent_type)
-        return MemoryItem.create(
-            tenant_id=self._tenant_id,
-            network_id=network.id,
-            type=profile.writes,
-            content=step.output[:20_000],
-            confidence=profile.confidence,
-            now=self._clock.now(),
-            metadata={
-                "source_agent": str(step.agent_type),
-                "agent_id": str(agent.id) if agent else None,
-                "task_id": str(task.id),
-                "subtask": step.key,
-                "iteration": step.iteration,
-            },
-        )
+        """What a completed step writes to shared memory (StepLog.memory_item)."""
+        return self._log.memory_item(task, network, step, profile)
 
-    def _begin(
-        self, task: Task, iteration: int, key: str, agent_type: str, queue: str
-    ) -> int | None:
-        """Lease the step, count the attempt and note its start in the task's log, in one
-        transaction; None if another attempt holds the lease or the task has ended.
-
-        The start takes the task's row lock, as a cancel does: once a cancel has committed,
-        no step begins a model call.
-        """
+    def _failed(self, base: dict[str, Any], error: str, **recorded: Any) -> StepRecord:
+        """A step that failed without an answer: refused, given up, or its chain gave none."""
         now = self._clock.now()
-        try:
-            with self._uow(self._tenant_id) as uow:
-                attempt = uow.steps.begin_attempt(
-                    task.id, iteration, key, now=now, lease_seconds=self._lease_seconds
-                )
-                if attempt is not None and attempt <= self._max_attempts:
-                    entry = step_start_entry(
-                        iteration=iteration,
-                        key=key,
-                        agent_type=agent_type,
-                        queue=queue,
-                        attempt=attempt,
-                        status=TaskStatus.QUEUED,  # the status the row holds replaces it
-                        now=now,
-                    )
-                    uow.tasks.begin_step(entry, task.id, now=now)
-                uow.commit()
-        except TaskEnded as exc:
-            log.info("step.not_begun", task_id=str(task.id), subtask=key, task_status=exc.status)
-            return None
-        return attempt
-
-
-def _count_recorded(step: StepRecord) -> None:
-    """A step's outcome, once: only the first recording of a key counts."""
-    outcome = "succeeded" if step.status is StepStatus.COMPLETED else "failed"
-    metrics.subtasks.labels(metric_label(step.agent_type), step.queue, outcome).inc()
-    if step.latency_ms > 0:
-        metrics.subtask_duration.labels(metric_label(step.agent_type), step.queue).observe(
-            step.latency_ms / 1000
+        return StepRecord(
+            **base, status=StepStatus.FAILED, output="", recorded_at=now, error=error, **recorded
         )
-
-
-def metric_label(agent_type: str) -> str:
-    """A built-in type's name, else "custom": tenants' own names would grow the series."""
-    return agent_type if agent_type in BUILTINS else "custom"
 
 
 def bind_log_context(task: Task) -> None:

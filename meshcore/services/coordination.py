@@ -20,9 +20,8 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.agents import coordinator, critic
+from meshcore.agents import critic
 from meshcore.domain import workflow
-from meshcore.domain.agent_types import COORDINATOR
 from meshcore.domain.errors import MeshError
 from meshcore.domain.network import Network
 from meshcore.domain.task import (
@@ -33,16 +32,14 @@ from meshcore.domain.task import (
     Subtask,
     Task,
     TaskStatus,
-    is_approval_of,
 )
-from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWork, UnitOfWorkFactory
+from meshcore.ports import Clock, Delivery, Dispatcher, TaskRef, UnitOfWorkFactory
 from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
-from meshcore.services.critique import Critique
+from meshcore.services.critique import Critique, Synthesis
 from meshcore.services.endings import end, time_out_if_due
 from meshcore.services.planning import Planner
 from meshcore.telemetry import metrics
-from meshcore.telemetry.tracing import stage_span
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +57,7 @@ class Coordination:
         self._tenant_id, self._uow, self._steps = tenant_id, uow, steps
         self._dispatcher, self._clock = dispatcher, clock
         self._planner = Planner(tenant_id=tenant_id, uow=uow, steps=steps, clock=clock)
-        self._critique = Critique(steps)
+        self._critique, self._synthesis = Critique(steps), Synthesis(steps)
 
     def coordinate(self, task_id: UUID, delivery: Delivery = NOWHERE) -> None:
         """Plan the task's current iteration and start its current wave; or, when the network
@@ -105,9 +102,7 @@ class Coordination:
                 return
             subtasks = uow.tasks.subtasks(task_id, iteration)
             approval = network.config.approval
-            if task.status in (TaskStatus.PLANNING, TaskStatus.RUNNING) and _awaits_approval(
-                uow, network, task
-            ):
+            if workflow.awaits_approval(task, network.config, lambda: uow.tasks.history(task_id)):
                 # Nothing is sent until a person approves: the task holds no worker.
                 task.await_approval(
                     subtasks, now=self._clock.now(), timeout_seconds=approval.timeout_seconds
@@ -204,34 +199,17 @@ class Coordination:
             task = uow.tasks.get_locked(task_id)
             if task.status is not TaskStatus.REVIEWING or task.iteration != iteration:
                 return
-            task.result = {
-                **(task.result or {}),
-                "score": verdict.score,
-                "feedback": verdict.feedback,
-            }
             now, score = self._clock.now(), verdict.score
-            task.record_verdict(score=score, feedback=verdict.feedback, now=now)
-            decided = workflow.after_review(score, iteration, network.config)
-            if isinstance(decided, workflow.Finish):
-                task.transition(TaskStatus.COMPLETED, now=now, reason=decided.reason, score=score)
-            else:
-                task.transition(
-                    TaskStatus.RUNNING, now=now, reason="revision", score=score,
-                    iteration=decided.iteration,
-                )  # fmt: skip
-                task.start_revision(now=now)
+            workflow.conclude_review(task, verdict.score, verdict.feedback, network.config, now)
             uow.tasks.save(task)
             uow.commit()
         metrics.critic_score.observe(score)
         if task.status is TaskStatus.COMPLETED:
             metrics.task_finished(task.status.value, task.created_at, now)
         log.info(
-            "task.reviewed",
-            task_id=str(task_id),
-            iteration=iteration,
-            score=score,
+            "task.reviewed", task_id=str(task_id), iteration=iteration, score=score,
             status=task.status.value,
-        )
+        )  # fmt: skip
         if task.status is TaskStatus.RUNNING:
             self._dispatcher.coordinate(self._ref(task))
 
@@ -260,10 +238,9 @@ class Coordination:
                 return "timed out"
             subtasks = uow.tasks.subtasks(task_id, task.iteration) if task.iteration else []
             action = workflow.redrive_action(task, subtasks)
-            if (
-                action != "coordinate"
-                and task.status is TaskStatus.RUNNING
-                and _awaits_approval(uow, uow.networks.get(task.network_id), task)
+            config = uow.networks.get(task.network_id).config
+            if action != "coordinate" and workflow.awaits_approval(
+                task, config, lambda: uow.tasks.history(task_id)
             ):
                 action = "coordinate"  # a revision's plan, stored but not yet put to a person
             task.record_recovery(now=self._clock.now(), action=action)
@@ -287,38 +264,13 @@ class Coordination:
         else:
             self._dispatcher.collect(self._ref(task), task.iteration, task.wave)
 
-    @stage_span(
-        "mesh.synthesis",
-        links=lambda steps: (s.traceparent for s in workflow.contributions(steps)),
-    )
     def _synthesise(
-        self,
-        task: Task,
-        network: Network,
-        iteration: int,
-        steps: list[StepRecord],
-        feedback: str | None,
-        delivery: Delivery = NOWHERE,
-    ) -> None:
-        recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
-        contributions = workflow.contributions(steps)
+        self, task: Task, network: Network, iteration: int, steps: list[StepRecord],
+        feedback: str | None, delivery: Delivery = NOWHERE,
+    ) -> None:  # fmt: skip
+        recorded = self._synthesis.run(task, network, iteration, steps, feedback, delivery)
         if recorded is None:
-            messages = coordinator.synthesis_messages(
-                task=task.description, steps=contributions, feedback=feedback
-            )
-            step = self._steps.call(
-                task,
-                network,
-                COORDINATOR,
-                iteration,
-                SYNTHESIS_KEY,
-                messages,
-                delivery=delivery,
-            )
-            if step is None:
-                return  # another delivery holds the synthesis
-            item = self._steps.memory_item(task, network, step, coordinator.PROFILE)
-            recorded = self._steps.record(step, network.id, item)
+            return  # another delivery holds the synthesis
         if recorded.status is StepStatus.FAILED:
             self._fail(task.id, f"synthesis failed: {recorded.error}")
             return
@@ -326,8 +278,9 @@ class Coordination:
             task = uow.tasks.get_locked(task.id)
             if task.status is not TaskStatus.SYNTHESIZING or task.iteration != iteration:
                 return
+            merged = workflow.contributions(steps)
             task.result = workflow.result_of(
-                answer=recorded.output, iteration=iteration, merged=contributions, partial=False
+                answer=recorded.output, iteration=iteration, merged=merged, partial=False
             )
             task.transition(TaskStatus.REVIEWING, now=self._clock.now())
             uow.tasks.save(task)
@@ -342,14 +295,3 @@ class Coordination:
 
     def _ref(self, task: Task) -> TaskRef:
         return TaskRef(self._tenant_id, task.id, task.priority)
-
-
-def _awaits_approval(uow: UnitOfWork, network: Network, task: Task) -> bool:
-    """Whether the task's current plan must wait for a person before it runs: the network
-    asks for approval, and no one has approved this iteration's plan yet (a task planning,
-    or running a revision it has only just planned)."""
-    if not network.config.approval.plan:
-        return False
-    if task.status is TaskStatus.PLANNING:
-        return True
-    return not any(is_approval_of(e, task.iteration) for e in uow.tasks.history(task.id))

@@ -1,14 +1,15 @@
-"""The critic's step: its review of an iteration's synthesis, checked and recorded, and its
-feedback written to shared memory."""
+"""The two steps that close an iteration: the coordinator's synthesis of the specialists'
+work, and the critic's review of it; each checked, recorded once, and written to memory."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from meshcore.agents import critic
-from meshcore.domain.agent_types import CRITIC
+from meshcore.agents import coordinator, critic
+from meshcore.domain import workflow
+from meshcore.domain.agent_types import COORDINATOR, CRITIC
 from meshcore.domain.network import Network
-from meshcore.domain.task import REVIEW_KEY, StepRecord, Task
+from meshcore.domain.task import REVIEW_KEY, SYNTHESIS_KEY, StepRecord, Task
 from meshcore.ports import Delivery
 from meshcore.services import answers
 from meshcore.services.agent_steps import StepRunner
@@ -48,4 +49,38 @@ class Critique:
         if item is not None:
             verdict = critic.read_verdict(step.output)
             item = replace(item, content=verdict.feedback or f"score {verdict.score:.2f}")
+        return self._steps.record(step, network.id, item)
+
+
+class Synthesis:
+    def __init__(self, steps: StepRunner) -> None:
+        self._steps = steps
+
+    @stage_span(
+        "mesh.synthesis",
+        links=lambda steps: (s.traceparent for s in workflow.contributions(steps)),
+    )
+    def run(
+        self,
+        task: Task,
+        network: Network,
+        iteration: int,
+        steps: list[StepRecord],
+        feedback: str | None,
+        delivery: Delivery,
+    ) -> StepRecord | None:
+        """The iteration's synthesis as recorded (made now if it is not yet); None while
+        another delivery holds it."""
+        recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
+        if recorded is not None:
+            return recorded
+        messages = coordinator.synthesis_messages(
+            task=task.description, steps=workflow.contributions(steps), feedback=feedback
+        )
+        step = self._steps.call(
+            task, network, COORDINATOR, iteration, SYNTHESIS_KEY, messages, delivery=delivery
+        )
+        if step is None:
+            return None
+        item = self._steps.memory_item(task, network, step, coordinator.PROFILE)
         return self._steps.record(step, network.id, item)

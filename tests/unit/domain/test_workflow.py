@@ -8,9 +8,17 @@ from uuid import uuid4
 import pytest
 
 from meshcore.domain import workflow
-from meshcore.domain.network import NetworkConfig
+from meshcore.domain.network import Approval, NetworkConfig
 from meshcore.domain.plan import PlannedSubtask
-from meshcore.domain.task import Priority, StepRecord, StepStatus, Subtask, Task, TaskStatus
+from meshcore.domain.task import (
+    HistoryEntry,
+    Priority,
+    StepRecord,
+    StepStatus,
+    Subtask,
+    Task,
+    TaskStatus,
+)
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 TASK = uuid4()
@@ -105,3 +113,31 @@ def test_a_result_keeps_the_answer_and_an_early_end_keeps_only_completed_work() 
         "partial": True,
         "contributions": [{"subtask": "a", "agent": "research", "output": "a done"}],
     }
+
+
+def test_a_verdict_below_the_threshold_starts_a_revision_and_keeps_the_feedback() -> None:
+    task = task_in(TaskStatus.REVIEWING)
+    task.iteration = 1
+    config = NetworkConfig(quality_threshold=0.8, max_iterations=3)
+
+    decided = workflow.conclude_review(task, 0.5, "add a call to action", config, NOW)
+
+    assert decided == workflow.Revise(2)
+    assert (task.status, task.iteration) == (TaskStatus.RUNNING, 2)
+    assert task.result == {"score": 0.5, "feedback": "add a call to action"}
+
+
+def test_only_a_plan_no_one_approved_waits_and_the_history_is_read_only_then() -> None:
+    asks = NetworkConfig(approval=Approval(plan=True))
+    reads: list[int] = []
+
+    def history() -> list[HistoryEntry]:
+        reads.append(1)
+        return []
+
+    assert workflow.awaits_approval(task_in(TaskStatus.PLANNING), asks, history)
+    assert not workflow.awaits_approval(task_in(TaskStatus.PLANNING), NetworkConfig(), history)
+    assert not workflow.awaits_approval(task_in(TaskStatus.REVIEWING), asks, history)
+    assert reads == []
+    assert workflow.awaits_approval(task_in(TaskStatus.RUNNING), asks, history)
+    assert reads == [1]
