@@ -18,7 +18,7 @@ import flask_smorest.pagination
 import marshmallow as ma
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 
 # A page past this is refused (422 naming `page`): unbounded, page x page_size overflowed the
 # database's OFFSET and answered 500.

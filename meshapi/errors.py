@@ -9,7 +9,7 @@ from flask import Flask, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshcore.domain.errors import (
     Conflict,
     Forbidden,

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from flask import Response
 
-from meshapi.schemas.common import shown_from_one
+from meshapi.schemas.fields import shown_from_one
 from meshcore.domain.errors import TooManyStreams
 from meshcore.domain.task import HistoryEntry
 

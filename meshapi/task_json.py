@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from meshapi.schemas.common import shown_from_one
+from meshapi.schemas.fields import shown_from_one
 from meshcore.domain.task import HistoryEntry, StepRecord, Subtask, Task, TaskSummary
 from meshcore.domain.usage import Usage
 
@@ -146,7 +146,7 @@ def _float(value: Any) -> float | None:
 
 
 def _ordinal(value: Any) -> Any:
-    """schemas.common.Ordinal: a wave the record counts from 0, shown from 1."""
+    """schemas.fields.Ordinal: a wave the record counts from 0, shown from 1."""
     return value + 1 if isinstance(value, int) else value
 
 

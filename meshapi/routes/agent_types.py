@@ -14,7 +14,7 @@ from meshapi.schemas.agent_types import (
     AgentTypeSchema,
     definition_of,
 )
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshcore.domain.errors import InvalidInput, NotFound
 
 blp = Blueprint(

@@ -11,7 +11,7 @@ from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.routes.networks import agent_spec
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.networks import AGENT_EXAMPLE, AgentCreateSchema, AgentSchema
 
 blp = Blueprint(

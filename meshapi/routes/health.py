@@ -8,7 +8,7 @@ from flask_smorest import abort
 
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness")
 

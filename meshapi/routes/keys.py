@@ -8,7 +8,7 @@ from flask_smorest import Page
 from meshapi.auth import principal
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.keys import KEY_EXAMPLE, KeyCreatedSchema, KeyCreateSchema, KeySchema
 
 blp = Blueprint(

@@ -10,7 +10,7 @@ from flask_smorest.pagination import PaginationParameters
 from meshapi.blueprint import Blueprint
 from meshapi.context import services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.memory import (
     MEMORY_EXAMPLE,
     MemoryCreateSchema,

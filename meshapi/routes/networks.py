@@ -11,7 +11,7 @@ from flask_smorest.pagination import PaginationParameters
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh, services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.networks import (
     NETWORK_EXAMPLE,
     NetworkCreatedSchema,

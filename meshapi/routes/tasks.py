@@ -15,7 +15,7 @@ from meshapi.context import mesh, services
 from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.rendered import RENDERED, RenderedTasks
 from meshapi.routes.networks import page_of
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.tasks import (
     APPROVE_EXAMPLE,
     REJECT_EXAMPLE,

@@ -9,7 +9,7 @@ from meshapi.auth import principal
 from meshapi.blueprint import Blueprint
 from meshapi.context import mesh
 from meshapi.schemas.audit import ConfirmHeadersSchema, ErasedSchema
-from meshapi.schemas.common import ErrorSchema
+from meshapi.schemas.errors import ErrorSchema
 
 CONFIRM_HEADER = "Mesh-Confirm"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import text
+from meshapi.schemas.fields import text
 from meshapi.schemas.networks import ModelConfigSchema
 from meshcore.domain.agent_types import (
     GENERAL_QUEUE,

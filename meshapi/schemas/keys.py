@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import text
+from meshapi.schemas.fields import text
 from meshcore.domain.keys import Scope
 
 SCOPES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import json_object, text
+from meshapi.schemas.fields import json_object, text
 from meshcore.domain.memory import MAX_CONTENT, MemoryType
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import Rounded, UsageSchema, no_nul, text
+from meshapi.schemas.fields import Rounded, no_nul, text
+from meshapi.schemas.usage import UsageSchema
 from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.agent_types import NAME_PATTERN
 from meshcore.domain.network import MAX_APPROVAL_SECONDS, Approval

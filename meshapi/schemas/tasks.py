@@ -5,7 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import Ordinal, Rounded, UsageSchema, json_object, shown_from_one, text
+from meshapi.schemas.fields import Ordinal, Rounded, json_object, shown_from_one, text
+from meshapi.schemas.usage import UsageSchema
 from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.agent_types import NAME_PATTERN
 from meshcore.domain.plan import KEY_PATTERN, MAX_SUBTASKS

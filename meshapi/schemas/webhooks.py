@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.common import no_nul
+from meshapi.schemas.fields import no_nul
 from meshcore.domain.webhooks import ENDINGS, EVENTS, MAX_URL, Webhook, url_problem
 
 

@@ -1,4 +1,5 @@
-"""Pieces every resource's schemas share."""
+"""Field types and validators the resources' schemas share: bounded text and JSON, rounded
+numbers, and counts the record keeps from 0 shown from 1."""
 
 from __future__ import annotations
 
@@ -6,18 +7,6 @@ import math
 
 import marshmallow as ma
 from marshmallow import validate
-
-
-class ErrorSchema(ma.Schema):
-    """Every 4xx and 5xx body: the same shape as flask-smorest's validation errors."""
-
-    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
-    status = ma.fields.String(required=True, metadata={"description": "HTTP status phrase"})
-    message = ma.fields.String(metadata={"description": "What went wrong"})
-    errors = ma.fields.Dict(
-        metadata={"description": "Per location (json, query, path), field -> list of problems"}
-    )
-
 
 MAX_JSON_DEPTH = 20
 # Free-form JSON (context, metadata) within bounds a prompt and a row can hold; the body's
@@ -113,9 +102,3 @@ class Ordinal(ma.fields.Integer):
 
     def _serialize(self, value: object, attr: str | None, obj: object, **kwargs: object) -> object:
         return value + 1 if isinstance(value, int) else value
-
-
-class UsageSchema(ma.Schema):
-    input_tokens = ma.fields.Integer()
-    output_tokens = ma.fields.Integer()
-    cost_usd = ma.fields.Float()
