@@ -12,7 +12,7 @@ from meshcore.agents import coordinator
 from meshcore.domain.agent_types import COORDINATOR
 from meshcore.domain.errors import InvalidPlan, TaskEnded
 from meshcore.domain.network import Network
-from meshcore.domain.plan import plan_to_json
+from meshcore.domain.plan import Plan, plan_to_json, validate_plan
 from meshcore.domain.task import PLAN_KEY, StepRecord, StepStatus, Task
 from meshcore.ports import Clock, Delivery, UnitOfWorkFactory
 from meshcore.services import answers
@@ -44,22 +44,21 @@ class Planner:
 
         `unplanned`: no plan can be recorded yet, so the step log need not be asked.
         """
-        recorded = None
+        recorded, plan = None, None
         if not unplanned:
             with self._uow(self._tenant_id) as uow:
                 recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
-            step = self._plan_step(task, network, iteration, feedback, delivery)
-            if step is None:
+            made = self._plan_step(task, network, iteration, feedback, delivery)
+            if made is None:
                 return False
-            if step.status is StepStatus.FAILED:
-                raise InvalidPlan(step.error or "the coordinator gave no plan")
-            answers.recorded_plan(step, network)  # a client plan the network cannot run fails
+            step, plan = made
             recorded = self._steps.record(step, network.id)
+            if recorded.output != step.output:
+                plan = None  # two racing planners disagreed: the recorded plan wins
         if recorded.status is StepStatus.FAILED:
             raise InvalidPlan(recorded.error or "the coordinator gave no plan")
-        # Two racing planners may disagree; the recorded plan wins and both follow it.
-        plan = answers.recorded_plan(recorded, network)
+        plan = plan or answers.recorded_plan(recorded, network)
         try:
             with self._uow(self._tenant_id) as uow:
                 types = current_types(uow, {s.agent_type for s in plan.subtasks})
@@ -84,9 +83,12 @@ class Planner:
         iteration: int,
         feedback: str | None,
         delivery: Delivery,
-    ) -> StepRecord | None:
+    ) -> tuple[StepRecord, Plan] | None:
+        """The plan step and the plan it holds, read once; None while another delivery
+        holds the step. InvalidPlan if there is none to be had, or the network (changed since
+        a client's plan was submitted) cannot run it."""
         if task.plan is not None:  # the client's own plan: no model call
-            return StepRecord(
+            step = StepRecord(
                 task.id,
                 iteration,
                 PLAN_KEY,
@@ -97,6 +99,7 @@ class Planner:
                 recorded_at=self._clock.now(),
                 worker=delivery.worker,
             )
+            return step, validate_plan(task.plan, network.agent_types())
         messages = coordinator.plan_messages(
             task=task.description,
             context=task.context,
@@ -114,6 +117,12 @@ class Planner:
             delivery=delivery,
             validate=answers.plan_check(network),
         )
-        if step is None or step.status is StepStatus.FAILED:
-            return step
-        return replace(step, output=json.dumps(plan_to_json(coordinator.read_plan(step.output))))
+        if step is None:
+            return None
+        if step.status is StepStatus.FAILED:
+            raise InvalidPlan(step.error or "the coordinator gave no plan")
+        # The model's answer as checked (the gateway's plan_check); read once more here to
+        # keep it in canonical JSON, and no more after.
+        subtasks = coordinator.read_plan(step.output)
+        plan = validate_plan(subtasks, network.agent_types())
+        return replace(step, output=json.dumps(plan_to_json(subtasks))), plan
