@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from meshcli.agent_types import agent_types
 from meshcli.data_keys import data_keys
 from meshcli.deploy import deploy
 from meshcli.keys import keys
@@ -30,6 +31,7 @@ main.add_command(tenant)
 main.add_command(submit)
 main.add_command(tasks)
 main.add_command(networks)
+main.add_command(agent_types)
 main.add_command(memory)
 main.add_command(deploy)
 

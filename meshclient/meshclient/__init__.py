@@ -32,6 +32,7 @@ from meshclient._models import (
     AgentMetrics,
     AgentSpec,
     AgentType,
+    AgentTypeDefinition,
     ApiKey,
     Approval,
     AuditEvent,
@@ -55,6 +56,7 @@ from meshclient._models import (
     TaskBrief,
     TaskStatus,
     TaskSummary,
+    ToolServer,
     Usage,
 )
 from meshclient._sync import Mesh
@@ -68,6 +70,7 @@ __all__ = [
     "AgentMetrics",
     "AgentSpec",
     "AgentType",
+    "AgentTypeDefinition",
     "ApiError",
     "ApiKey",
     "Approval",
@@ -105,6 +108,7 @@ __all__ = [
     "TaskBrief",
     "TaskStatus",
     "TaskSummary",
+    "ToolServer",
     "TransportError",
     "Unauthorized",
     "Unprocessable",

@@ -18,6 +18,7 @@ from meshclient._models import (
     Agent,
     AgentSpec,
     AgentType,
+    AgentTypeDefinition,
     ApiKey,
     AuditEvent,
     CreatedKey,
@@ -98,6 +99,29 @@ class AsyncMesh:
     ) -> Page[Network]:
         """One page of the tenant's networks, newest first."""
         return await self._send(endpoints.list_networks(page=page, page_size=page_size))
+
+    async def list_agent_types(self) -> list[AgentTypeDefinition]:
+        """The tenant's catalog: the seven built-in types and its own, by name."""
+        return await self._send(endpoints.list_agent_types())
+
+    async def get_agent_type(self, name: str, version: int | None = None) -> AgentTypeDefinition:
+        """A type's current version, or the `version` a step recorded."""
+        return await self._send(endpoints.get_agent_type(name, version))
+
+    async def create_agent_type(self, definition: AgentTypeDefinition) -> AgentTypeDefinition:
+        """Add a type (its name, description and role at least; `copy_of` copies another)."""
+        made = await self._send_settled(endpoints.create_agent_type(definition))
+        return made if made is not None else await self.get_agent_type(definition["name"])
+
+    async def change_agent_type(
+        self, name: str, definition: AgentTypeDefinition
+    ) -> AgentTypeDefinition:
+        """A new version of a type (all of it: what is left out takes its default)."""
+        return await self._send(endpoints.change_agent_type(name, definition))
+
+    async def delete_agent_type(self, name: str) -> None:
+        """Delete a type no network uses (Conflict naming the networks that do)."""
+        await self._send_settled(endpoints.delete_agent_type(name))
 
     async def get_network(self, network_id: Id) -> Network:
         """A network with its agents and usage."""

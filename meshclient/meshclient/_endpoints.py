@@ -59,6 +59,28 @@ class Call(Generic[T]):
         return error.status == self.settled_by and error.attempts > 1
 
 
+def list_agent_types() -> Call[list[Any]]:
+    return Call("GET", "/agent-types", _list)
+
+
+def get_agent_type(name: str, version: int | None) -> Call[Any]:
+    path = _path("agent-types", name)
+    return Call("GET", path + (_path("versions", version) if version else ""), _object)
+
+
+def create_agent_type(definition: Mapping[str, Any]) -> Call[Any]:
+    # A name is made once: a repeat that answers 409 found the type an earlier attempt made.
+    return Call("POST", "/agent-types", _object, json=dict(definition), settled_by=409)
+
+
+def change_agent_type(name: str, definition: Mapping[str, Any]) -> Call[Any]:
+    return Call("PUT", _path("agent-types", name), _object, json=dict(definition))
+
+
+def delete_agent_type(name: str) -> Call[None]:
+    return Call("DELETE", _path("agent-types", name), _nothing, settled_by=404)
+
+
 def create_network(
     name: str,
     *,

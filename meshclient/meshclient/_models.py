@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, Literal, NotRequired, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 T = TypeVar("T")
 
@@ -54,6 +54,37 @@ class AgentMetrics(TypedDict):
     output_tokens: int
     cost_usd: float
     in_flight: int
+
+
+class ToolServer(TypedDict, total=False):
+    name: str
+    url: str
+    tools: list[str]
+    idempotent: list[str]
+    headers: dict[str, str]  # sent, never shown back
+    header_names: list[str]
+
+
+class AgentTypeDefinition(TypedDict, total=False):
+    """A type of the catalog, as sent (name, description, role and what else changes) and as
+    answered (with version, builtin, answer_format and created_at)."""
+
+    name: str
+    copy_of: str
+    description: str
+    role: str
+    capabilities: list[str]
+    reads: list[MemoryType]
+    writes: MemoryType
+    answer: dict[str, Any] | None
+    model: ModelConfig | None
+    tools: list[ToolServer]
+    max_tool_calls: int | None
+    queue: str
+    version: int
+    builtin: bool
+    answer_format: str
+    created_at: str | None
 
 
 class Agent(TypedDict):

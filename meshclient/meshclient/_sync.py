@@ -18,6 +18,7 @@ from meshclient._models import (
     Agent,
     AgentSpec,
     AgentType,
+    AgentTypeDefinition,
     ApiKey,
     AuditEvent,
     CreatedKey,
@@ -98,6 +99,29 @@ class Mesh:
     ) -> Page[Network]:
         """One page of the tenant's networks, newest first."""
         return self._send(endpoints.list_networks(page=page, page_size=page_size))
+
+    def list_agent_types(self) -> list[AgentTypeDefinition]:
+        """The tenant's catalog: the seven built-in types and its own, by name."""
+        return self._send(endpoints.list_agent_types())
+
+    def get_agent_type(self, name: str, version: int | None = None) -> AgentTypeDefinition:
+        """A type's current version, or the `version` a step recorded."""
+        return self._send(endpoints.get_agent_type(name, version))
+
+    def create_agent_type(self, definition: AgentTypeDefinition) -> AgentTypeDefinition:
+        """Add a type (its name, description and role at least; `copy_of` copies another)."""
+        made = self._send_settled(endpoints.create_agent_type(definition))
+        return made if made is not None else self.get_agent_type(definition["name"])
+
+    def change_agent_type(
+        self, name: str, definition: AgentTypeDefinition
+    ) -> AgentTypeDefinition:
+        """A new version of a type (all of it: what is left out takes its default)."""
+        return self._send(endpoints.change_agent_type(name, definition))
+
+    def delete_agent_type(self, name: str) -> None:
+        """Delete a type no network uses (Conflict naming the networks that do)."""
+        self._send_settled(endpoints.delete_agent_type(name))
 
     def get_network(self, network_id: Id) -> Network:
         """A network with its agents and usage."""

@@ -260,6 +260,30 @@ def test_networks_create_takes_the_team_from_the_catalog(served: ServeProcess, k
     assert "agents.0.type" in unknown.stderr and "no agent type 'wizard'" in unknown.stderr
 
 
+def test_agent_types_are_made_changed_read_and_deleted_from_the_command_line(
+    served: ServeProcess, key: str, tmp_path: Path
+) -> None:
+    kind = {"name": "cli-legal", "description": "Checks claims.", "role": "You are legal."}
+    (tmp_path / "legal.json").write_text(json.dumps(kind))
+    (tmp_path / "stricter.json").write_text(json.dumps({**kind, "role": "You are strict."}))
+
+    made = _api(served, key, "agent-types", "create", str(tmp_path / "legal.json"))
+    stricter = str(tmp_path / "stricter.json")
+    changed = _api(served, key, "agent-types", "change", "cli-legal", stricter)
+    listed = _api(served, key, "agent-types", "list", "--json")
+    first = _api(served, key, "agent-types", "show", "cli-legal", "--version", "1")
+    deleted = _api(served, key, "agent-types", "delete", "cli-legal")
+    builtin = _api(served, key, "agent-types", "delete", "research")
+
+    assert made.stdout.strip() == "agent type cli-legal version 1", made.stderr
+    assert changed.stdout.strip() == "agent type cli-legal version 2", changed.stderr
+    found = {t["name"]: t for t in json.loads(listed.stdout)}
+    assert found["cli-legal"]["role"] == "You are strict." and found["research"]["builtin"]
+    assert json.loads(first.stdout)["role"] == "You are legal."
+    assert deleted.returncode == 0, deleted.stderr
+    assert builtin.returncode == 1 and "built-in" in builtin.stderr
+
+
 def test_networks_list_json_parses_and_names_the_cli_network(
     served: ServeProcess, key: str, finished: dict
 ) -> None:
