@@ -21,9 +21,9 @@ from meshcli.main import main
 from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
-from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
+from tests.integration.api.client import API, NETWORKS, ApiClient
+from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
 from tests.integration.api.record import Record
 from tests.integration.api.test_agent_types import VERDICT, legal
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
@@ -37,10 +37,8 @@ TEAM = [{"type": t} for t in ("coordinator", "critic", "research", "legal")]
 
 @pytest.fixture(scope="module")
 def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("agent-types-redis")))
-    server.start()
-    yield server
-    server.stop()
+    with private_redis_in(Path(tmp_path_factory.mktemp("agent-types-redis"))) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +57,7 @@ def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=private_redis.url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
-    )
+    return settings_on(database_url, private_redis.url, tenant)
 
 
 @pytest.fixture
@@ -77,11 +69,7 @@ def client(
     private_redis: PrivateRedis,
     tenant: str,
 ) -> Iterator[ApiClient]:
-    client = app.test_client()
-    assert isinstance(client, ApiClient)
-    client.error_schema = error_schema
-    client.use_key(new_key(app, tenant))
-    yield client
+    yield keyed_client(app, error_schema, tenant)
     Record(engine, redis.Redis.from_url(private_redis.url), tenant).purge()
 
 

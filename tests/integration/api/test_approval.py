@@ -22,9 +22,9 @@ from meshapi.task_json import task_body
 from meshcore.domain.agent_types import own_queue
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
-from tests.integration.api.client import NETWORKS, ApiClient, assert_error, new_key
+from tests.integration.api.client import NETWORKS, ApiClient, assert_error
+from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
 from tests.integration.api.record import Record, queued_messages
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 
@@ -54,10 +54,8 @@ EDITED = [
 
 @pytest.fixture(scope="module")
 def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("approval-redis")))
-    server.start()
-    yield server
-    server.stop()
+    with private_redis_in(Path(tmp_path_factory.mktemp("approval-redis"))) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +71,7 @@ def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=private_redis.url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
-    )
+    return settings_on(database_url, private_redis.url, tenant)
 
 
 @pytest.fixture
@@ -98,11 +90,7 @@ def client(
     broker: redis.Redis,
     tenant: str,
 ) -> Iterator[ApiClient]:
-    client = app.test_client()
-    assert isinstance(client, ApiClient)
-    client.error_schema = error_schema
-    client.use_key(new_key(app, tenant))
-    yield client
+    yield keyed_client(app, error_schema, tenant)
     Record(engine, broker, tenant).purge()
 
 

@@ -22,9 +22,9 @@ from flask import Flask
 from meshcore.domain.agent_types import own_queue
 from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
-from tests.integration.api.client import NETWORKS, ApiClient, new_key
+from tests.integration.api.client import NETWORKS, ApiClient
+from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
 from tests.integration.api.record import Record
 from tests.integration.fleet import Fleet, WorkerSpec, fleet
 from tests.task_descriptions import TASK_DESCRIPTIONS
@@ -40,10 +40,8 @@ DREW_ON = re.compile(r"Drew on (\d+) shared memory item\(s\)")
 
 @pytest.fixture(scope="module")
 def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(Path(tmp_path_factory.mktemp("offline-run-redis")))
-    server.start()
-    yield server
-    server.stop()
+    with private_redis_in(Path(tmp_path_factory.mktemp("offline-run-redis"))) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +59,7 @@ def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
 @pytest.fixture(scope="module")
 def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
     """The API of this module talks to the workers' private Redis."""
-    return Settings(
-        database_url=database_url,
-        redis_url=private_redis.url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
-    )
+    return settings_on(database_url, private_redis.url, tenant)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +72,8 @@ def finished(
     tenant: str,
 ) -> Iterator[list[dict[str, Any]]]:
     """Each of TASKS, submitted over HTTP to one default network, read back once it ended."""
-    client = app.test_client()
-    assert isinstance(client, ApiClient)
-    client.error_schema = error_schema
-    client.use_key(new_key(app, tenant))
     try:
-        yield run_all(client)
+        yield run_all(keyed_client(app, error_schema, tenant))
     finally:
         Record(engine, redis.Redis.from_url(private_redis.url), tenant).purge()
 
