@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from bench.report import Figure, median, percentile, publish
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.litellm_env import litellm, quiet_call
-from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
+from meshcore.adapters.litellm_models import ModelGateway, configure, is_breaker_failure
 from meshcore.agents import critic
 from meshcore.settings import Settings
 from tests.provider_server import provider_server
@@ -37,6 +37,7 @@ def run(redis_url: str, calls: int) -> list[Figure]:
         )
         board = BreakerBoard(client, BreakerPolicy(failure_threshold=3, recovery_seconds=3600),
                              is_breaker_failure)
+        configure(settings)
         gateway = ModelGateway(settings, board)
 
         def direct() -> None:

@@ -82,7 +82,7 @@ def memory(session: Session) -> list[Figure]:
     _, base = session.api()
     mesh, tenant = fleet.mesh, fleet.mesh.settings.tenant
     network = session.network(fleet)
-    view = MemoryView(tenant_id=tenant, uow=mesh.uow, store=mesh.memory_store)
+    view = MemoryView(tenant_id=tenant, uow=mesh.uow, store=mesh.adapters.memory)
     reads = profile_for(AgentType.CONTENT).reads
     agent_query = MemoryQuery(reads, mesh.settings.memory_min_confidence,
                               mesh.settings.memory_read_limit)  # fmt: skip

@@ -90,11 +90,14 @@ def task_cpu(servers: Servers, rounds: int) -> dict[str, list[float]]:
     meshes = {}
     for mode in ("sealed", "clear"):
         mesh = bootstrap.build(settings, create_celery(settings))
-        if mode == "clear":  # before its services are built, which take these
-            clear = ClearSealer()
-            mesh.uow = SqlUnitOfWorkFactory(mesh.engine, clear)
-            mesh.memory_store = RedisMemoryStore(mesh.redis, clear)
-        mesh.dispatcher = FakeDispatcher()  # the task's messages, delivered in this process
+        # The task's messages are delivered in this process.
+        mesh.substitute(dispatcher=FakeDispatcher())
+        if mode == "clear":
+            clear, servers_ = ClearSealer(), mesh.connections
+            mesh.substitute(
+                record=SqlUnitOfWorkFactory(servers_.engine, clear),
+                memory=RedisMemoryStore(servers_.redis, clear),
+            )
         meshes[mode] = mesh
     cpu: dict[str, list[float]] = {"sealed": [], "clear": []}
     try:

@@ -331,6 +331,14 @@ class StallFinder(Protocol):
         ...
 
 
+class Record(UnitOfWorkFactory, StallFinder, Protocol):
+    """The record as a process holds it: a unit of work per tenant, and the few reads that
+    cross tenants (the sweeper's, and which tenant a message's task belongs to)."""
+
+    def owner_of(self, task_id: UUID) -> str | None: ...
+    def is_reachable(self) -> bool: ...
+
+
 class MemoryStore(Protocol):
     """The fast shared view of memory (Redis); the record of it is MemoryRepository."""
 

@@ -31,9 +31,11 @@ from meshcore.adapters.offline_model import LABEL
 from meshcore.adapters.offline_model import answer as offline_answer
 from meshcore.adapters.offline_model import respond as offline_respond
 from meshcore.adapters.redis_activity import RedisAgentActivity
+from meshcore.adapters.redis_epoch import RedisEpoch
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
+from meshcore.bootstrap import Adapters, Mesh
 from meshcore.domain.agent_types import AgentTypeDef, own_queue
 from meshcore.domain.errors import (
     CallAbandoned,
@@ -76,13 +78,13 @@ from meshcore.ports import (
     ToolCallRecord,
     ToolCallStatus,
 )
-from meshcore.services.admission import Admission
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.agent_types import AgentTypeService
 from meshcore.services.coordination import Coordination
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
 from meshcore.services.tasks import TaskService
+from meshcore.settings import Settings
 from tests.conftest import DATA_KEYS
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -1117,62 +1119,45 @@ class FakeMesh:
         backlog: FakeBacklog | None = None,
         max_backlog: int = 500,
     ) -> FakeMesh:
+        """The services of `tenant_id` as the composition root wires them, on fakes."""
         database = database or FakeDatabase()
         clock = clock or FakeClock()
         redis = redis or fakeredis.FakeRedis(server=fakeredis.FakeServer())
         models = models or FakeModelClient()
-        dispatcher = dispatcher or FakeDispatcher(clock=clock)
         revisions = RedisTaskRevisions(redis)
-        uow = FakeUnitOfWorkFactory(database, announce=revisions.publish)
-        store = RedisMemoryStore(redis, Sealer.from_text(DATA_KEYS))
-        activity = RedisAgentActivity(redis)
-        backlog = backlog or FakeBacklog()
-        # On the fake clock: a depth read holds until the test moves the clock on.
-        admission = Admission(
-            backlog, max_backlog=max_backlog, timer=lambda: clock.now().timestamp()
-        )
-        steps = StepRunner(
-            tenant_id=tenant_id,
-            uow=uow,
-            memory=store,
-            activity=activity,
-            models=models,
-            clock=clock,
+        adapters = Adapters(
+            record=FakeUnitOfWorkFactory(database, announce=revisions.publish),
+            memory=RedisMemoryStore(redis, Sealer.from_text(DATA_KEYS)),
+            activity=RedisAgentActivity(redis),
             revisions=revisions,
+            dispatcher=dispatcher or FakeDispatcher(clock=clock),
+            clock=clock,
+            backlog=backlog or FakeBacklog(),
+            epoch=RedisEpoch(redis),
+            webhook_sender=FakeWebhookSender(),
+            models=lambda: models,
+            tools=lambda: None,
+            # On the fake clock: a depth read holds until the test moves the clock on.
+            timer=lambda: clock.now().timestamp(),
         )
+        services = Mesh(Settings(max_backlog=max_backlog), adapters).tenant(tenant_id)
         return cls(
             tenant_id=tenant_id,
             database=database,
-            uow=uow,
+            uow=adapters.record,
             clock=clock,
             redis=redis,
-            store=store,
+            store=adapters.memory,
             revisions=revisions,
             models=models,
-            dispatcher=dispatcher,
-            networks=NetworkService(
-                tenant_id=tenant_id,
-                uow=uow,
-                memory=store,
-                activity=activity,
-                clock=clock,
-                revisions=revisions,
-            ),
-            tasks=TaskService(
-                tenant_id=tenant_id,
-                uow=uow,
-                dispatcher=dispatcher,
-                clock=clock,
-                revisions=revisions,
-                admission=admission,
-            ),
-            memory=MemoryService(tenant_id=tenant_id, uow=uow, store=store, clock=clock),
-            steps=steps,
-            coordination=Coordination(
-                tenant_id=tenant_id, uow=uow, steps=steps, dispatcher=dispatcher, clock=clock
-            ),
-            backlog=backlog,
-            agent_types=AgentTypeService(tenant_id=tenant_id, uow=uow, clock=clock),
+            dispatcher=adapters.dispatcher,
+            networks=services.networks,
+            tasks=services.tasks,
+            memory=services.memory,
+            steps=services.steps,
+            coordination=services.coordination,
+            backlog=adapters.backlog,
+            agent_types=services.agent_types,
         )
 
     def for_tenant(self, tenant_id: str) -> FakeMesh:

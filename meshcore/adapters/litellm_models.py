@@ -99,7 +99,6 @@ class ModelGateway:
         self._providers = Providers(settings)
         self._skipped: set[str] = set()
         self._unpriced: set[str] = set()
-        register_offline_model(settings.offline_latency_ms)
 
     def complete(
         self,
@@ -411,6 +410,23 @@ def warm_up(chain: Sequence[str]) -> None:
             )
     took_ms = round((time.perf_counter() - started) * 1000)
     log.info("models.warmed_up", models=len(chain), ms=took_ms)
+
+
+def configure(settings: Settings) -> None:
+    """Set litellm's process-wide state the way the gateway needs it; once per process, before
+    the first gateway is made (again is harmless).
+
+    Two pieces of litellm's per-call work Mesh has no use for, about half of its CPU per call:
+    - pricing each response (and, for a model missing from the price map, searching all of
+      it): the gateway prices calls itself from the same map (`price_of`);
+    - building the success-logging payload on litellm's background thread, for callbacks,
+      budgets and spend logs Mesh does not use. A call made inside `quiet_call()` skips it.
+    Both are litellm internals (litellm is pinned); tests/unit/adapters/test_litellm_env.py
+    fails if either goes away. Its debug banners would go to stdout, around our JSON logs.
+    """
+    litellm.suppress_debug_info = True
+    litellm.response_cost_calculator = lambda **_: None
+    register_offline_model(settings.offline_latency_ms)
 
 
 def register_offline_model(latency_ms: int) -> None:

@@ -13,7 +13,7 @@ import redis
 from pydantic import SecretStr
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
+from meshcore.adapters.litellm_models import ModelGateway, configure, is_breaker_failure
 from meshcore.agents import critic
 from meshcore.settings import Settings
 
@@ -32,6 +32,7 @@ def main() -> None:
     board = BreakerBoard(
         redis.Redis.from_url(redis_url), BreakerPolicy(failure_threshold=3), is_breaker_failure
     )
+    configure(settings)
     gateway = ModelGateway(settings, board)
     messages = critic.review_messages(task="t", answer="a", iteration=1)
     answered = Counter(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import structlog
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
+from meshcore.adapters.litellm_models import ModelGateway, configure, is_breaker_failure
 from meshcore.adapters.mcp_tools import McpTools
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.adapters.redis_memory import RedisMemoryStore
@@ -82,6 +82,7 @@ def runner(uow: SqlUnitOfWorkFactory, client: redis.Redis) -> StepRunner:
     policy = BreakerPolicy(
         failure_threshold=5, window_seconds=60, recovery_seconds=30, probe_lease_seconds=60
     )
+    configure(settings)
     return StepRunner(
         tenant_id=TENANT,
         uow=uow,

@@ -77,7 +77,7 @@ def running(app: Celery, mesh: Mesh) -> Task:
 
 def snapshot(mesh: Mesh, task: Task) -> dict[str, object]:
     """What a message could change: the task's rows in every table, and everything queued."""
-    with mesh.engine.connect() as db:
+    with mesh.connections.engine.connect() as db:
         rows = {
             table: db.execute(
                 sa.text(f"SELECT count(*) FROM {table} WHERE task_id = :t"), {"t": task.id}
@@ -93,7 +93,7 @@ def snapshot(mesh: Mesh, task: Task) -> dict[str, object]:
                 {"t": task.id},
             ).one()
         )
-    client = mesh.redis
+    client = mesh.connections.redis
     queued = {
         key: client.llen(key) if client.type(key) == b"list" else client.type(key)
         for key in client.scan_iter()

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
 from meshcore.adapters.litellm_env import litellm
-from meshcore.adapters.litellm_models import ModelGateway, is_breaker_failure
+from meshcore.adapters.litellm_models import ModelGateway, configure, is_breaker_failure
 from meshcore.agents import BUILTINS, coordinator, critic
 from meshcore.domain.errors import CallAbandoned, InvalidPlan, ModelUnavailable
 from meshcore.ports import Message
@@ -78,6 +78,7 @@ def gateway(settings: Settings, sleep: Sleeps | None = None) -> ModelGateway:
         probe_lease_seconds=10,
     )
     board = BreakerBoard(client, policy, is_breaker_failure)
+    configure(settings)
     return ModelGateway(settings, board, sleep=sleep if sleep is not None else Sleeps())
 
 

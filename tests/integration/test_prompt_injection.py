@@ -75,8 +75,8 @@ def mesh(database_url: str, redis_url: str) -> Iterator[Mesh]:
         data_keys=DATA_KEYS,
     )
     mesh = bootstrap.build(settings, create_celery(settings))
-    mesh.models = ObedientModel()  # type: ignore[misc]
-    mesh.dispatcher = FakeDispatcher()  # type: ignore[assignment]
+    model = ObedientModel()
+    mesh.substitute(models=lambda: model, dispatcher=FakeDispatcher())
     yield mesh
     mesh.close()
 

@@ -136,7 +136,7 @@ def statements(app: Flask) -> Iterator[list[str]]:
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         ran.append(statement)
 
-    engine = app.extensions["mesh"].engine
+    engine = app.extensions["mesh"].connections.engine
     sa.event.listen(engine, "before_cursor_execute", count)
     yield ran
     sa.event.remove(engine, "before_cursor_execute", count)

@@ -48,8 +48,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def app(app: Flask) -> Flask:
-    # Before any tenant's services are built: they keep the dispatcher they were built with.
-    app.extensions["mesh"].dispatcher = FakeDispatcher()
+    app.extensions["mesh"].substitute(dispatcher=FakeDispatcher())
     return app
 
 

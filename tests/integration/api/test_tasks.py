@@ -282,7 +282,7 @@ def test_a_task_shows_the_subtasks_of_every_iteration_in_one_query(
     once, thrice = (submit(client, network, auto_process=False) for _ in range(2))
     plan_iterations(engine, tenant, once["id"], 1)
     expected = plan_iterations(engine, tenant, thrice["id"], 3)
-    app_engine = app.extensions["mesh"].engine
+    app_engine = app.extensions["mesh"].connections.engine
 
     def read(task: dict[str, Any]) -> Callable[[], dict[str, Any]]:
         return lambda: client.get(f"{tasks_url(network)}/{task['id']}").get_json()

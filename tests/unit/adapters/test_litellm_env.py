@@ -11,8 +11,8 @@ import time
 import pytest
 
 from meshcore.adapters.litellm_env import litellm, quiet_call
-from meshcore.adapters.litellm_models import price_of, register_offline_model
-from meshcore.settings import OFFLINE_MODEL
+from meshcore.adapters.litellm_models import configure, price_of
+from meshcore.settings import OFFLINE_MODEL, Settings
 
 MESSAGES = [{"role": "user", "content": "Write the launch email"}]
 
@@ -28,7 +28,7 @@ class Recorder(litellm.integrations.custom_logger.CustomLogger):
 
 @pytest.fixture
 def recorder() -> Recorder:
-    register_offline_model(0)
+    configure(Settings())
     recorder = Recorder()
     litellm.callbacks.append(recorder)
     yield recorder
