@@ -231,7 +231,11 @@ class Mesh:
                         idempotency_lifetime=self.idempotency_lifetime,
                     ),
                     agent_types=AgentTypeService(
-                        tenant_id=tenant_id, uow=a.record, clock=a.clock, urls=a.webhook_sender
+                        tenant_id=tenant_id,
+                        uow=a.record,
+                        clock=a.clock,
+                        urls=a.webhook_sender,
+                        stdio_commands=self.settings.mcp_stdio_commands,
                     ),
                     mesh=self,
                 )
@@ -381,7 +385,9 @@ def adapters(settings: Settings, connections: Connections, celery_app: Celery) -
         # context are the process's. Imported here: only workers call tools.
         from meshcore.adapters.mcp_tools import McpTools
 
-        return McpTools(timeout=settings.tool_timeout_seconds)
+        return McpTools(
+            timeout=settings.tool_timeout_seconds, stdio_commands=settings.mcp_stdio_commands
+        )
 
     return Adapters(
         # Every commit that changed a task tells its waiters, through Redis.

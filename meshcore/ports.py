@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from uuid import UUID
 
-from meshcore.domain.agent_types import AgentTypeDef
+from meshcore.domain.agent_types import AgentTypeDef, McpEndpoint
 from meshcore.domain.audit import AuditEvent
 from meshcore.domain.errors import MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
@@ -439,7 +439,7 @@ class ToolUnavailable(MeshError):
 
 @dataclass(frozen=True)
 class ToolInfo:
-    server: str  # the server's URL without credentials or query: safe to log and show
+    server: str  # its URL without credentials or query, or its program: safe to log and show
     name: str
     description: str
     input_schema: dict[str, Any]
@@ -454,16 +454,17 @@ class ToolResult:
 
 
 class ToolClient(Protocol):
-    """Tools on MCP servers (meshcore.adapters.mcp_tools.McpTools); both methods block."""
+    """Tools on MCP servers (meshcore.adapters.mcp_tools.McpTools); both methods block.
+    A server is its URL, or the command (program and arguments) it runs as over stdio."""
 
-    def list_tools(self, url: str, headers: dict[str, str] | None = None) -> list[ToolInfo]:
+    def list_tools(self, url: McpEndpoint, headers: dict[str, str] | None = None) -> list[ToolInfo]:
         """The server's tools; ToolUnavailable when it cannot be asked. `headers` (its
         credentials) go with every request to it."""
         ...
 
     def call_tool(
         self,
-        url: str,
+        url: McpEndpoint,
         name: str,
         arguments: dict[str, object],
         headers: dict[str, str] | None = None,

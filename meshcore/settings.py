@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
 import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from meshcore import tls
 from meshcore.domain.network import DEFAULT_TENANT
@@ -66,6 +68,10 @@ class Settings(BaseSettings):
     # one call (connect, initialize, call, close) may take.
     max_tool_calls: int = Field(8, ge=1, le=32)
     tool_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # The programs an agent type's stdio MCP server may run on the workers, as absolute
+    # paths, comma-separated; empty (the default): none. A tenant picks the arguments, so
+    # list only MCP servers safe with any, never a shell or an interpreter.
+    mcp_stdio_commands: Annotated[tuple[str, ...], NoDecode] = ()
 
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
@@ -159,6 +165,25 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `MESH_DEV_API_KEY=` in a shell or compose file means "none", not an empty secret.
         return None if value == "" else value
+
+    @field_validator("mcp_stdio_commands", mode="before")
+    @classmethod
+    def _commands_are_a_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("mcp_stdio_commands")
+    @classmethod
+    def _commands_are_absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            # Compared as given with the program a type names, so a path with `..` or `//`
+            # would never match: say so now rather than refuse every type later.
+            if not path.startswith("/") or os.path.normpath(path) != path:
+                raise ValueError(
+                    f"MESH_MCP_STDIO_COMMANDS: {path!r} is not a normalised absolute path"
+                )
+        return value
 
     @field_validator("rate_limit")
     @classmethod

@@ -10,10 +10,20 @@
 
 A process of its own, not a thread: it outlives a client that is killed, and a test can kill
 or stop it (`server.process`) without taking pytest's event loops or threads along.
+
+Over stdio the client starts the server itself, a process a session:
+
+    server = stdio_server(tmp_path)
+    server.command   # (program, "--ledger", path): what an agent type's `command` holds
+    server.program   # the program alone, an executable of its own: what an allow-list names
+    server.calls()   # as above, from the ledger file every process appends to
+    server.environments()  # each process's environment variable names, in order
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -28,6 +38,7 @@ import httpx
 
 SCRIPT = Path(__file__).with_name("mcp_server.py")
 READY_SECONDS = 30
+STDIO_PROGRAM = "mesh-test-mcp"
 
 
 class McpTestServer:
@@ -98,3 +109,51 @@ def _wait_ready(server: McpTestServer, log: Any) -> None:
     raise RuntimeError(
         f"the MCP test server did not answer on port {server.port} in {READY_SECONDS} s"
     )
+
+
+class StdioTestServer:
+    def __init__(self, program: Path, ledger: Path) -> None:
+        self.program, self.ledger = str(program), ledger
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return (self.program, "--ledger", str(self.ledger))
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.ledger.exists():
+            return []
+        lines = self.ledger.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line]
+
+    def calls(self) -> dict[str, Any]:
+        events = self.events()
+        calls = [{"tool": e["tool"], "arguments": e["arguments"]} for e in events if "tool" in e]
+        methods: dict[str, int] = {}
+        for event in events:
+            if "method" in event:
+                methods[event["method"]] = methods.get(event["method"], 0) + 1
+        counts: dict[str, int] = {}
+        for call in calls:
+            counts[call["tool"]] = counts.get(call["tool"], 0) + 1
+        return {"counts": counts, "calls": calls, "methods": methods}
+
+    def count(self, tool: str) -> int:
+        return self.calls()["counts"].get(tool, 0)
+
+    def environments(self) -> list[list[str]]:
+        return [e["environment"] for e in self.events() if "environment" in e]
+
+    def reset(self) -> None:
+        self.ledger.unlink(missing_ok=True)
+
+
+def stdio_server(directory: Path) -> StdioTestServer:
+    """Write into `directory` a program that runs the MCP test server over stdio: a program of
+    its own, as an operator would allow, not the Python interpreter (which runs anything)."""
+    program = directory / STDIO_PROGRAM
+    program.write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(SCRIPT))} --stdio "$@"\n',
+        encoding="utf-8",
+    )
+    program.chmod(0o755)
+    return StdioTestServer(program, directory / "ledger.jsonl")

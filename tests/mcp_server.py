@@ -1,6 +1,8 @@
-"""An MCP server on loopback (the `mcp` SDK's MCPServer over streamable HTTP) for tests.
+"""An MCP server on loopback (the `mcp` SDK's MCPServer over streamable HTTP) for tests, or
+on its stdin and stdout (stdio), one process per session as a client runs it.
 
     python tests/mcp_server.py --port 8931 [--delay-ms 500]
+    python tests/mcp_server.py --stdio --ledger PATH
 
 Tools: `lookup` (read-only, idempotent), `send_email` (not idempotent) and `fail` (answers
 with an error result). It counts every MCP request by method and records every tool call
@@ -9,14 +11,20 @@ what reached it even after the client that called it died; POST /reset clears th
 POST /delay {"ms": N} changes the delay of the calls that start after it.
 A call is recorded when the tool starts, before the delay: a worker killed mid-call still
 shows the call it made.
+
+Over stdio each session is a process of its own, and what reached it goes to the ledger file
+instead, a JSON line an event, which outlives the process: {"method": name}, {"tool",
+"arguments"}, and first {"environment": [names], "cwd": dir}, what the client let it have.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,8 +43,9 @@ class Ledger:
     """What reached the server. Tools run on the event loop and the routes too, but a lock
     keeps it correct should uvicorn ever hand a request to another thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self._lock = threading.Lock()
+        self._path = path  # over stdio: every event is appended there too
         self.methods: Counter[str] = Counter()
         self.calls: list[dict[str, Any]] = []
         # Authorization headers as sent (test tokens only), so a test sees credentials arrive.
@@ -47,10 +56,21 @@ class Ledger:
             self.methods[name] += 1
             if authorization is not None:
                 self.authorizations[authorization] += 1
+            self._append({"method": name})
 
     def call(self, tool: str, arguments: dict[str, Any]) -> None:
         with self._lock:
             self.calls.append({"tool": tool, "arguments": arguments})
+            self._append({"tool": tool, "arguments": arguments})
+
+    def started(self) -> None:
+        """The process began: what its environment and directory were."""
+        self._append({"environment": sorted(os.environ), "cwd": os.getcwd()})
+
+    def _append(self, event: dict[str, Any]) -> None:
+        if self._path is not None:
+            with self._path.open("a", encoding="utf-8") as ledger:
+                ledger.write(json.dumps(event) + "\n")
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -69,8 +89,8 @@ class Ledger:
             self.authorizations.clear()
 
 
-def build(delay_ms: int = 0) -> tuple[MCPServer, Ledger]:
-    ledger = Ledger()
+def build(delay_ms: int = 0, ledger_path: Path | None = None) -> tuple[MCPServer, Ledger]:
+    ledger = Ledger(ledger_path)
 
     async def count_methods(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> Any:
         # Every JSON-RPC request and notification, `initialize` and `tools/list` included:
@@ -140,9 +160,18 @@ def serve(port: int, delay_ms: int = 0) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def serve_stdio(ledger_path: Path, delay_ms: int = 0) -> None:
+    server, ledger = build(delay_ms, ledger_path)
+    ledger.started()
+    anyio.run(server.run_stdio_async)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    transport = parser.add_mutually_exclusive_group(required=True)
+    transport.add_argument("--port", type=int)
+    transport.add_argument("--stdio", action="store_true", help="serve on stdin and stdout")
+    parser.add_argument("--ledger", type=Path, help="with --stdio: the file events go to")
     parser.add_argument(
         "--delay-ms",
         type=int,
@@ -150,7 +179,12 @@ def main() -> None:
         help=f"sleep this long inside each tool (default: ${DELAY_ENV} or 0)",
     )
     args = parser.parse_args()
-    serve(args.port, args.delay_ms)
+    if args.stdio:
+        if args.ledger is None:
+            parser.error("--stdio needs --ledger")
+        serve_stdio(args.ledger, args.delay_ms)
+    else:
+        serve(args.port, args.delay_ms)
 
 
 if __name__ == "__main__":

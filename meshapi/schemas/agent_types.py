@@ -5,11 +5,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from meshapi.schemas.fields import text
+from meshapi.schemas.fields import no_nul, text
 from meshapi.schemas.networks import ModelConfigSchema
 from meshcore.domain.agent_types import (
     GENERAL_QUEUE,
     MAX_CAPABILITIES,
+    MAX_COMMAND_PART,
+    MAX_COMMAND_PARTS,
     MAX_DESCRIPTION,
     MAX_ROLE,
     NAME_PATTERN,
@@ -24,13 +26,21 @@ NAME = validate.Regexp(NAME_PATTERN, error="must be 2-32 characters: a-z, 0-9 an
 
 
 class ToolServerSchema(ma.Schema):
+    """A server is a `url` or a `command`, never both."""
+
     name = ma.fields.String(required=True, validate=NAME)
     url = ma.fields.Url(
-        required=True,
         schemes={"http", "https"},
         require_tld=False,
         metadata={"description": "The MCP server's streamable HTTP endpoint"},
     )
+    command = ma.fields.List(
+        ma.fields.String(validate=[validate.Length(max=MAX_COMMAND_PART), no_nul]),
+        validate=validate.Length(1, MAX_COMMAND_PARTS),
+        metadata={"description": "Or a program (an absolute path) and its arguments, run on "
+                  "the worker and spoken to over stdio: only a program the operator allows "
+                  "(MESH_MCP_STDIO_COMMANDS)"},
+    )  # fmt: skip
     tools = ma.fields.List(
         text(128),
         load_default=list,
@@ -55,6 +65,18 @@ class ToolServerSchema(ma.Schema):
     header_names = ma.fields.Function(
         lambda server: [name for name, _ in server.headers], dump_only=True
     )
+
+    @ma.validates_schema
+    def _url_or_command(self, data: dict, **kwargs: object) -> None:
+        if ("url" in data) == ("command" in data):
+            raise ma.ValidationError(
+                "give either a url (streamable HTTP) or a command (stdio)", "url"
+            )
+
+    @ma.post_dump
+    def _only_its_kind(self, data: dict, **kwargs: object) -> dict:
+        # A server shows the one it has: an empty url or command says nothing.
+        return {k: v for k, v in data.items() if k not in ("url", "command") or v}
 
 
 class AgentTypeBodySchema(ma.Schema):
@@ -127,10 +149,11 @@ def definition_of(body: dict, name: str, base: AgentTypeDef | None = None) -> Ag
         servers = tuple(
             ToolServer(
                 t["name"],
-                t["url"],
+                t.get("url", ""),
                 tuple(t["tools"]),
                 tuple(t["idempotent"]),
                 headers=tuple(t["headers"].items()),
+                command=tuple(t.get("command", ())),
             )
             for t in tools
         )

@@ -58,7 +58,8 @@ class AgentMetrics(TypedDict):
 
 class ToolServer(TypedDict, total=False):
     name: str
-    url: str
+    url: str  # streamable HTTP; or
+    command: list[str]  # a program the operator allows and its arguments, run over stdio
     tools: list[str]
     idempotent: list[str]
     headers: dict[str, str]  # sent, never shown back

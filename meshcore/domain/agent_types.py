@@ -8,6 +8,7 @@ it ran with, so a task's history still explains itself after the type is edited.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +25,11 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 MAX_ROLE, MAX_DESCRIPTION, MAX_CAPABILITIES = 8_000, 1_000, 16
 MAX_HEADERS = 8
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+MAX_COMMAND_PARTS, MAX_COMMAND_PART = 64, 4096
+
+# Where an MCP server is: a streamable HTTP URL, or a command (program and arguments) whose
+# process speaks MCP on its stdin and stdout.
+McpEndpoint = str | tuple[str, ...]
 
 
 def is_specialist(name: str) -> bool:
@@ -54,17 +60,33 @@ class ModelDefaults:
 
 @dataclass(frozen=True)
 class ToolServer:
-    """An MCP server a type's agents may call, and which of its tools (empty: all)."""
+    """An MCP server a type's agents may call, and which of its tools (empty: all).
+
+    The server is a `url` (streamable HTTP) or a `command` run on the worker (stdio), never
+    both. A command runs only when the operator allows its program (command_refusal).
+    """
 
     name: str
-    url: str
+    url: str = ""
     tools: tuple[str, ...] = ()
     idempotent: tuple[str, ...] = ()  # tools to retry when in doubt, whatever they declare
     # Sent with every request to the server (its credentials): sealed in the record, never
     # shown back, kept out of reprs and logs.
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # The program (an absolute path) and its arguments; the process gets a minimal
+    # environment, none of the worker's. No `env` of the type's own: variables such as
+    # LD_PRELOAD or NODE_OPTIONS would make any allowed program run what a tenant chose.
+    command: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if bool(self.url) == bool(self.command):
+            raise InvalidInput(
+                "tools.url", "give either a url (streamable HTTP) or a command (stdio)"
+            )
+        if self.command:
+            _check_command(self.command)
+            if self.headers:
+                raise InvalidInput("tools.headers", "only a server with a url takes headers")
         if len(self.headers) > MAX_HEADERS:
             raise InvalidInput("tools.headers", f"at most {MAX_HEADERS}")
         for name, value in self.headers:
@@ -72,6 +94,33 @@ class ToolServer:
                 raise InvalidInput("tools.headers", f"{name!r} is not an HTTP header name")
             if any(c in value for c in "\r\n\0") or len(value) > 4096:
                 raise InvalidInput("tools.headers", f"the value of {name} is not a header value")
+
+    @property
+    def endpoint(self) -> McpEndpoint:
+        """What an MCP client connects to: the URL, or the command to run."""
+        return self.command or self.url
+
+
+def _check_command(command: tuple[str, ...]) -> None:
+    if len(command) > MAX_COMMAND_PARTS:
+        raise InvalidInput("tools.command", f"at most {MAX_COMMAND_PARTS} parts")
+    if any(len(part) > MAX_COMMAND_PART or "\0" in part for part in command):
+        raise InvalidInput(
+            "tools.command", f"each part must be at most {MAX_COMMAND_PART} characters, no NUL"
+        )
+    if not command[0].startswith("/"):
+        # A bare name would be looked up on PATH: the program run must be the one allowed.
+        raise InvalidInput("tools.command", "the program must be an absolute path")
+
+
+def command_refusal(command: tuple[str, ...], allowed: Collection[str]) -> str | None:
+    """Why a stdio server's command may not run, or None: its program must be one the
+    operator listed (MESH_MCP_STDIO_COMMANDS), exactly, so a tenant runs nothing else."""
+    if command[0] in allowed:
+        return None
+    if not allowed:
+        return "stdio MCP servers are off: MESH_MCP_STDIO_COMMANDS lists no program"
+    return f"{command[0]} is not a program MESH_MCP_STDIO_COMMANDS allows"
 
 
 @dataclass(frozen=True)

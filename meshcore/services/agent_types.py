@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 
 import structlog
 
 from meshcore.agents import BUILTINS
 from meshcore.agents.answer_schema import check_schema
-from meshcore.domain.agent_types import NAME_PATTERN, AgentTypeDef
+from meshcore.domain.agent_types import NAME_PATTERN, AgentTypeDef, command_refusal
 from meshcore.domain.errors import Conflict, InvalidInput, NotFound
 from meshcore.ports import Clock, UnitOfWork, UnitOfWorkFactory, WebhookSender
 from meshcore.services.webhooks import refusal_of
@@ -25,9 +25,13 @@ class AgentTypeService:
         uow: UnitOfWorkFactory,
         clock: Clock,
         urls: WebhookSender | None = None,
+        stdio_commands: Collection[str] = (),
     ) -> None:
         self._tenant_id, self._uow, self._clock = tenant_id, uow, clock
         self._urls = urls  # checks a tool server's URL as a webhook's (no private addresses)
+        # The programs a stdio tool server may run (MESH_MCP_STDIO_COMMANDS); none unless
+        # given. The worker checks again before it runs one: the setting may change.
+        self._stdio_commands = frozenset(stdio_commands)
 
     def list(self) -> list[AgentTypeDef]:
         with self._uow(self._tenant_id) as uow:
@@ -95,14 +99,15 @@ class AgentTypeService:
         if definition.answer is not None:
             check_schema(definition.answer)
         for i, server in enumerate(definition.tools):
-            if refused := refusal_of(self._urls, server.url):
+            if server.command:
+                if refused := command_refusal(server.command, self._stdio_commands):
+                    raise InvalidInput(f"tools.{i}.command", refused)
+            elif refused := refusal_of(self._urls, server.url):
                 raise InvalidInput(f"tools.{i}.url", refused)
 
     def _save(self, uow: UnitOfWork, definition: AgentTypeDef) -> AgentTypeDef:
         version = uow.agent_types.latest_version(definition.name) + 1
-        saved = replace(
-            definition, version=version, is_builtin=False, created_at=self._clock.now()
-        )
+        saved = replace(definition, version=version, is_builtin=False, created_at=self._clock.now())
         uow.agent_types.add(saved)
         uow.commit()
         return saved

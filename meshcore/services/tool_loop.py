@@ -143,7 +143,7 @@ class ToolLoop:
         offered: dict[str, OfferedTool] = {}
         for server in servers:
             try:
-                listed = self._tools.list_tools(server.url, dict(server.headers) or None)
+                listed = self._tools.list_tools(server.endpoint, dict(server.headers) or None)
             except ToolUnavailable as exc:
                 raise StepFailed(f"the tools of {server.name} could not be listed: {exc}") from exc
             for info in listed:
@@ -214,7 +214,10 @@ class ToolLoop:
         started = time.perf_counter()
         try:
             result = self._tools.call_tool(
-                tool.server.url, record.tool, record.arguments, dict(tool.server.headers) or None
+                tool.server.endpoint,
+                record.tool,
+                record.arguments,
+                dict(tool.server.headers) or None,
             )
         except ToolUnavailable as exc:
             took_ms = (time.perf_counter() - started) * 1000

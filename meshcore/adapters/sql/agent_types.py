@@ -26,12 +26,16 @@ class SqlAgentTypeRepository(Repository):
         if names is not None:
             latest = latest.where(agent_types.c.name.in_(list(names)))
         latest = latest.subquery()
-        statement = sa.select(agent_types).join(
-            latest,
-            sa.and_(
-                agent_types.c.name == latest.c.name, agent_types.c.version == latest.c.version
-            ),
-        ).where(agent_types.c.tenant_id == self._tenant_id, ~agent_types.c.is_deleted)
+        statement = (
+            sa.select(agent_types)
+            .join(
+                latest,
+                sa.and_(
+                    agent_types.c.name == latest.c.name, agent_types.c.version == latest.c.version
+                ),
+            )
+            .where(agent_types.c.tenant_id == self._tenant_id, ~agent_types.c.is_deleted)
+        )
         rows = self._db.execute(statement.order_by(agent_types.c.name)).mappings()
         return {row["name"]: self._definition(row) for row in rows}
 
@@ -103,6 +107,7 @@ def definition_json(d: AgentTypeDef) -> dict[str, object]:
             {
                 "name": t.name,
                 "url": t.url,
+                "command": list(t.command),
                 "tools": list(t.tools),
                 "idempotent": list(t.idempotent),
                 "headers": [list(h) for h in t.headers],  # the definition is sealed whole
@@ -137,6 +142,7 @@ def definition_from_json(data: Any, *, version: int, created_at: datetime) -> Ag
                 tuple(t["tools"]),
                 tuple(t["idempotent"]),
                 headers=tuple((k, v) for k, v in t.get("headers", [])),
+                command=tuple(t.get("command", ())),
             )
             for t in data["tools"]
         ),
