@@ -291,3 +291,33 @@ tool_calls = sa.Table(
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp, nullable=True),
 )
+
+# Every change to a memory item's confidence, with its reason: the item's history.
+memory_confidence_changes = sa.Table(
+    "memory_confidence_changes",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    _tenant(),
+    sa.Column(
+        "item_id", sa.Uuid, sa.ForeignKey("memory_items.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("task_id", sa.Uuid, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("before", sa.Float, nullable=False),
+    sa.Column("after", sa.Float, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_confidence_changes_item", "item_id", "at"),
+)
+
+# A client's rating of a finished task: one per task, changeable; the comment is sealed.
+task_ratings = sa.Table(
+    "task_ratings",
+    metadata,
+    sa.Column("task_id", sa.Uuid, sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    _tenant(),
+    sa.Column("score", sa.SmallInteger, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
