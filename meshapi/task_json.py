@@ -36,7 +36,7 @@ def task_body(task: Task) -> Body:
         "status": _value(task.status),
         "iteration": _int(task.iteration),
         "revision": _int(task.revision),
-        "result": _object(task.result),
+        "result": None if task.result is None else task.result.to_json(),
         "error": _text(task.error),
         "usage": _usage(task.usage),
         "created_at": _time(task.created_at),

@@ -50,7 +50,7 @@ from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network, NetworkConfig
-from meshcore.domain.plan import Plan, PlannedSubtask
+from meshcore.domain.plan import Plan, PlannedSubtask, parse_plan, plan_to_json
 from meshcore.domain.quotas import Quota
 from meshcore.domain.task import (
     HistoryEntry,
@@ -121,13 +121,12 @@ class Tables:
     deliveries: dict[UUID, WebhookDelivery] = field(default_factory=dict)
     leases: dict[UUID, datetime] = field(default_factory=dict)
     # (tenant, name, version) -> (definition, is_deleted)
-    agent_types: dict[tuple[str, str, int], tuple[AgentTypeDef, bool]] = field(
-        default_factory=dict
-    )
+    agent_types: dict[tuple[str, str, int], tuple[AgentTypeDef, bool]] = field(default_factory=dict)
     # (task, iteration, key, number) -> (tenant, call)
     tool_calls: dict[tuple[UUID, int, str, int], tuple[str, ToolCallRecord]] = field(
         default_factory=dict
     )
+    # change id -> (tenant, change); a change goes with its item, as the SQL schema cascades.
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -214,7 +213,11 @@ class FakeNetworkRepository(_Repository):
         _drop(rows.events, lambda _, event: event[1] in tasks)
         _drop(rows.subtasks, lambda key, _: key[0] in tasks)
         _drop(rows.steps, lambda key, _: key[0] in tasks)
-        _drop(rows.deliveries, lambda _, delivery: delivery.task_id in tasks)
+        _drop(rows.attempts, lambda key, _: key[0] in tasks)
+        _drop(rows.tool_calls, lambda key, _: key[0] in tasks)
+        doomed = {d.id for d in rows.deliveries.values() if d.task_id in tasks}
+        _drop(rows.deliveries, lambda key, _: key in doomed)
+        _drop(rows.leases, lambda key, _: key in doomed)
 
 
 def _drop(table: dict[K, V], is_doomed: Callable[[K, V], bool]) -> None:
@@ -311,21 +314,26 @@ class FakeTaskRepository(_Repository):
 
     def save(self, task: Task) -> None:
         stored = self._rows.tasks.get(task.id)
-        if stored is not None and stored.tenant_id == self._tenant_id:
-            # Like the SQL adapter: only the columns that change as a task runs.
-            self._rows.tasks[task.id] = replace(
-                stored,
-                status=task.status,
-                iteration=task.iteration,
-                wave=task.wave,
-                heartbeat_at=task.heartbeat_at,
-                is_held=task.is_held,
-                result=copy.deepcopy(task.result),
-                error=task.error,
-                usage=task.usage,
-                updated_at=task.updated_at,
-                deadline_at=task.deadline_at,
-            )
+        if stored is None or stored.tenant_id != self._tenant_id:
+            # As SQL: an UPDATE of no row changes nothing, but events need a revision to
+            # number them after, and the UPDATE that moves it finds no row.
+            if task.new_history:
+                raise NotFound("task", task.id)
+            return
+        # Like the SQL adapter: only the columns that change as a task runs.
+        self._rows.tasks[task.id] = replace(
+            stored,
+            status=task.status,
+            iteration=task.iteration,
+            wave=task.wave,
+            heartbeat_at=task.heartbeat_at,
+            is_held=task.is_held,
+            result=copy.deepcopy(task.result),
+            error=task.error,
+            usage=task.usage,
+            updated_at=task.updated_at,
+            deadline_at=task.deadline_at,
+        )
         self._append_history(task)
 
     def add_webhook_attempt(self, task_id: UUID, entry: HistoryEntry) -> None:
@@ -357,7 +365,7 @@ class FakeTaskRepository(_Repository):
     def summary(self, task_id: UUID, *, network_id: UUID) -> TaskSummary:
         task = self.in_network(task_id, network_id=network_id)
         current = self.subtasks(task_id, task.iteration)
-        result = task.result or {}
+        result = task.result
         return TaskSummary(
             id=task.id,
             network_id=task.network_id,
@@ -367,8 +375,8 @@ class FakeTaskRepository(_Repository):
             wave=task.wave,
             steps_done=sum(s.step is not None for s in current),
             steps_planned=len(current),
-            answer=result.get("answer"),
-            score=result.get("score"),
+            answer=result.answer if result else None,
+            score=result.score if result else None,
         )
 
     def begin_step(self, entry: HistoryEntry, task_id: UUID, *, now: datetime) -> None:
@@ -441,7 +449,8 @@ class FakeTaskRepository(_Repository):
         count = len(task.new_history)
         task.revision = self._append(stored, list(task.new_history))
         numbered = [
-            entry for _, (_, of_task, entry) in sorted(self._rows.events.items())
+            entry
+            for _, (_, of_task, entry) in sorted(self._rows.events.items())
             if of_task == task.id
         ][-count:]
         task.history[len(task.history) - count :] = copy.deepcopy(numbered)
@@ -478,28 +487,45 @@ class FakeTaskRepository(_Repository):
 
 
 def _row_of(task: Task) -> Task:
-    return replace(copy.deepcopy(task), history=[], new_history=[], subtasks=[])
+    # The record keeps a task's own plan as its JSON (mapping.task_row): the client's words,
+    # without the version or queue a subtask may have been pinned to.
+    plan = parse_plan(plan_to_json(task.plan)) if task.plan is not None else None
+    return replace(copy.deepcopy(task), plan=plan, history=[], new_history=[], subtasks=[])
+
+
+def _require_task(rows: Tables, task_id: UUID) -> None:
+    """Refuse a row of a task the record lacks (its network was deleted while a step ran),
+    as SQL's foreign keys do and its unit of work reports them."""
+    if task_id not in rows.tasks:
+        raise NotFound("task or network", "of this write")
 
 
 class FakeStepRepository(_Repository):
     def begin_attempt(
         self, task_id: UUID, iteration: int, key: str, *, now: datetime, lease_seconds: float
     ) -> int | None:
+        _require_task(self._rows, task_id)
         step = (task_id, iteration, key)
         attempts, started = self._rows.attempts.get(step, (0, None))
-        if started is not None and started > now - timedelta(seconds=lease_seconds):
+        # As SQL, which takes the lease over only from an attempt begun before it went stale:
+        # a lease holds to its very end.
+        if started is not None and started >= now - timedelta(seconds=lease_seconds):
             return None
         self._rows.attempts[step] = (attempts + 1, now)
         return attempts + 1
 
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
+        _require_task(self._rows, step.task_id)
         key = (step.task_id, step.iteration, step.key)
         # First write wins, against this transaction and against what others have committed.
         existing = self._rows.steps.get(key) or self._db.committed.steps.get(key)
         if existing is not None:
             return existing[1], False
-        self._rows.steps[key] = (self._tenant_id, step)
-        return step, True
+        # The step log has no column for the attempt (the step's history event tells it):
+        # a step reads back with the default, as from SQL.
+        logged = replace(step, attempt=1)
+        self._rows.steps[key] = (self._tenant_id, logged)
+        return logged, True
 
     def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
         row = self._rows.steps.get((task_id, iteration, key))
@@ -623,6 +649,7 @@ class FakeAgentTypeRepository(_Repository):
 
 class FakeToolCallRepository(_Repository):
     def start(self, call: ToolCallRecord) -> tuple[ToolCallRecord, bool]:
+        _require_task(self._rows, call.task_id)
         key = (call.task_id, call.iteration, call.key, call.number)
         existing = self._rows.tool_calls.get(key) or self._db.committed.tool_calls.get(key)
         if existing is not None:
@@ -641,7 +668,10 @@ class FakeToolCallRepository(_Repository):
         now: datetime,
     ) -> None:
         key = (call.task_id, call.iteration, call.key, call.number)
-        tenant, stored = self._rows.tool_calls[key]
+        row = self._rows.tool_calls.get(key)
+        if row is None or row[0] != self._tenant_id:
+            return  # as SQL's UPDATE, which finds no such row of the tenant's
+        tenant, stored = row
         self._rows.tool_calls[key] = (
             tenant,
             replace(
@@ -662,9 +692,7 @@ class FakeToolCallRepository(_Repository):
 
 
 class FakeWebhookRepository(_Repository):
-    def lease(
-        self, delivery_id: UUID, *, now: datetime, until: datetime
-    ) -> WebhookDelivery | None:
+    def lease(self, delivery_id: UUID, *, now: datetime, until: datetime) -> WebhookDelivery | None:
         found = self._rows.deliveries.get(delivery_id)
         leased = self._rows.leases.get(delivery_id)
         if (
@@ -686,7 +714,9 @@ class FakeWebhookRepository(_Repository):
         status: DeliveryStatus,
         next_attempt_at: datetime,
     ) -> None:
-        found = self._rows.deliveries[delivery_id]
+        found = self._rows.deliveries.get(delivery_id)
+        if found is None or found.tenant_id != self._tenant_id:
+            return  # as SQL's UPDATE, which finds no such row of the tenant's
         self._rows.deliveries[delivery_id] = replace(
             found, attempts=attempts, status=status, next_attempt_at=next_attempt_at
         )
@@ -783,16 +813,23 @@ class FakeUnitOfWorkFactory:
         return uow
 
     def stalled(self, before: datetime, limit: int) -> list[TaskRef]:
-        """The StallFinder port: unfinished, unheld tasks of any tenant whose heartbeat stopped."""
+        """The StallFinder port, as SQL's query: unfinished, unheld tasks of any tenant whose
+        heartbeat stopped, and those awaiting approval whose deadline passed."""
+
+        def is_stalled(task: Task) -> bool:
+            if task.status is TaskStatus.AWAITING_APPROVAL:
+                # Nothing of it is in flight to re-drive: only its deadline makes it the
+                # sweeper's, however long its heartbeat has been still.
+                return task.deadline_at < before
+            return task.heartbeat_at is not None and task.heartbeat_at < before
+
         found = [
             t
             for t in self.database.committed.tasks.values()
-            if not t.status.is_terminal
-            and not t.is_held
-            and t.heartbeat_at is not None
-            and t.heartbeat_at < before
+            if not t.status.is_terminal and not t.is_held and is_stalled(t)
         ]
-        found.sort(key=lambda t: t.heartbeat_at)
+        # Oldest heartbeat first; Postgres puts a task with none last.
+        found.sort(key=lambda t: (t.heartbeat_at is None, t.heartbeat_at or before))
         return [TaskRef(t.tenant_id, t.id, t.priority) for t in found[:limit]]
 
     def forget_idempotency_keys(self, before: datetime, limit: int) -> int:

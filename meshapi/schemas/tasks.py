@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -235,6 +237,14 @@ class HistoryEntrySchema(ma.Schema):
     )
 
 
+class ResultField(ma.fields.Dict):
+    """A task's result, dumped as its `to_json()`: still a plain object in the OpenAPI
+    document (a Dict to apispec) and on the wire."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(None if value is None else value.to_json(), attr, obj, **kwargs)
+
+
 class TaskSummarySchema(ma.Schema):
     id = ma.fields.UUID()
     network_id = ma.fields.UUID()
@@ -246,7 +256,7 @@ class TaskSummarySchema(ma.Schema):
     revision = ma.fields.Integer(
         metadata={"description": "Moves on every change: the number of the task's last event"}
     )
-    result = ma.fields.Dict(allow_none=True)
+    result = ResultField(allow_none=True)
     error = ma.fields.String(allow_none=True)
     usage = ma.fields.Nested(UsageSchema)
     created_at = ma.fields.DateTime()

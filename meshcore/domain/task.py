@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from meshcore.domain.errors import Conflict, InvalidInput, InvalidTransition
 from meshcore.domain.plan import PlannedSubtask
+from meshcore.domain.result import TaskResult
 from meshcore.domain.usage import Usage
 from meshcore.domain.webhooks import Webhook
 
@@ -191,7 +192,7 @@ class Task:
     heartbeat_at: datetime | None = None  # the last sign of progress the sweeper looks for
     is_held: bool = False  # submitted with auto_process false and not processed yet
     revision: int = 0  # the number of its latest recorded event: moves on every change
-    result: dict[str, object] | None = None
+    result: TaskResult | None = None  # made by the workflow only (meshcore.domain.workflow)
     error: str | None = None
     usage: Usage = Usage()
     webhook: Webhook | None = None  # its own, else its network's, as of its submission
@@ -410,7 +411,10 @@ def step_start_entry(
 
 
 def plan_entry(
-    subtasks: list[tuple[PlannedSubtask, int]], *, iteration: int, status: TaskStatus,
+    subtasks: list[tuple[PlannedSubtask, int]],
+    *,
+    iteration: int,
+    status: TaskStatus,
     now: datetime,
 ) -> HistoryEntry:
     """The history line of an iteration's plan: each subtask with its wave (from 0)."""

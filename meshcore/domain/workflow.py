@@ -11,6 +11,7 @@ from datetime import datetime
 
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.plan import PlannedSubtask
+from meshcore.domain.result import Contribution, TaskResult
 from meshcore.domain.task import (
     HistoryEntry,
     StepRecord,
@@ -96,7 +97,7 @@ def conclude_review(
     task: Task, score: float, feedback: str, config: NetworkConfig, now: datetime
 ) -> AfterReview:
     """Apply the critic's verdict to the task: it completes, or goes round again."""
-    task.result = {**(task.result or {}), "score": score, "feedback": feedback}
+    task.result = (task.result or TaskResult()).with_review(score, feedback)
     task.record_verdict(score=score, feedback=feedback, now=now)
     decided = after_review(score, task.iteration, config)
     if isinstance(decided, Finish):
@@ -141,18 +142,19 @@ def contributions(steps: Sequence[StepRecord]) -> list[StepRecord]:
     return [s for s in steps if not s.key.startswith("@")]
 
 
-def result_of(
-    *, answer: str | None, iteration: int | None, merged: Sequence[StepRecord], partial: bool
-) -> dict[str, object]:
-    """A task's result, built here only: the answer and the contributions it merged; a task
-    that ended early (`partial`) keeps the contributions that completed."""
-    result: dict[str, object] = {}
-    if answer is not None:
-        result |= {"answer": answer, "iteration": iteration}
-    if partial:
-        result["partial"] = True
-        merged = [s for s in merged if s.status is StepStatus.COMPLETED]
-    result["contributions"] = [
-        {"subtask": s.key, "agent": str(s.agent_type), "output": s.output} for s in merged
-    ]
-    return result
+def result_of(*, answer: str, iteration: int, merged: Sequence[StepRecord]) -> TaskResult:
+    """The result of an iteration's synthesis: its answer and the contributions it merged."""
+    return TaskResult(
+        answer=answer, iteration=iteration, contributions=tuple(_contribution(s) for s in merged)
+    )
+
+
+def kept_result(result: TaskResult | None, steps: Sequence[StepRecord]) -> TaskResult:
+    """What a task that ends early keeps of `result`: its last answer and verdict, if any,
+    and of the current iteration's `steps` the contributions that completed."""
+    completed = [s for s in contributions(steps) if s.status is StepStatus.COMPLETED]
+    return (result or TaskResult()).kept_partial(_contribution(s) for s in completed)
+
+
+def _contribution(step: StepRecord) -> Contribution:
+    return Contribution(subtask=step.key, agent=str(step.agent_type), output=step.output)

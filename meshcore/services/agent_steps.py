@@ -20,11 +20,7 @@ from meshcore.domain.agent_types import ToolServer, own_queue
 from meshcore.domain.errors import ModelUnavailable, NotFound, Unavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Network
-from meshcore.domain.task import (
-    StepRecord,
-    StepStatus,
-    Task,
-)
+from meshcore.domain.task import StepRecord, StepStatus, Task
 from meshcore.ports import (
     AgentActivity,
     Clock,
@@ -39,7 +35,7 @@ from meshcore.ports import (
 )
 from meshcore.services.agent_types import definition_at
 from meshcore.services.memory import MemoryView
-from meshcore.services.step_log import StepLog, metric_label
+from meshcore.services.step_log import Skipped, StepLog, StepOutcome, metric_label
 from meshcore.services.tool_loop import StepFailed, ToolLoop
 from meshcore.telemetry import metrics
 from meshcore.telemetry.tracing import current_traceparent, tracer
@@ -47,6 +43,8 @@ from meshcore.telemetry.tracing import current_traceparent, tracer
 log = structlog.get_logger(__name__)
 
 NOWHERE = Delivery()
+
+
 class StepRunner:
     def __init__(
         self,
@@ -81,22 +79,19 @@ class StepRunner:
 
     def run_subtask(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery = NOWHERE
-    ) -> StepRecord | None:
+    ) -> StepOutcome:
         """Run a specialist's subtask once; a replay returns the recorded step."""
-        with tracer.start_as_current_span(
-            "mesh.agent_step",
-            attributes={"mesh.task_id": str(task_id), "mesh.iteration": iteration,
-                        "mesh.subtask": key},
-        ) as span:
+        named = {"mesh.task_id": str(task_id), "mesh.iteration": iteration, "mesh.subtask": key}
+        with tracer.start_as_current_span("mesh.agent_step", attributes=named) as span:
             step = self._run_subtask(task_id, iteration, key, delivery)
-            if step is not None:
+            if isinstance(step, StepRecord):
                 span.set_attribute("mesh.agent", str(step.agent_type))
                 span.set_attribute("mesh.step_status", step.status.value)
             return step
 
     def _run_subtask(
         self, task_id: UUID, iteration: int, key: str, delivery: Delivery
-    ) -> StepRecord | None:
+    ) -> StepOutcome:
         with self._uow(self._tenant_id) as uow:
             subtask = uow.tasks.subtask(task_id, iteration, key)
             if subtask is None:
@@ -107,7 +102,7 @@ class StepRunner:
             task = uow.tasks.get(task_id)
             bind_log_context(task)
             if task.status.is_terminal or task.is_past_deadline(self._clock.now()):
-                return None
+                return Skipped.TASK_ENDED
             network = uow.networks.get(task.network_id)
             planned = subtask.planned
             definition = definition_at(uow, planned.agent_type, planned.agent_version)
@@ -145,8 +140,8 @@ class StepRunner:
             tool_servers=definition.tools,
             max_tool_calls=definition.max_tool_calls,
         )
-        if step is None:
-            return None
+        if isinstance(step, Skipped):
+            return step
         return self.record(step, network.id, self.memory_item(task, network, step, profile))
 
     def call(
@@ -165,10 +160,10 @@ class StepRunner:
         agent_version: int = 1,
         tool_servers: tuple[ToolServer, ...] = (),
         max_tool_calls: int | None = None,
-    ) -> StepRecord | None:
+    ) -> StepOutcome:
         """Call the agent's model chain; a chain that cannot answer yields a failed step,
-        and so does a call the network's budget cannot pay for (without calling). None: the
-        step is leased by another attempt that is still running."""
+        and so does a call the network's budget cannot pay for (without calling). Skipped:
+        another attempt holds the step's lease and is still running, or the task ended."""
         agent = network.agent_of(agent_type)
         base = dict(
             task_id=task.id,
@@ -189,11 +184,12 @@ class StepRunner:
             log.warning("step.over_budget", task_id=str(task.id), subtask=key, reason=refusal)
             return self._failed(base, refusal)
         attempt = self._log.begin(task, iteration, key, agent_type, base["queue"])
-        if attempt is None:
-            log.info(
-                "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
-            )
-            return None
+        if isinstance(attempt, Skipped):
+            if attempt is Skipped.LEASED_ELSEWHERE:  # the step log has told of an ended task
+                log.info(
+                    "step.leased_elsewhere", task_id=str(task.id), iteration=iteration, subtask=key
+                )
+            return attempt
         if attempt > self._max_attempts:
             # Each earlier attempt died with its worker (or kept timing out): a poison step.
             error = f"gave up after {attempt - 1} attempts that never finished"

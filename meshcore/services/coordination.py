@@ -39,6 +39,7 @@ from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
 from meshcore.services.critique import Critique, Synthesis
 from meshcore.services.endings import end, time_out_if_due
 from meshcore.services.planning import Planner
+from meshcore.services.step_log import Skipped
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -126,7 +127,7 @@ class Coordination:
     ) -> str:
         """Run one specialist subtask; answers the recorded status (or "skipped")."""
         step = self._steps.run_subtask(task_id, iteration, key, delivery)
-        return step.status.value if step else "skipped"
+        return "skipped" if isinstance(step, Skipped) else step.status.value
 
     def collect(
         self, task_id: UUID, iteration: int, wave: int, delivery: Delivery = NOWHERE
@@ -189,8 +190,8 @@ class Coordination:
             synthesis = uow.steps.get(task_id, iteration, SYNTHESIS_KEY)
         if recorded is None:
             recorded = self._critique.review(task, network, iteration, synthesis, delivery)
-            if recorded is None:
-                return  # another delivery holds the review
+            if isinstance(recorded, Skipped):
+                return  # another delivery holds the review, or the task has ended
         if recorded.status is StepStatus.FAILED:
             self._fail(task_id, f"review failed: {recorded.error}")
             return
@@ -269,8 +270,8 @@ class Coordination:
         feedback: str | None, delivery: Delivery = NOWHERE,
     ) -> None:  # fmt: skip
         recorded = self._synthesis.run(task, network, iteration, steps, feedback, delivery)
-        if recorded is None:
-            return  # another delivery holds the synthesis
+        if isinstance(recorded, Skipped):
+            return  # another delivery holds the synthesis, or the task has ended
         if recorded.status is StepStatus.FAILED:
             self._fail(task.id, f"synthesis failed: {recorded.error}")
             return
@@ -280,7 +281,7 @@ class Coordination:
                 return
             merged = workflow.contributions(steps)
             task.result = workflow.result_of(
-                answer=recorded.output, iteration=iteration, merged=merged, partial=False
+                answer=recorded.output, iteration=iteration, merged=merged
             )
             task.transition(TaskStatus.REVIEWING, now=self._clock.now())
             uow.tasks.save(task)

@@ -13,6 +13,7 @@ from meshcore.domain.task import REVIEW_KEY, SYNTHESIS_KEY, StepRecord, Task
 from meshcore.ports import Delivery
 from meshcore.services import answers
 from meshcore.services.agent_steps import StepRunner
+from meshcore.services.step_log import Skipped, StepOutcome
 from meshcore.telemetry.tracing import stage_span
 
 
@@ -28,7 +29,9 @@ class Critique:
         iteration: int,
         synthesis: StepRecord | None,
         delivery: Delivery,
-    ) -> StepRecord | None:
+    ) -> StepOutcome:
+        """The critic's review of the synthesis, recorded; Skipped if another delivery holds
+        it (or the task ended)."""
         messages = critic.review_messages(
             task=task.description, answer=synthesis.output if synthesis else "", iteration=iteration
         )
@@ -42,8 +45,8 @@ class Critique:
             delivery=delivery,
             validate=answers.verdict_check,
         )
-        if step is None:
-            return None
+        if isinstance(step, Skipped):
+            return step
         step = answers.normalised_verdict(step)
         item = self._steps.memory_item(task, network, step, critic.PROFILE)
         if item is not None:
@@ -68,9 +71,9 @@ class Synthesis:
         steps: list[StepRecord],
         feedback: str | None,
         delivery: Delivery,
-    ) -> StepRecord | None:
-        """The iteration's synthesis as recorded (made now if it is not yet); None while
-        another delivery holds it."""
+    ) -> StepOutcome:
+        """The iteration's synthesis as recorded (made now if it is not yet); Skipped while
+        another delivery holds it (or once the task has ended)."""
         recorded = next((s for s in steps if s.key == SYNTHESIS_KEY), None)
         if recorded is not None:
             return recorded
@@ -80,7 +83,7 @@ class Synthesis:
         step = self._steps.call(
             task, network, COORDINATOR, iteration, SYNTHESIS_KEY, messages, delivery=delivery
         )
-        if step is None:
-            return None
+        if isinstance(step, Skipped):
+            return step
         item = self._steps.memory_item(task, network, step, coordinator.PROFILE)
         return self._steps.record(step, network.id, item)

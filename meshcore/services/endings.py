@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from meshcore.domain.task import Task, TaskStatus
-from meshcore.domain.workflow import contributions, result_of
+from meshcore.domain.workflow import kept_result
 from meshcore.ports import Clock, UnitOfWork
 from meshcore.telemetry import metrics
 
@@ -15,8 +15,7 @@ log = structlog.get_logger(__name__)
 def end(uow: UnitOfWork, clock: Clock, task: Task, status: TaskStatus, reason: str) -> None:
     """End a task with what it has: the last answer and this iteration's contributions."""
     steps = uow.steps.for_iteration(task.id, task.iteration) if task.iteration else []
-    kept = result_of(answer=None, iteration=None, merged=contributions(steps), partial=True)
-    task.result = {**(task.result or {}), **kept}
+    task.result = kept_result(task.result, steps)
     task.error = reason
     task.transition(status, now=clock.now(), reason=reason)
     uow.tasks.save(task)

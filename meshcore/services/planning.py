@@ -18,6 +18,7 @@ from meshcore.ports import Clock, Delivery, UnitOfWorkFactory
 from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner
 from meshcore.services.agent_types import catalog_of, current_types
+from meshcore.services.step_log import Skipped
 from meshcore.telemetry.tracing import stage_span
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class Planner:
                 recorded = uow.steps.get(task.id, iteration, PLAN_KEY)
         if recorded is None:
             made = self._plan_step(task, network, iteration, feedback, delivery)
-            if made is None:
+            if isinstance(made, Skipped):
                 return False
             step, plan = made
             recorded = self._steps.record(step, network.id)
@@ -83,10 +84,10 @@ class Planner:
         iteration: int,
         feedback: str | None,
         delivery: Delivery,
-    ) -> tuple[StepRecord, Plan] | None:
-        """The plan step and the plan it holds, read once; None while another delivery
-        holds the step. InvalidPlan if there is none to be had, or the network (changed since
-        a client's plan was submitted) cannot run it."""
+    ) -> tuple[StepRecord, Plan] | Skipped:
+        """The plan step and the plan it holds, read once; Skipped while another delivery
+        holds the step (or once the task has ended). InvalidPlan if there is none to be had,
+        or the network (changed since a client's plan was submitted) cannot run it."""
         if task.plan is not None:  # the client's own plan: no model call
             step = StepRecord(
                 task.id,
@@ -117,8 +118,8 @@ class Planner:
             delivery=delivery,
             validate=answers.plan_check(network),
         )
-        if step is None:
-            return None
+        if isinstance(step, Skipped):
+            return step
         if step.status is StepStatus.FAILED:
             raise InvalidPlan(step.error or "the coordinator gave no plan")
         # The model's answer as checked (the gateway's plan_check); read once more here to

@@ -3,6 +3,7 @@ shared memory. The first write under (task, iteration, key) wins; a later one is
 
 from __future__ import annotations
 
+import enum
 from uuid import UUID
 
 import structlog
@@ -17,6 +18,18 @@ from meshcore.services.memory import MemoryView
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
+
+
+class Skipped(enum.Enum):
+    """Why an attempt made no step: not a failure, and nothing to record. Either way the
+    message that asked for it does nothing more."""
+
+    LEASED_ELSEWHERE = "leased elsewhere"  # another attempt holds the lease, still running
+    TASK_ENDED = "task ended"  # ended (or past its deadline): the step is wanted no more
+
+
+# A step (completed or failed), or why this attempt made none.
+StepOutcome = StepRecord | Skipped
 
 
 class StepLog:
@@ -111,9 +124,10 @@ class StepLog:
 
     def begin(
         self, task: Task, iteration: int, key: str, agent_type: str, queue: str
-    ) -> int | None:
+    ) -> int | Skipped:
         """Lease the step, count the attempt and note its start in the task's log, in one
-        transaction; None if another attempt holds the lease or the task has ended.
+        transaction: the attempt's number, or Skipped if another attempt holds the lease or
+        the task has ended.
 
         The start takes the task's row lock, as a cancel does: once a cancel has committed,
         no step begins a model call.
@@ -138,8 +152,8 @@ class StepLog:
                 uow.commit()
         except TaskEnded as exc:
             log.info("step.not_begun", task_id=str(task.id), subtask=key, task_status=exc.status)
-            return None
-        return attempt
+            return Skipped.TASK_ENDED
+        return Skipped.LEASED_ELSEWHERE if attempt is None else attempt
 
 
 def _count_recorded(step: StepRecord) -> None:

@@ -316,7 +316,8 @@ class TaskService:
             with self._uow(self._tenant_id) as uow:
                 found = uow.tasks.events(task_id, after=last, limit=EVENT_BATCH)
                 final = next((e for e in found if _is_final(e)), None)
-                result = uow.tasks.get(task_id).result if final is not None else None
+                ended = uow.tasks.get(task_id).result if final is not None else None
+                result = ended.to_json() if ended is not None else None
             for entry in found:
                 if entry is final:
                     has_ended = True

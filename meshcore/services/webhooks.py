@@ -152,8 +152,8 @@ class WebhookService:
 def _snapshot(task: Task, delivery: Delivery, event: HistoryEntry) -> TaskSnapshot:
     # The answer and error belong to the ending; a status change in between carries none.
     is_ending = event.status.is_terminal
-    result = (task.result or {}) if is_ending else {}
-    answer, score = result.get("answer"), result.get("score")
+    result = task.result if is_ending else None
+    answer, score = (result.answer, result.score) if result is not None else (None, None)
     return TaskSnapshot(
         task_id=task.id,
         network_id=task.network_id,
@@ -161,8 +161,8 @@ def _snapshot(task: Task, delivery: Delivery, event: HistoryEntry) -> TaskSnapsh
         event_seq=delivery.event_seq,
         at=event.at,
         status=event.status.value,
-        answer=answer if isinstance(answer, str) else None,
-        score=float(score) if isinstance(score, int | float) else None,
+        answer=answer,
+        score=float(score) if score is not None else None,
         error=task.error if is_ending else None,
     )
 

@@ -40,6 +40,7 @@ from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.agent_types import own_queue
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import SPECIALISTS, AgentType, Network, NetworkConfig
+from meshcore.domain.result import TaskResult
 from meshcore.domain.task import Priority, Task
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
@@ -249,7 +250,7 @@ def test_clear_rows_from_before_sealing_still_read_and_a_rotation_seals_them(
     engine.dispose()
 
     assert (before[0].description, before[0].context) == (task.description, {"c": CANARY})
-    assert before[0].result == {"answer": CANARY} and before[0].error == CANARY
+    assert before[0].result == TaskResult(answer=CANARY) and before[0].error == CANARY
     assert [(i.content, i.metadata) for i in before[1]] == [(item.content, item.metadata)]
     assert (done["tasks"].resealed, done["memory_items"].resealed) == (1, 1)
     assert (again["tasks"].resealed, again["tasks"].current) == (0, 1)

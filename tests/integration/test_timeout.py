@@ -43,8 +43,8 @@ def test_a_task_past_its_timeout_ends_timed_out_keeping_what_it_has(slow_workers
     assert done.status is TaskStatus.TIMED_OUT
     assert time.monotonic() - started < 3 + 2 * LATENCY_MS / 1000 + 2
     assert done.error == "timed out after 3 s"
-    assert done.result["partial"] is True
+    assert done.result is not None and done.result.partial is True
     recorded = [s for s in done.subtasks if s.step and s.step.status is StepStatus.COMPLETED]
-    kept = {c["subtask"]: c["output"] for c in done.result["contributions"]}
+    kept = {c.subtask: c.output for c in done.result.contributions or ()}
     assert kept == {s.key: s.step.output for s in recorded}
     assert done.history[-1].status is TaskStatus.TIMED_OUT

@@ -72,7 +72,8 @@ def test_subtasks_run_on_the_queues_of_their_agent_types(workers: Fleet) -> None
     assert review.queue == "agent.critic"
     plan = next(h for h in steps if h.detail["subtask"] == PLAN_KEY)
     assert plan.queue == "coordinator"
-    assert "[offline model, not an AI]" in done.result["answer"]
+    assert done.result is not None
+    assert "[offline model, not an AI]" in str(done.result.answer)
 
 
 def test_a_dependent_subtask_sees_its_dependency_through_shared_memory(workers: Fleet) -> None:
@@ -119,7 +120,8 @@ def test_a_low_critic_score_causes_a_revision_until_max_iterations(workers: Flee
     revisions = [h for h in transitions if h.detail.get("reason") == "revision"]
     assert len(revisions) == 1
     assert transitions[-1].detail["reason"] == "iteration budget spent"
-    assert done.result["score"] < 1.0
+    assert done.result is not None and done.result.score is not None
+    assert done.result.score < 1.0
     reviews = [h for h in done.history if h.kind == "step" and h.detail["subtask"] == REVIEW_KEY]
     assert [r.detail["iteration"] for r in reviews] == [1, 2]
     # The read shows both iterations' work, the first before the revision.
@@ -202,8 +204,9 @@ def test_a_budget_stops_a_task_keeping_its_work(workers: Fleet) -> None:
     assert done.status is TaskStatus.FAILED
     assert "budget exceeded" in done.error
     assert done.usage.input_tokens + done.usage.output_tokens <= budget.tokens
-    assert done.result["answer"].startswith("[offline model, not an AI]")  # the work it has
-    assert done.result["partial"] is True
+    assert done.result is not None
+    assert str(done.result.answer).startswith("[offline model, not an AI]")  # the work it has
+    assert done.result.partial is True
 
 
 def test_workers_send_task_events_only_once_flower_asks_for_them(workers: Fleet) -> None:

@@ -14,6 +14,7 @@ from meshapi.schemas.tasks import TaskProgressSchema, TaskSchema
 from meshapi.task_json import dumps, progress_body, task_body
 from meshcore.domain.network import AgentType
 from meshcore.domain.plan import PlannedSubtask
+from meshcore.domain.result import Contribution, TaskResult
 from meshcore.domain.task import (
     EventKind,
     HistoryEntry,
@@ -90,7 +91,14 @@ def full_task() -> Task:
         iteration=2,
         wave=1,
         revision=41,
-        result={"answer": TEXT, "score": 0.5, "extra": None},
+        result=TaskResult(
+            answer=TEXT,
+            iteration=2,
+            contributions=(Contribution("facts", "research", TEXT),),
+            score=0.5,
+            feedback=TEXT,
+            partial=True,
+        ),
         error="subtask copy failed",
         usage=Usage(10**12, 0, 1.25),
         subtasks=[
@@ -160,6 +168,20 @@ def test_the_bytes_are_utf8_json_not_escaped() -> None:
 
 
 def test_an_integer_past_64_bits_is_still_encoded() -> None:
-    task = bare_task(context={"id": 2**70}, result={"n": -(2**64)})
+    task = bare_task(context={"id": 2**70, "n": -(2**64)})
 
     assert json.loads(dumps(task_body(task))) == as_json(TaskSchema().dump(task))
+
+
+def test_the_result_reads_as_its_json_key_for_key() -> None:
+    contribution = {"subtask": "facts", "agent": "research", "output": TEXT}
+
+    assert task_body(full_task())["result"] == {
+        "answer": TEXT,
+        "iteration": 2,
+        "contributions": [contribution],
+        "score": 0.5,
+        "feedback": TEXT,
+        "partial": True,
+    }
+    assert task_body(bare_task())["result"] is None

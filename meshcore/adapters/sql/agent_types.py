@@ -9,7 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from meshcore.adapters.sql.repositories import Repository
+from meshcore.adapters.sql.repository import Repository
 from meshcore.adapters.sql.tables import agent_types, agents
 from meshcore.domain.agent_types import AgentTypeDef, ModelDefaults, ToolServer
 from meshcore.domain.errors import Conflict

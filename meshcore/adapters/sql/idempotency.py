@@ -16,7 +16,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from meshcore.adapters.sql.mapping import aware
+from meshcore.adapters.sql.rows import aware
 from meshcore.adapters.sql.tables import idempotency_keys as keys
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 

@@ -28,7 +28,8 @@ from meshcore.adapters.sql.tables import (
 
 @dataclass(frozen=True)
 class SealedColumns:
-    """A table's sealed columns (mapping.py seals them): text, and JSON holding a token."""
+    """A table's sealed columns, which its row shaping seals (rows.py says where): text, and
+    JSON holding a token."""
 
     table: sa.Table
     text: tuple[str, ...] = ()

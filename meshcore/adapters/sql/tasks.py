@@ -1,20 +1,44 @@
-"""Tasks and their event log, over SQLAlchemy Core. Every query is filtered by the tenant."""
+"""Tasks, their event log and their plans' subtasks in the record; their rows are shaped in
+task_rows.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql import mapping as m
-from meshcore.adapters.sql import statements as q
-from meshcore.adapters.sql.repositories import Repository
-from meshcore.adapters.sql.tables import steps, subtasks, task_events, tasks, webhook_deliveries
+from meshcore.adapters.sql.repository import Repository
+from meshcore.adapters.sql.tables import subtasks, task_events, tasks, webhook_deliveries
+from meshcore.adapters.sql.task_rows import (
+    ADD_USAGE,
+    BUMP_TASK,
+    EVENTS,
+    EVERY_SUBTASK,
+    HISTORY,
+    REVISION,
+    SUBTASK,
+    SUBTASKS,
+    SUMMARY,
+    TASK,
+    TASK_IN_NETWORK,
+    TASK_IN_NETWORK_LOCKED,
+    TASK_LOCKED,
+    UPDATE_TASK,
+    event_from_row,
+    event_row,
+    plan_rows,
+    subtask_from_row,
+    summary_from_row,
+    task_from_row,
+    task_row,
+    task_state,
+)
+from meshcore.adapters.sql.webhooks import delivery_row
 from meshcore.domain.errors import NotFound, TaskEnded
 from meshcore.domain.plan import Plan
 from meshcore.domain.task import (
@@ -29,7 +53,6 @@ from meshcore.domain.task import (
     plan_entry,
     step_entry,
 )
-from meshcore.domain.webhooks import DeliveryStatus
 from meshcore.ports import Page
 
 
@@ -52,27 +75,27 @@ class SqlTaskRepository(Repository):
 
     def add(self, task: Task) -> None:
         task.revision = len(task.new_history)
-        self._db.execute(tasks.insert().values(m.task_row(task, self._sealer)))
+        self._db.execute(tasks.insert().values(task_row(task, self._sealer)))
         self._append_new_history(task, task.network_id, 0)
 
     def get(self, task_id: UUID) -> Task:
-        return self._one(q.TASK, task_id)
+        return self._one(TASK, task_id)
 
     def get_locked(self, task_id: UUID) -> Task:
-        return self._one(q.TASK_LOCKED, task_id)
+        return self._one(TASK_LOCKED, task_id)
 
     def in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
-        return self._one(q.TASK_IN_NETWORK, task_id, p_network=network_id)
+        return self._one(TASK_IN_NETWORK, task_id, p_network=network_id)
 
     def locked_in_network(self, task_id: UUID, *, network_id: UUID) -> Task:
-        return self._one(q.TASK_IN_NETWORK_LOCKED, task_id, p_network=network_id)
+        return self._one(TASK_IN_NETWORK_LOCKED, task_id, p_network=network_id)
 
     def _one(self, statement: sa.Select, task_id: UUID, **params: object) -> Task:
         params.update(p_id=task_id, p_tenant=self._tenant_id)
         row = self._db.execute(statement, params).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
-        return m.task_from_row(row, self._sealer)
+        return task_from_row(row, self._sealer)
 
     def list(
         self, network_id: UUID, page: Page, status: TaskStatus | None = None
@@ -88,14 +111,14 @@ class SqlTaskRepository(Repository):
             .offset(page.offset)
             .limit(page.limit)
         ).mappings()
-        return [m.task_from_row(r, self._sealer) for r in rows], total.scalar_one()
+        return [task_from_row(r, self._sealer) for r in rows], total.scalar_one()
 
     def save(self, task: Task) -> None:
-        params = {"p_id": task.id, "p_tenant": self._tenant_id, **m.task_state(task, self._sealer)}
+        params = {"p_id": task.id, "p_tenant": self._tenant_id, **task_state(task, self._sealer)}
         if not task.new_history:
-            self._db.execute(q.UPDATE_TASK, params)
+            self._db.execute(UPDATE_TASK, params)
             return
-        row = self._db.execute(q.BUMP_TASK, {**params, "p_n": len(task.new_history)}).first()
+        row = self._db.execute(BUMP_TASK, {**params, "p_n": len(task.new_history)}).first()
         if row is None:
             raise NotFound("task", task.id)
         task.revision = row.revision
@@ -105,7 +128,7 @@ class SqlTaskRepository(Repository):
         # Without loading or locking the task first: its steps record concurrently, and the
         # sums are increments in SQL, so none is lost.
         row = self._db.execute(
-            q.ADD_USAGE,
+            ADD_USAGE,
             {
                 "p_id": step.task_id,
                 "p_tenant": self._tenant_id,
@@ -120,7 +143,7 @@ class SqlTaskRepository(Repository):
 
     def begin_step(self, entry: HistoryEntry, task_id: UUID, *, now: datetime) -> None:
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now, "p_n": 1}
-        self._append_bumped(task_id, self._db.execute(q.BUMP_TASK, params).first(), entry)
+        self._append_bumped(task_id, self._db.execute(BUMP_TASK, params).first(), entry)
 
     def _append_bumped(self, task_id: UUID, row: Row | None, entry: HistoryEntry) -> None:
         """Append one event after an UPDATE that moved the revision; its status is the one
@@ -136,7 +159,7 @@ class SqlTaskRepository(Repository):
     def add_webhook_attempt(self, task_id: UUID, entry: HistoryEntry) -> None:
         """Append a webhook attempt's event: the one kind appended after the task ended."""
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_n": 1}
-        row = self._db.execute(q.BUMP_TASK, params).first()
+        row = self._db.execute(BUMP_TASK, params).first()
         if row is None:
             raise NotFound("task", task_id)
         status = TaskStatus(row.status)
@@ -146,44 +169,31 @@ class SqlTaskRepository(Repository):
     def touch(self, task_id: UUID, now: datetime) -> None:
         """Set the heartbeat without locking or loading the task (see the port)."""
         self._db.execute(
-            q.UPDATE_TASK, {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now}
+            UPDATE_TASK, {"p_id": task_id, "p_tenant": self._tenant_id, "heartbeat_at": now}
         )
 
     def history(self, task_id: UUID) -> list[HistoryEntry]:
-        rows = self._db.execute(q.HISTORY, {"p_task": task_id, "p_tenant": self._tenant_id})
-        return [m.event_from_row(r, self._sealer) for r in rows.mappings()]
+        rows = self._db.execute(HISTORY, {"p_task": task_id, "p_tenant": self._tenant_id})
+        return [event_from_row(r, self._sealer) for r in rows.mappings()]
 
     def events(self, task_id: UUID, *, after: int, limit: int) -> list[HistoryEntry]:
         params = {"p_task": task_id, "p_tenant": self._tenant_id, "p_after": after}
-        rows = self._db.execute(q.EVENTS, {**params, "p_limit": limit})
-        return [m.event_from_row(r, self._sealer) for r in rows.mappings()]
+        rows = self._db.execute(EVENTS, {**params, "p_limit": limit})
+        return [event_from_row(r, self._sealer) for r in rows.mappings()]
 
     def revision(self, task_id: UUID, *, network_id: UUID) -> Revision:
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_network": network_id}
-        row = self._db.execute(q.REVISION, params).first()
+        row = self._db.execute(REVISION, params).first()
         if row is None:
             raise NotFound("task", task_id)
         return Revision(row.revision, TaskStatus(row.status))
 
     def summary(self, task_id: UUID, *, network_id: UUID) -> TaskSummary:
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_network": network_id}
-        row = self._db.execute(q.SUMMARY, params).mappings().first()
+        row = self._db.execute(SUMMARY, params).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
-        result = self._sealer.open_json(row["result"]) or {}
-        answer, score = result.get("answer"), result.get("score")
-        return TaskSummary(
-            id=row["id"],
-            network_id=row["network_id"],
-            status=TaskStatus(row["status"]),
-            revision=row["revision"],
-            iteration=row["iteration"],
-            wave=row["wave"],
-            steps_done=row["done"],
-            steps_planned=row["planned"],
-            answer=answer if isinstance(answer, str) else None,
-            score=float(score) if isinstance(score, int | float) else None,
-        )
+        return summary_from_row(row, self._sealer)
 
     def add_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
         if not self._insert_absent(subtasks, self._plan_rows(task_id, iteration, plan)):
@@ -203,52 +213,29 @@ class SqlTaskRepository(Repository):
         self._note_plan(task_id, iteration, plan, now=now)
 
     def _plan_rows(self, task_id: UUID, iteration: int, plan: Plan) -> list[dict[str, object]]:
-        return [
-            {
-                "task_id": task_id,
-                "iteration": iteration,
-                "key": s.key,
-                "tenant_id": self._tenant_id,
-                "position": position,
-                "wave": plan.wave_of(s.key),
-                "depends_on": list(s.depends_on),
-                "agent_type": str(s.agent_type),
-                "agent_version": s.agent_version,
-                "queue": s.queue or None,
-                "description": self._sealer.seal(s.description),
-            }
-            for position, s in enumerate(plan.subtasks)
-        ]
+        return plan_rows(self._tenant_id, task_id, iteration, plan, self._sealer)
 
     def _note_plan(self, task_id: UUID, iteration: int, plan: Plan, *, now: datetime) -> None:
         planned = [(s, plan.wave_of(s.key)) for s in plan.subtasks]
         entry = plan_entry(planned, iteration=iteration, status=TaskStatus.QUEUED, now=now)
         params = {"p_id": task_id, "p_tenant": self._tenant_id, "p_n": 1}
-        self._append_bumped(task_id, self._db.execute(q.BUMP_TASK, params).first(), entry)
+        self._append_bumped(task_id, self._db.execute(BUMP_TASK, params).first(), entry)
 
     def subtasks(self, task_id: UUID, iteration: int) -> list[Subtask]:
-        return self._subtasks(q.SUBTASKS, task_id, p_iteration=iteration)
+        return self._subtasks(SUBTASKS, task_id, p_iteration=iteration)
 
     def subtask(self, task_id: UUID, iteration: int, key: str) -> Subtask | None:
-        found = self._subtasks(q.SUBTASK, task_id, p_iteration=iteration, p_key=key)
+        found = self._subtasks(SUBTASK, task_id, p_iteration=iteration, p_key=key)
         return found[0] if found else None
 
     def every_subtask(self, task_id: UUID) -> list[Subtask]:
-        return self._subtasks(q.EVERY_SUBTASK, task_id)
+        return self._subtasks(EVERY_SUBTASK, task_id)
 
     def _subtasks(self, statement: sa.Select, task_id: UUID, **params: object) -> list[Subtask]:
         """The subtasks `statement` selects, each with its step if one is recorded."""
         params.update(p_task=task_id, p_tenant=self._tenant_id)
-        result = []
-        for row in self._db.execute(statement, params).mappings():
-            step = None
-            if row["step_status"] is not None:
-                step = m.step_from_row(
-                    {c.name: row[f"step_{c.name}"] for c in steps.c}, self._sealer
-                )
-            planned = m.planned_from_row(row, self._sealer)
-            result.append(Subtask(task_id, row["iteration"], row["wave"], planned, step))
-        return result
+        rows = self._db.execute(statement, params).mappings()
+        return [subtask_from_row(row, self._sealer) for row in rows]
 
     def _append_new_history(self, task: Task, network_id: UUID, last_seq: int) -> None:
         """Insert the task's new history numbered after `last_seq`; the task's own history
@@ -267,21 +254,7 @@ class SqlTaskRepository(Repository):
         """A delivery per event the webhook wants, in the event's own transaction."""
         if not entries:
             return
-        rows = [
-            {
-                "id": uuid4(),
-                "tenant_id": self._tenant_id,
-                "task_id": task_id,
-                "network_id": network_id,
-                "event_seq": e.seq,
-                "event_type": e.type,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": e.at,
-                "created_at": e.at,
-            }
-            for e in entries
-        ]
+        rows = [delivery_row(self._tenant_id, task_id, network_id, e) for e in entries]
         self._db.execute(webhook_deliveries.insert(), rows)
         self._deliveries.extend(r["id"] for r in rows)
 
@@ -298,7 +271,7 @@ class SqlTaskRepository(Repository):
         if not entries:
             return []
         numbered = [replace(e, seq=last_seq + i) for i, e in enumerate(entries, start=1)]
-        rows = [m.event_row(self._tenant_id, task_id, e, self._sealer) for e in numbered]
+        rows = [event_row(self._tenant_id, task_id, e, self._sealer) for e in numbered]
         self._db.execute(task_events.insert(), rows)
         revision = last_seq + len(entries)
         self._changes[task_id] = TaskChange(self._tenant_id, network_id, task_id, revision, status)

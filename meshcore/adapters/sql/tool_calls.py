@@ -9,7 +9,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from meshcore.adapters.sql.repositories import Repository
+from meshcore.adapters.sql.repository import Repository
 from meshcore.adapters.sql.tables import tool_calls
 from meshcore.ports import ToolCallRecord, ToolCallStatus
 

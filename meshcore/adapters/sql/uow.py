@@ -19,13 +19,10 @@ from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.agent_types import SqlAgentTypeRepository
 from meshcore.adapters.sql.idempotency import SqlIdempotencyRepository
+from meshcore.adapters.sql.memory import SqlMemoryRepository
+from meshcore.adapters.sql.networks import SqlAgentRepository, SqlNetworkRepository
 from meshcore.adapters.sql.quotas import SqlQuotaRepository
-from meshcore.adapters.sql.repositories import (
-    SqlAgentRepository,
-    SqlMemoryRepository,
-    SqlNetworkRepository,
-    SqlStepRepository,
-)
+from meshcore.adapters.sql.steps import SqlStepRepository
 from meshcore.adapters.sql.tables import idempotency_keys, tasks, webhook_deliveries
 from meshcore.adapters.sql.tasks import SqlTaskRepository
 from meshcore.adapters.sql.tool_calls import SqlToolCallRepository

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
-from meshcore.adapters.sql import mapping as m
-from meshcore.adapters.sql.repositories import Repository
+from meshcore.adapters.sql.repository import Repository
+from meshcore.adapters.sql.rows import aware
 from meshcore.adapters.sql.tables import webhook_deliveries
+from meshcore.domain.task import HistoryEntry
 from meshcore.domain.webhooks import Delivery, DeliveryStatus
 
 
@@ -79,5 +80,23 @@ def _delivery(row: Row | dict) -> Delivery:
         event_type=row["event_type"],
         status=DeliveryStatus(row["status"]),
         attempts=row["attempts"],
-        next_attempt_at=m.aware(row["next_attempt_at"]),
+        next_attempt_at=aware(row["next_attempt_at"]),
     )
+
+
+def delivery_row(
+    tenant_id: str, task_id: UUID, network_id: UUID, event: HistoryEntry
+) -> dict[str, object]:
+    """A new delivery of `event`, due at once: made in the event's own transaction."""
+    return {
+        "id": uuid4(),
+        "tenant_id": tenant_id,
+        "task_id": task_id,
+        "network_id": network_id,
+        "event_seq": event.seq,
+        "event_type": event.type,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": event.at,
+        "created_at": event.at,
+    }

@@ -10,6 +10,7 @@ import pytest
 from meshcore.domain import workflow
 from meshcore.domain.network import Approval, NetworkConfig
 from meshcore.domain.plan import PlannedSubtask
+from meshcore.domain.result import Contribution, TaskResult
 from meshcore.domain.task import (
     HistoryEntry,
     Priority,
@@ -102,17 +103,36 @@ def test_a_stalled_task_is_sent_again_only_what_it_lacks() -> None:
 
 def test_a_result_keeps_the_answer_and_an_early_end_keeps_only_completed_work() -> None:
     steps = [step("@plan"), step("a"), step("b", StepStatus.FAILED), step("@synthesis")]
-    merged = workflow.contributions(steps)
 
-    full = workflow.result_of(answer="the answer", iteration=2, merged=merged, partial=False)
-    partial = workflow.result_of(answer=None, iteration=None, merged=merged, partial=True)
+    full = workflow.result_of(
+        answer="the answer", iteration=2, merged=workflow.contributions(steps)
+    )
+    partial = workflow.kept_result(None, steps)
 
-    assert [c["subtask"] for c in full["contributions"]] == ["a", "b"]
-    assert (full["answer"], full["iteration"]) == ("the answer", 2)
-    assert partial == {
-        "partial": True,
-        "contributions": [{"subtask": "a", "agent": "research", "output": "a done"}],
-    }
+    assert [c.subtask for c in full.contributions or ()] == ["a", "b"]
+    assert (full.answer, full.iteration, full.partial) == ("the answer", 2, False)
+    assert partial == TaskResult(
+        contributions=(Contribution(subtask="a", agent="research", output="a done"),),
+        partial=True,
+    )
+
+
+def test_an_early_end_keeps_the_last_answer_and_verdict_with_the_completed_work() -> None:
+    steps = [step("a"), step("b", StepStatus.FAILED)]
+    reviewed = workflow.result_of(
+        answer="the answer", iteration=1, merged=workflow.contributions(steps)
+    ).with_review(0.4, "shorter")
+
+    kept = workflow.kept_result(reviewed, [step("a"), step("c", StepStatus.FAILED)])
+
+    assert kept == TaskResult(
+        answer="the answer",
+        iteration=1,
+        contributions=(Contribution(subtask="a", agent="research", output="a done"),),
+        score=0.4,
+        feedback="shorter",
+        partial=True,
+    )
 
 
 def test_a_verdict_below_the_threshold_starts_a_revision_and_keeps_the_feedback() -> None:
@@ -124,7 +144,8 @@ def test_a_verdict_below_the_threshold_starts_a_revision_and_keeps_the_feedback(
 
     assert decided == workflow.Revise(2)
     assert (task.status, task.iteration) == (TaskStatus.RUNNING, 2)
-    assert task.result == {"score": 0.5, "feedback": "add a call to action"}
+    assert task.result == TaskResult(score=0.5, feedback="add a call to action")
+    assert task.result.to_json() == {"score": 0.5, "feedback": "add a call to action"}
 
 
 def test_only_a_plan_no_one_approved_waits_and_the_history_is_read_only_then() -> None:

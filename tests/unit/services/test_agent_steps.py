@@ -11,6 +11,7 @@ from meshcore.domain.network import AgentStatus, AgentType, ModelConfig, Network
 from meshcore.domain.task import Priority, StepRecord, StepStatus, Task, TaskStatus
 from meshcore.ports import Delivery, Message
 from meshcore.services.networks import AgentSpec
+from meshcore.services.step_log import Skipped
 from tests.fakes import FAKE_MODEL, FakeMesh, FakeModelClient
 
 PLAN: list[dict[str, object]] = [
@@ -96,7 +97,7 @@ def test_a_duplicate_within_the_lease_makes_no_model_call(mesh: FakeMesh) -> Non
     first = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
     duplicate = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
 
-    assert first is not None and duplicate is None
+    assert isinstance(first, StepRecord) and duplicate is Skipped.LEASED_ELSEWHERE
     assert len(mesh.models.calls_with("Find the facts")) == 1
 
 
@@ -119,7 +120,7 @@ def test_a_step_of_a_task_past_its_deadline_is_skipped(mesh: FakeMesh) -> None:
     task = started(mesh)
     mesh.clock.advance(NetworkConfig().timeout_seconds)
 
-    assert mesh.steps.run_subtask(task.id, 1, "facts") is None
+    assert mesh.steps.run_subtask(task.id, 1, "facts") is Skipped.TASK_ENDED
     assert mesh.coordination.run_step(task.id, 1, "facts") == "skipped"
 
     assert mesh.models.calls == []
@@ -133,7 +134,7 @@ def test_a_step_of_a_finished_task_is_skipped(mesh: FakeMesh) -> None:
     assert mesh.tasks.get(task.network_id, task.id).status is TaskStatus.FAILED
     calls = len(mesh.models.calls)
 
-    assert mesh.steps.run_subtask(task.id, 1, "copy") is None
+    assert mesh.steps.run_subtask(task.id, 1, "copy") is Skipped.TASK_ENDED
     assert len(mesh.models.calls) == calls
 
 

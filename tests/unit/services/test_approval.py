@@ -403,7 +403,7 @@ def test_the_approval_timeout_is_bounded() -> None:
 
 
 def test_the_approval_is_stored_with_the_config_and_old_rows_need_none() -> None:
-    from meshcore.adapters.sql.mapping import config_from_json, config_to_json
+    from meshcore.adapters.sql.network_rows import config_from_json, config_to_json
 
     config = NetworkConfig(approval=Approval(plan=True, timeout_seconds=90))
     stored = config_to_json(config)

@@ -9,6 +9,7 @@ from meshcore.domain.agent_types import own_queue
 from meshcore.domain.errors import ModelUnavailable, NotFound
 from meshcore.domain.memory import MemoryQuery, MemoryType
 from meshcore.domain.network import SPECIALISTS, AgentStatus, AgentType, NetworkConfig
+from meshcore.domain.result import TaskResult
 from meshcore.domain.task import Priority, Task, TaskStatus, Usage
 from meshcore.ports import Delivery
 from tests.fakes import (
@@ -87,12 +88,11 @@ def test_a_task_runs_through_every_specialist_to_a_reviewed_answer(mesh: FakeMes
     assert done.history[-1].detail["reason"] == "quality threshold met"
     assert done.error is None
     assert done.result is not None
-    assert str(done.result["answer"]).startswith(f"{LABEL} Synthesis of 5 contribution(s)")
-    assert (done.result["score"], done.result["iteration"]) == (0.9, 1)
-    contributions = done.result["contributions"]
-    assert isinstance(contributions, list)
-    assert sorted(c["subtask"] for c in contributions) == SPECIALIST_KEYS
-    assert all(str(c["output"]).startswith(LABEL) for c in contributions)
+    assert str(done.result.answer).startswith(f"{LABEL} Synthesis of 5 contribution(s)")
+    assert (done.result.score, done.result.iteration) == (0.9, 1)
+    contributions = done.result.contributions or ()
+    assert sorted(c.subtask for c in contributions) == SPECIALIST_KEYS
+    assert all(c.output.startswith(LABEL) for c in contributions)
 
 
 def test_each_subtask_is_recorded_exactly_once(mesh: FakeMesh) -> None:
@@ -132,7 +132,7 @@ def test_a_low_score_sends_the_task_round_again_until_the_iteration_budget(
     assert done.status is TaskStatus.COMPLETED
     assert done.iteration == 2
     assert done.result is not None
-    assert (done.result["score"], done.result["iteration"]) == (0.3, 2)
+    assert (done.result.score, done.result.iteration) == (0.3, 2)
     assert done.history[-1].detail["reason"] == "iteration budget spent"
     revision = next(e for e in done.history if e.detail.get("reason") == "revision")
     assert (revision.status, revision.detail["score"], revision.detail["iteration"]) == (
@@ -279,8 +279,8 @@ def test_a_task_past_its_deadline_times_out_keeping_what_it_has(mesh: FakeMesh) 
     assert ended.status is TaskStatus.TIMED_OUT
     assert ended.error == "timed out after 60 s"
     assert ended.result is not None
-    assert ended.result["partial"] is True
-    assert [c["subtask"] for c in ended.result["contributions"]] == ["facts"]
+    assert ended.result.partial is True
+    assert [c.subtask for c in ended.result.contributions or ()] == ["facts"]
     assert mesh.models.calls_with("Your subtask: Write it") == []
 
 
@@ -295,7 +295,7 @@ def test_a_task_whose_messages_were_lost_times_out_at_its_deadline(mesh: FakeMes
 
     ended = mesh.tasks.get(task.network_id, task.id)
     assert ended.status is TaskStatus.TIMED_OUT
-    assert ended.result == {"partial": True, "contributions": []}
+    assert ended.result == TaskResult(contributions=(), partial=True)
 
 
 def test_a_task_still_queued_at_its_deadline_times_out_without_planning(mesh: FakeMesh) -> None:
@@ -322,8 +322,8 @@ def test_a_step_whose_models_are_unavailable_fails_the_task_naming_the_subtask(
     assert done.error == "subtask copy failed: every model in the chain failed"
     assert done.history[-1].detail["reason"] == done.error
     assert done.result is not None
-    assert done.result["partial"] is True
-    assert [c["subtask"] for c in done.result["contributions"]] == ["facts"]
+    assert done.result.partial is True
+    assert [c.subtask for c in done.result.contributions or ()] == ["facts"]
     assert mesh.models.calls_with(SYNTHESIS) == []
     agents = mesh.networks.list_agents(done.network_id)
     assert all(a.metrics.in_flight == 0 for a in agents)
@@ -337,7 +337,7 @@ def test_a_failed_step_in_a_wide_wave_keeps_the_others_contributions(mesh: FakeM
     assert done.status is TaskStatus.FAILED
     assert done.error == "subtask research failed: provider down"
     assert done.result is not None
-    assert sorted(c["subtask"] for c in done.result["contributions"]) == [
+    assert sorted(c.subtask for c in done.result.contributions or ()) == [
         k for k in SPECIALIST_KEYS if k != "research"
     ]
 
@@ -377,7 +377,7 @@ def test_an_unavailable_synthesis_fails_the_task_keeping_the_contributions(
     assert done.status is TaskStatus.FAILED
     assert done.error == "synthesis failed: synthesis model down"
     assert done.result is not None
-    assert len(done.result["contributions"]) == 5
+    assert len(done.result.contributions or ()) == 5
 
 
 def test_a_verdict_that_is_not_a_score_fails_the_review(mesh: FakeMesh) -> None:
@@ -389,7 +389,7 @@ def test_a_verdict_that_is_not_a_score_fails_the_review(mesh: FakeMesh) -> None:
     assert done.error.startswith("review failed: ")
     assert "the critic's score must be a number between 0 and 1" in done.error
     assert done.result is not None
-    assert str(done.result["answer"]).startswith(LABEL)
+    assert str(done.result.answer).startswith(LABEL)
     critic = next(a for a in mesh.networks.list_agents(done.network_id) if a.type.value == "critic")
     assert (critic.metrics.calls, critic.metrics.failures) == (1, 1)
 

@@ -207,7 +207,8 @@ def test_no_model_call_begins_after_a_cancel_and_the_work_done_is_kept(mesh: Fak
     final = mesh.tasks.get(task.network_id, task.id)
     assert final.status is TaskStatus.CANCELLED
     assert final.revision == cancelled.revision  # nothing was added after the end
-    assert done and [c["subtask"] for c in final.result["contributions"]] == done
+    assert final.result is not None and final.result.contributions is not None
+    assert done and [c.subtask for c in final.result.contributions] == done
 
 
 def test_a_step_that_finishes_after_the_cancel_is_discarded(mesh: FakeMesh) -> None:

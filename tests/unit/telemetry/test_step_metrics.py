@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from meshcore.domain.network import AgentType
-from meshcore.domain.task import Priority, StepStatus
+from meshcore.domain.task import Priority, StepRecord, StepStatus
 from meshcore.ports import Message
 from tests.fakes import FakeMesh
 
@@ -33,7 +33,7 @@ def test_a_step_counts_each_attempt_and_only_the_first_recorded_outcome() -> Non
     first = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
     mesh.clock.advance(91)  # past the lease: a second attempt, as after a lost worker
     second = mesh.steps.call(task, network, AgentType.RESEARCH, 1, "facts", messages)
-    assert first is not None and second is not None
+    assert isinstance(first, StepRecord) and isinstance(second, StepRecord)
     mesh.steps.record(first, network.id)
     mesh.steps.record(second, network.id)  # the duplicate: discarded, and not counted again
 

@@ -1,77 +1,46 @@
-"""Repositories over SQLAlchemy Core: networks, agents, steps and memory (tasks are in
-tasks.py, webhook deliveries in webhooks.py). Every query is filtered by the tenant; none
-commits."""
+"""Networks and their agents in the record; their rows are shaped in network_rows.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 
-from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql import mapping as m
-from meshcore.adapters.sql import statements as q
-from meshcore.adapters.sql.tables import (
-    agents,
-    memory_items,
-    networks,
-    steps,
-    tasks,
+from meshcore.adapters.sql.network_rows import (
+    NETWORK_WITH_AGENTS,
+    RECORD_CALL,
+    agent_from_row,
+    agent_row,
+    network_from_row,
+    network_row,
+    network_with_agents,
 )
+from meshcore.adapters.sql.repository import Repository
+from meshcore.adapters.sql.tables import agents, networks, tasks
 from meshcore.domain.errors import NotFound
-from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network
-from meshcore.domain.task import (
-    StepRecord,
-)
 from meshcore.domain.usage import Usage
 from meshcore.ports import Page
 
 
-class Repository:
-    """What every repository of a unit of work holds: its connection, tenant and sealer."""
-
-    def __init__(self, connection: sa.Connection, tenant_id: str, sealer: Sealer) -> None:
-        self._db, self._tenant_id, self._sealer = connection, tenant_id, sealer
-
-    def _insert_absent(self, table: sa.Table, rows: Sequence[dict[str, object]]) -> list[Row]:
-        """Insert rows whose primary key is not taken yet; answers the rows that went in.
-
-        Rows go as parameters, which SQLAlchemy batches into one INSERT; RETURNING tells what
-        went in (psycopg reports no rowcount for this statement).
-        """
-        statement = q.insert_absent(self._db.dialect.name, table)
-        return self._db.execute(statement, list(rows)).mappings().all()
-
-
 class SqlNetworkRepository(Repository):
     def add(self, network: Network) -> None:
-        self._db.execute(networks.insert().values(m.network_row(network, self._sealer)))
+        self._db.execute(networks.insert().values(network_row(network, self._sealer)))
         if network.agents:
             self._db.execute(
-                agents.insert(), [m.agent_row(a, i) for i, a in enumerate(network.agents)]
+                agents.insert(), [agent_row(a, i) for i, a in enumerate(network.agents)]
             )
 
     def get(self, network_id: UUID, *, with_usage: bool = False) -> Network:
         """The network with its agents; what its tasks spent only when asked (it sums them)."""
         rows = (
-            self._db.execute(
-                q.NETWORK_WITH_AGENTS, {"p_id": network_id, "p_tenant": self._tenant_id}
-            )
+            self._db.execute(NETWORK_WITH_AGENTS, {"p_id": network_id, "p_tenant": self._tenant_id})
             .mappings()
             .all()
         )
         if not rows:
             raise NotFound("network", network_id)
-        found = [
-            m.agent_from_row({c.name: row[f"agent_{c.name}"] for c in agents.c})
-            for row in rows
-            if row["agent_id"] is not None
-        ]
-        network = m.network_from_row(rows[0], found)
+        network = network_with_agents(rows)
         if with_usage:
             network.usage = self._usage([network_id]).get(network_id, Usage())
         return network
@@ -130,9 +99,9 @@ class SqlNetworkRepository(Repository):
                 .where(agents.c.network_id.in_(ids))
                 .order_by(agents.c.position, agents.c.id)
             ).mappings():
-                by_network[row["network_id"]].append(m.agent_from_row(row))
+                by_network[row["network_id"]].append(agent_from_row(row))
         usage = self._usage(ids)
-        found = [m.network_from_row(r, by_network[r["id"]]) for r in rows]
+        found = [network_from_row(r, by_network[r["id"]]) for r in rows]
         for network in found:
             network.usage = usage.get(network.id, Usage())
         return found, total
@@ -173,7 +142,7 @@ class SqlAgentRepository(Repository):
         last = self._db.execute(
             sa.select(sa.func.max(agents.c.position)).where(self._mine(agent.network_id))
         ).scalar()
-        self._db.execute(agents.insert().values(m.agent_row(agent, (last or 0) + 1)))
+        self._db.execute(agents.insert().values(agent_row(agent, (last or 0) + 1)))
 
     def get(self, network_id: UUID, agent_id: UUID) -> Agent:
         row = (
@@ -183,13 +152,13 @@ class SqlAgentRepository(Repository):
         )
         if row is None:
             raise NotFound("agent", agent_id)
-        return m.agent_from_row(row)
+        return agent_from_row(row)
 
     def list(self, network_id: UUID) -> list[Agent]:
         rows = self._db.execute(
             agents.select().where(self._mine(network_id)).order_by(agents.c.position, agents.c.id)
         ).mappings()
-        return [m.agent_from_row(r) for r in rows]
+        return [agent_from_row(r) for r in rows]
 
     def delete(self, network_id: UUID, agent_id: UUID) -> None:
         deleted = self._db.execute(
@@ -208,7 +177,7 @@ class SqlAgentRepository(Repository):
         is_failure: bool,
     ) -> None:
         self._db.execute(
-            q.RECORD_CALL,
+            RECORD_CALL,
             {
                 "p_tenant": self._tenant_id,
                 "p_network": network_id,
@@ -220,94 +189,3 @@ class SqlAgentRepository(Repository):
                 "p_cost_usd": usage.cost_usd,
             },
         )
-
-
-class SqlStepRepository(Repository):
-    def begin_attempt(
-        self, task_id: UUID, iteration: int, key: str, *, now: datetime, lease_seconds: float
-    ) -> int | None:
-        """Count an attempt at a step and lease it, or None while another attempt holds it."""
-        row = {"task_id": task_id, "iteration": iteration, "key": key, "tenant_id": self._tenant_id}
-        return self._db.execute(
-            q.begin_attempt(self._db.dialect.name),
-            {
-                **row,
-                "attempts": 1,
-                "started_at": now,
-                "p_stale": now - timedelta(seconds=lease_seconds),
-            },
-        ).scalar()
-
-    def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
-        inserted = self._insert_absent(steps, [m.step_row(self._tenant_id, step, self._sealer)])
-        if inserted:
-            return m.step_from_row(inserted[0], self._sealer), True
-        stored = self.get(step.task_id, step.iteration, step.key)
-        assert stored is not None  # a conflict: it was already there
-        return stored, False
-
-    def get(self, task_id: UUID, iteration: int, key: str) -> StepRecord | None:
-        params = {"p_task": task_id, "p_iteration": iteration, "p_key": key}
-        row = self._db.execute(q.STEP, {**params, "p_tenant": self._tenant_id}).mappings().first()
-        return m.step_from_row(row, self._sealer) if row else None
-
-    def for_iteration(self, task_id: UUID, iteration: int) -> list[StepRecord]:
-        rows = self._db.execute(
-            steps.select()
-            .where(
-                steps.c.task_id == task_id,
-                steps.c.iteration == iteration,
-                steps.c.tenant_id == self._tenant_id,
-            )
-            .order_by(steps.c.recorded_at, steps.c.key)
-        ).mappings()
-        return [m.step_from_row(r, self._sealer) for r in rows]
-
-
-class SqlMemoryRepository(Repository):
-    def add(self, item: MemoryItem) -> None:
-        self._db.execute(memory_items.insert(), m.memory_row(item, self._sealer))
-
-    def get(self, network_id: UUID, item_id: UUID) -> MemoryItem:
-        row = (
-            self._db.execute(
-                memory_items.select().where(
-                    memory_items.c.tenant_id == self._tenant_id,
-                    memory_items.c.network_id == network_id,
-                    memory_items.c.id == item_id,
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise NotFound("memory item", item_id)
-        return m.memory_from_row(row, self._sealer)
-
-    def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
-        rows = self._db.execute(
-            memory_items.select()
-            .where(*self._matching(network_id, query))
-            .order_by(memory_items.c.created_at.desc(), memory_items.c.id)
-            .offset(query.offset)
-            .limit(query.limit)
-        ).mappings()
-        return [m.memory_from_row(r, self._sealer) for r in rows]
-
-    def count(self, network_id: UUID, query: MemoryQuery) -> int:
-        return self._db.execute(
-            sa.select(sa.func.count())
-            .select_from(memory_items)
-            .where(*self._matching(network_id, query))
-        ).scalar_one()
-
-    def _matching(self, network_id: UUID, query: MemoryQuery) -> list[sa.ColumnElement[bool]]:
-        where = [
-            memory_items.c.tenant_id == self._tenant_id,
-            memory_items.c.network_id == network_id,
-            memory_items.c.type.in_([t.value for t in query.types]),
-            memory_items.c.confidence >= query.min_confidence,
-        ]
-        if query.task_id is not None:
-            where.append(memory_items.c.task_id == query.task_id)
-        return where
