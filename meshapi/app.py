@@ -20,6 +20,7 @@ from meshapi.routes import (
     memory,
     networks,
     providers,
+    ratings,
     tasks,
     tenant,
 )
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None, celery_app: Celery | None = Non
     api = errors.MeshApi(app, spec_kwargs={"extra_plugins": [AuthPlugin()]})
     api.register_converter(IdConverter, id_schema)
     for module in (
-        networks, agents, agent_types, tasks, memory, providers, keys, audit_trail, tenant, health
+        networks, agents, agent_types, tasks, ratings, memory, providers, keys, audit_trail,
+        tenant, health,
     ):  # fmt: skip
         api.register_blueprint(module.blp)
     # Named in the task GET's documented answers (one of two views), so declared here.

@@ -1,5 +1,5 @@
 """`mesh tasks`: list, show, cancel a network's tasks, approve or reject a plan awaiting
-approval, and print a task's events."""
+approval, rate a finished task, and print a task's events."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ NETWORK_HELP = "The task's network; default: the network named mesh-cli."
 
 @click.group()
 def tasks() -> None:
-    """A network's tasks: list, show, cancel, approve or reject a plan, and their events."""
+    """A network's tasks: list, show, cancel, approve or reject a plan, rate, and events."""
 
 
 @tasks.command("list")
@@ -167,6 +167,24 @@ def reject(task_id: str, api: Api, network_id: str | None, reason: str, as_json:
     with session(api) as mesh, task_in(network_id, task_id):
         task = mesh.reject(network_for(mesh, network_id), task_id, reason)
     click.echo(json.dumps(task) if as_json else f"task {task['id']} {task['status']}")
+
+
+@tasks.command("rate")
+@click.argument("task_id")
+@click.argument("score", type=click.IntRange(1, 5))
+@click.option("--network", "network_id", default=None, help=NETWORK_HELP)
+@click.option("--comment", default=None, help="What was good or bad (1-2000 characters).")
+@json_option
+@api_options
+def rate(
+    task_id: str, score: int, api: Api, network_id: str | None, comment: str | None, as_json: bool
+) -> None:
+    """Rate a finished task from 1 (poor) to 5 (excellent), or change its rating; the
+    memory it relied on learns from it."""
+    with session(api) as mesh, task_in(network_id, task_id):
+        rating = mesh.rate_task(network_for(mesh, network_id), task_id, score, comment)
+    said = f": {rating['comment']}" if rating["comment"] else ""
+    click.echo(json.dumps(rating) if as_json else f"task {task_id} rated {score}/5{said}")
 
 
 @tasks.command("events")

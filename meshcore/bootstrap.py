@@ -66,8 +66,10 @@ from meshcore.services.agent_types import AgentTypeService
 from meshcore.services.coordination import Coordination
 from meshcore.services.erasure import ErasureService
 from meshcore.services.keys import KeyService
+from meshcore.services.learning import MemoryLearning
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
+from meshcore.services.ratings import RatingService
 from meshcore.services.recovery import Sweeper
 from meshcore.services.tasks import TaskService
 from meshcore.services.webhooks import WebhookService
@@ -122,6 +124,8 @@ class Services:
     networks: NetworkService
     tasks: TaskService
     memory: MemoryService
+    learning: MemoryLearning
+    ratings: RatingService
     agent_types: AgentTypeService
     mesh: Mesh
 
@@ -230,6 +234,12 @@ class Mesh:
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
                     ),
+                    learning=MemoryLearning(
+                        tenant_id=tenant_id, uow=a.record, store=a.memory, clock=a.clock
+                    ),
+                    ratings=RatingService(
+                        tenant_id=tenant_id, uow=a.record, store=a.memory, clock=a.clock
+                    ),
                     agent_types=AgentTypeService(
                         tenant_id=tenant_id,
                         uow=a.record,
@@ -266,6 +276,7 @@ class Mesh:
             steps=steps or self.step_runner(tenant_id),
             dispatcher=self.adapters.dispatcher,
             clock=self.adapters.clock,
+            learning=self.tenant(tenant_id).learning,
         )
 
     def sweeper(self) -> Sweeper:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from meshcore.domain.agent_types import AgentTypeDef, McpEndpoint
 from meshcore.domain.audit import AuditEvent
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
 from meshcore.domain.errors import MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
@@ -19,6 +20,7 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.quotas import Quota
+from meshcore.domain.rating import Rating
 from meshcore.domain.task import (
     HistoryEntry,
     Priority,
@@ -167,6 +169,26 @@ class MemoryRepository(Protocol):
     def get(self, network_id: UUID, item_id: UUID) -> MemoryItem: ...
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
     def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
+    def change_confidence(
+        self,
+        network_id: UUID,
+        item_id: UUID,
+        signal: float,
+        *,
+        source: ConfidenceSource,
+        reason: str,
+        task_id: UUID | None,
+        at: datetime,
+    ) -> ConfidenceChange | None:
+        """Move the item's confidence by a verdict (`confidence.reinforced`) and record the
+        change, holding the item's row until the unit of work ends so that concurrent
+        verdicts take turns, each from where the last left it. None, recording nothing, for
+        an item the network lacks or a verdict that moves nothing."""
+        ...
+
+    def confidence_history(self, network_id: UUID, item_id: UUID) -> list[ConfidenceChange]:
+        """The item's changes, oldest first; none for an item the network lacks."""
+        ...
 
 
 class WebhookRepository(Protocol):
@@ -237,6 +259,15 @@ class AgentTypeRepository(Protocol):
     def networks_using(self, name: str) -> list[UUID]: ...
 
 
+class RatingRepository(Protocol):
+    """Clients' ratings of their tasks, one a task."""
+
+    def get(self, task_id: UUID) -> Rating | None: ...
+    def put(self, rating: Rating) -> None:
+        """Store the task's rating, in place of the one it had."""
+        ...
+
+
 class ToolCallStatus(enum.StrEnum):
     STARTED = "started"  # about to be sent: a row left so was in flight when its worker died
     DONE = "done"  # the server answered (its result may be an error the tool reported)
@@ -297,6 +328,7 @@ class UnitOfWork(Protocol):
     webhooks: WebhookRepository
     agent_types: AgentTypeRepository
     tool_calls: ToolCallRepository
+    ratings: RatingRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -351,6 +383,13 @@ class MemoryStore(Protocol):
         self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
     ) -> list[MemoryItem]: ...
     def purge_network(self, tenant_id: str, network_id: UUID) -> None: ...
+    def set_confidence(
+        self, tenant_id: str, network_id: UUID, item_id: UUID, confidence: float, *, at: datetime
+    ) -> None:
+        """Give the view's copy of the item the confidence the record changed to `at`; a copy
+        already carrying a later change keeps it, and an item not in the view stays out."""
+        ...
+
     def is_reachable(self) -> bool: ...
 
 

@@ -37,6 +37,7 @@ from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
 from meshcore.bootstrap import Adapters, Mesh
 from meshcore.domain.agent_types import AgentTypeDef, own_queue
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
 from meshcore.domain.errors import (
     CallAbandoned,
     Conflict,
@@ -52,6 +53,7 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network, NetworkConfig
 from meshcore.domain.plan import Plan, PlannedSubtask, parse_plan, plan_to_json
 from meshcore.domain.quotas import Quota
+from meshcore.domain.rating import Rating
 from meshcore.domain.task import (
     HistoryEntry,
     Revision,
@@ -81,8 +83,10 @@ from meshcore.ports import (
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.agent_types import AgentTypeService
 from meshcore.services.coordination import Coordination
+from meshcore.services.learning import MemoryLearning
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
+from meshcore.services.ratings import RatingService
 from meshcore.services.tasks import TaskService
 from meshcore.settings import Settings
 from tests.conftest import DATA_KEYS
@@ -126,7 +130,9 @@ class Tables:
     tool_calls: dict[tuple[UUID, int, str, int], tuple[str, ToolCallRecord]] = field(
         default_factory=dict
     )
+    ratings: dict[UUID, tuple[str, Rating]] = field(default_factory=dict)  # task -> (tenant, _)
     # change id -> (tenant, change); a change goes with its item, as the SQL schema cascades.
+    confidence_changes: dict[UUID, tuple[str, ConfidenceChange]] = field(default_factory=dict)
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -209,12 +215,14 @@ class FakeNetworkRepository(_Repository):
         _drop(rows.networks, lambda key, _: key == network_id)
         _drop(rows.agents, lambda _, agent: agent.network_id == network_id)
         _drop(rows.memory, lambda _, item: item.network_id == network_id)
+        _drop(rows.confidence_changes, lambda _, row: row[1].item_id not in rows.memory)
         _drop(rows.tasks, lambda key, _: key in tasks)
         _drop(rows.events, lambda _, event: event[1] in tasks)
         _drop(rows.subtasks, lambda key, _: key[0] in tasks)
         _drop(rows.steps, lambda key, _: key[0] in tasks)
         _drop(rows.attempts, lambda key, _: key[0] in tasks)
         _drop(rows.tool_calls, lambda key, _: key[0] in tasks)
+        _drop(rows.ratings, lambda key, _: key in tasks)
         doomed = {d.id for d in rows.deliveries.values() if d.task_id in tasks}
         _drop(rows.deliveries, lambda key, _: key in doomed)
         _drop(rows.leases, lambda key, _: key in doomed)
@@ -567,6 +575,50 @@ class FakeMemoryRepository(_Repository):
     def count(self, network_id: UUID, query: MemoryQuery) -> int:
         return len(self.list(network_id, replace(query, offset=0, limit=len(self._rows.memory))))
 
+    def change_confidence(
+        self,
+        network_id: UUID,
+        item_id: UUID,
+        signal: float,
+        *,
+        source: ConfidenceSource,
+        reason: str,
+        task_id: UUID | None,
+        at: datetime,
+    ) -> ConfidenceChange | None:
+        # No row lock: the unit tests run one unit of work at a time; SQL's is the contract's.
+        try:
+            item = self.get(network_id, item_id)
+        except NotFound:
+            return None
+        history = self.confidence_history(network_id, item_id)
+        change = ConfidenceChange.of(
+            item_id,
+            item.confidence,
+            signal,
+            source=source,
+            reason=reason,
+            task_id=task_id,
+            at=at,
+            last_at=history[-1].at if history else None,
+        )
+        if change is not None:
+            self._rows.memory[item_id] = replace(item, confidence=change.after)
+            self._rows.confidence_changes[change.id] = (self._tenant_id, change)
+        return change
+
+    def confidence_history(self, network_id: UUID, item_id: UUID) -> list[ConfidenceChange]:
+        try:
+            self.get(network_id, item_id)
+        except NotFound:
+            return []
+        found = [
+            change
+            for tenant, change in self._rows.confidence_changes.values()
+            if tenant == self._tenant_id and change.item_id == item_id
+        ]
+        return sorted(found, key=lambda c: (c.at, str(c.id)))
+
 
 class FakeQuotaRepository(_Repository):
     """Counts as the SQL one does; holds no lock, as the fakes run one call at a time."""
@@ -691,6 +743,19 @@ class FakeToolCallRepository(_Repository):
         )
 
 
+class FakeRatingRepository(_Repository):
+    def get(self, task_id: UUID) -> Rating | None:
+        found = self._rows.ratings.get(task_id)
+        return found[1] if found is not None and found[0] == self._tenant_id else None
+
+    def put(self, rating: Rating) -> None:
+        _require_task(self._rows, rating.task_id)
+        before = self.get(rating.task_id)
+        # As SQL's upsert: the first rating's time stays.
+        kept = rating if before is None else replace(rating, created_at=before.created_at)
+        self._rows.ratings[rating.task_id] = (self._tenant_id, kept)
+
+
 class FakeWebhookRepository(_Repository):
     def lease(self, delivery_id: UUID, *, now: datetime, until: datetime) -> WebhookDelivery | None:
         found = self._rows.deliveries.get(delivery_id)
@@ -762,6 +827,7 @@ class FakeUnitOfWork:
         self.webhooks = FakeWebhookRepository(*args)
         self.agent_types = FakeAgentTypeRepository(*args)
         self.tool_calls = FakeToolCallRepository(*args)
+        self.ratings = FakeRatingRepository(*args)
         return self
 
     def __exit__(
@@ -1138,6 +1204,8 @@ class FakeMesh:
     networks: NetworkService
     tasks: TaskService
     memory: MemoryService
+    learning: MemoryLearning
+    ratings: RatingService
     steps: StepRunner
     coordination: Coordination
     backlog: FakeBacklog
@@ -1191,6 +1259,8 @@ class FakeMesh:
             networks=services.networks,
             tasks=services.tasks,
             memory=services.memory,
+            learning=services.learning,
+            ratings=services.ratings,
             steps=services.steps,
             coordination=services.coordination,
             backlog=adapters.backlog,

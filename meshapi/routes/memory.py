@@ -13,6 +13,7 @@ from meshapi.idempotency import IdempotencyHeaderSchema, idempotency_of
 from meshapi.schemas.errors import ErrorSchema
 from meshapi.schemas.memory import (
     MEMORY_EXAMPLE,
+    ConfidenceHistorySchema,
     MemoryCreateSchema,
     MemoryItemSchema,
     MemoryQueryArgsSchema,
@@ -56,3 +57,13 @@ class Memory(MethodView):
         memory = services().memory
         pagination_parameters.item_count = memory.count(network_id, query)
         return memory.query(network_id, query)
+
+
+@blp.route("/<id(item):item_id>/history")
+class MemoryItemHistory(MethodView):
+    @blp.response(200, ConfidenceHistorySchema)
+    @blp.alt_response(404, schema=ErrorSchema)
+    def get(self, network_id: UUID, item_id: UUID) -> object:
+        """The item's confidence and every change to it, oldest first, each with its source
+        (a critic's verdict, a client's rating, a merge) and reason."""
+        return services().learning.history(network_id, item_id)

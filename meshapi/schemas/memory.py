@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from meshapi.schemas.fields import json_object, text
+from meshcore.domain.confidence import ConfidenceSource
 from meshcore.domain.memory import MAX_CONTENT, MemoryType
 
 
@@ -42,3 +43,27 @@ class MemoryItemSchema(ma.Schema):
     confidence = ma.fields.Float()
     metadata = ma.fields.Dict()
     created_at = ma.fields.DateTime()
+
+
+class ConfidenceChangeSchema(ma.Schema):
+    before = ma.fields.Float()
+    after = ma.fields.Float()
+    source = ma.fields.Enum(
+        ConfidenceSource,
+        by_value=True,
+        metadata={"description": "Whose verdict: the critic's, a client's rating, a merge"},
+    )
+    reason = ma.fields.String(metadata={"description": "Why, in Mesh's words"})
+    task_id = ma.fields.UUID(
+        allow_none=True, metadata={"description": "The task whose verdict it was, if any"}
+    )
+    at = ma.fields.DateTime()
+
+
+class ConfidenceHistorySchema(ma.Schema):
+    item_id = ma.fields.UUID()
+    confidence = ma.fields.Float(metadata={"description": "The item's confidence now"})
+    changes = ma.fields.List(
+        ma.fields.Nested(ConfidenceChangeSchema),
+        metadata={"description": "Every change to the confidence, oldest first"},
+    )

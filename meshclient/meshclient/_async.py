@@ -32,6 +32,7 @@ from meshclient._models import (
     PlannedSubtask,
     Priority,
     Provider,
+    Rating,
     Task,
     TaskBrief,
     TaskSummary,
@@ -308,6 +309,17 @@ class AsyncMesh:
         unless it awaits approval. The task after."""
         task = await self._send_settled(endpoints.reject(network_id, task_id, reason))
         return task if task is not None else await self.get_task(network_id, task_id)
+
+    async def rate_task(
+        self, network_id: Id, task_id: Id, score: int, comment: str | None = None
+    ) -> Rating:
+        """Rate a finished task from 1 to 5, or change its rating (a new comment, or none, in
+        place of the old); Conflict unless the task has ended. The rating after."""
+        return await self._send(endpoints.rate_task(network_id, task_id, score, comment))
+
+    async def get_rating(self, network_id: Id, task_id: Id) -> Rating:
+        """The task's rating; NotFound if it has none."""
+        return await self._send(endpoints.get_rating(network_id, task_id))
 
     async def events(
         self, network_id: Id, task_id: Id, *, last_event_id: int | None = None

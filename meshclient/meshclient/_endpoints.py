@@ -46,8 +46,8 @@ class Call(Generic[T]):
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     # A POST is repeated only when a second one cannot do the work twice: a create carrying
-    # an idempotency key, or a cancel, process, approve or reject (the second answers 409
-    # at worst).
+    # an idempotency key, a cancel, process, approve or reject (the second answers 409 at
+    # worst), or a rating (the same rating again changes nothing).
     is_retryable: bool = True
     long_poll: float = 0.0
     # The status that, answered to a repeated attempt, means an earlier attempt took effect
@@ -195,6 +195,15 @@ def approve(network_id: Id, task_id: Id, plan: Sequence[PlannedSubtask] | None) 
 def reject(network_id: Id, task_id: Id, reason: str) -> Call[Any]:
     path = _path("networks", network_id, "tasks", task_id, "reject")
     return Call("POST", path, _object, json={"reason": reason}, settled_by=409)
+
+
+def rate_task(network_id: Id, task_id: Id, score: int, comment: str | None) -> Call[Any]:
+    path = _path("networks", network_id, "tasks", task_id, "rating")
+    return Call("POST", path, _object, json=_body(score=score, comment=comment))
+
+
+def get_rating(network_id: Id, task_id: Id) -> Call[Any]:
+    return Call("GET", _path("networks", network_id, "tasks", task_id, "rating"), _object)
 
 
 def events_path(network_id: Id, task_id: Id) -> str:

@@ -241,6 +241,16 @@ class MemoryItem(TypedDict):
     created_at: str
 
 
+class Rating(TypedDict):
+    """A client's rating of a finished task: one per task, changed by rating it again."""
+
+    task_id: str
+    score: int  # 1 (poor) to 5 (excellent)
+    comment: str | None
+    created_at: str
+    updated_at: str
+
+
 class Provider(TypedDict):
     model: str
     has_credentials: bool

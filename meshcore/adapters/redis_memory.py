@@ -6,6 +6,11 @@ Keys carry the tenant and the network, so a purge is one pattern and isolation i
     mesh:{tenant}:mem:{network}:task:{task}      sorted set of ids a task's steps wrote
     mesh:{tenant}:mem:{network}:built            set once the view holds the whole record
 
+An item's confidence changes after it is written (what memory learns): the item's JSON then
+also carries `confidence_at`, the change's time in microseconds, so that of two updates that
+reach Redis out of order the later change wins. No index is keyed by confidence, so the update
+is of the item's key alone, compared and swapped: a reader sees the item once, old or new.
+
 Redis errors leave as MemoryViewUnavailable, so callers can fall back to the record; so does
 an item sealed under a data key since dropped (a view that missed a rotation), until the view
 is rebuilt from the record.
@@ -19,7 +24,7 @@ import itertools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, TypeVar
 from uuid import UUID
 
@@ -40,6 +45,10 @@ _ITEMS = "mesh:*:mem:*:item:*"
 _SWAP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end
 """
+# Each lost swap means another update landed, so a writer loses at most once per concurrent
+# writer; past this many the view is left to be rebuilt from the record instead.
+_SWAP_TRIES = 64
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _translated(method: Callable[P, T]) -> Callable[P, T]:
@@ -56,6 +65,7 @@ def _translated(method: Callable[P, T]) -> Callable[P, T]:
 class RedisMemoryStore:
     def __init__(self, client: redis.Redis, sealer: Sealer) -> None:
         self._redis, self._sealer = client, sealer
+        self._swap = client.register_script(_SWAP)
 
     @_translated
     def put(self, item: MemoryItem) -> None:
@@ -158,6 +168,29 @@ class RedisMemoryStore:
         keys = list(self._redis.scan_iter(match=f"{_prefix(tenant_id, network_id)}:*", count=500))
         for start in range(0, len(keys), 500):
             self._redis.unlink(*keys[start : start + 500])
+
+    @_translated
+    def set_confidence(
+        self, tenant_id: str, network_id: UUID, item_id: UUID, confidence: float, *, at: datetime
+    ) -> None:
+        """Put the item's new confidence in its copy, unless the copy has a later change.
+
+        The JSON is changed here, not in Lua: Redis's cjson would write floats to 14 digits,
+        and the view would no longer say what the record says.
+        """
+        prefix = _prefix(tenant_id, network_id)
+        key, version = f"{prefix}:item:{item_id}", (at - _EPOCH) // timedelta(microseconds=1)
+        for _ in range(_SWAP_TRIES):
+            raw = self._redis.get(key)
+            if raw is None:
+                return  # not in the view: a rebuild reads it, new confidence and all
+            data = json.loads(raw)
+            if data.get("confidence_at", -1) >= version:
+                return
+            data["confidence"], data["confidence_at"] = confidence, version
+            if self._swap(keys=[key], args=[raw, json.dumps(data)]) is not None:
+                return
+        self._redis.delete(f"{prefix}:built")
 
     def is_reachable(self) -> bool:
         try:

@@ -38,6 +38,7 @@ from meshcore.services import answers
 from meshcore.services.agent_steps import NOWHERE, StepRunner, bind_log_context
 from meshcore.services.critique import Critique, Synthesis
 from meshcore.services.endings import end, time_out_if_due
+from meshcore.services.learning import MemoryLearning
 from meshcore.services.planning import Planner
 from meshcore.services.step_log import Skipped
 from meshcore.telemetry import metrics
@@ -54,9 +55,10 @@ class Coordination:
         steps: StepRunner,
         dispatcher: Dispatcher,
         clock: Clock,
+        learning: MemoryLearning,
     ) -> None:
         self._tenant_id, self._uow, self._steps = tenant_id, uow, steps
-        self._dispatcher, self._clock = dispatcher, clock
+        self._dispatcher, self._clock, self._learning = dispatcher, clock, learning
         self._planner = Planner(tenant_id=tenant_id, uow=uow, steps=steps, clock=clock)
         self._critique, self._synthesis = Critique(steps), Synthesis(steps)
 
@@ -202,15 +204,15 @@ class Coordination:
                 return
             now, score = self._clock.now(), verdict.score
             workflow.conclude_review(task, verdict.score, verdict.feedback, network.config, now)
+            lessons = self._learning.record_verdict(uow, task, iteration, score, network.config)
             uow.tasks.save(task)
             uow.commit()
+        self._learning.tell_view(task.network_id, lessons)
         metrics.critic_score.observe(score)
         if task.status is TaskStatus.COMPLETED:
             metrics.task_finished(task.status.value, task.created_at, now)
-        log.info(
-            "task.reviewed", task_id=str(task_id), iteration=iteration, score=score,
-            status=task.status.value,
-        )  # fmt: skip
+        log.info("task.reviewed", task_id=str(task_id), iteration=iteration, score=score,
+                 status=task.status.value)  # fmt: skip
         if task.status is TaskStatus.RUNNING:
             self._dispatcher.coordinate(self._ref(task))
 
@@ -279,9 +281,8 @@ class Coordination:
             task = uow.tasks.get_locked(task.id)
             if task.status is not TaskStatus.SYNTHESIZING or task.iteration != iteration:
                 return
-            merged = workflow.contributions(steps)
             task.result = workflow.result_of(
-                answer=recorded.output, iteration=iteration, merged=merged
+                answer=recorded.output, iteration=iteration, merged=workflow.contributions(steps)
             )
             task.transition(TaskStatus.REVIEWING, now=self._clock.now())
             uow.tasks.save(task)

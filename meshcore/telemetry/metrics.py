@@ -59,6 +59,12 @@ critic_score = Histogram(
     "mesh_critic_score", "The critic's scores, in [0, 1]",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
 )
+# The seed's user-satisfaction figure, average rating (> 4.5 of 5): _sum / _count. A changed
+# rating counts again; a request that repeats the rating it has does not.
+task_rating = Histogram(
+    "mesh_task_rating", "Clients' ratings of their finished tasks, 1 to 5",
+    buckets=(1, 2, 3, 4, 5),
+)
 
 
 def task_finished(status: str, created_at: datetime, now: datetime) -> None:

@@ -31,6 +31,9 @@ METRICS: dict[str, frozenset[str]] = {
     "mesh_memory_confidence_sum": frozenset({"type"}),
     "mesh_memory_confidence_count": frozenset({"type"}),
     "mesh_critic_score_bucket": frozenset({"le"}),
+    "mesh_task_rating_sum": frozenset(),
+    "mesh_task_rating_count": frozenset(),
+    "mesh_task_rating_bucket": frozenset({"le"}),
     "up": frozenset(),
 }
 # Labels Prometheus adds to every scraped series; worker_queue is set on worker targets by

@@ -3,8 +3,9 @@
 The API and real workers (`mesh worker`) on a private redis-server and the test Postgres,
 under a data key of this module's own. A canary goes in through the HTTP API in a task's
 description and context and in a memory item, the task runs to completion on the offline
-model (whose answer quotes the task), and then: the API answers the canary intact, while a
-`pg_dump` of the database and every value of every Redis key hold no trace of it. Then
+model (whose answer quotes the task), a rating's comment quotes it too, and then: the API
+answers the canary intact, while a `pg_dump` of the database and every value of every Redis
+key hold no trace of it. Then
 `mesh data-keys rotate` re-seals the tenant's content under a new first key, and an API that
 holds only the new key reads back everything as it was. On the embedded default's SQLite
 file, rows written before sealing began still read, and a rotation seals them.
@@ -144,12 +145,17 @@ def submitted(
             assert time.monotonic() < deadline, f"task still {task['status']}"
             time.sleep(0.5)
             task = client.get(task_url).get_json()
+        rating_url = f"{task_url}/rating"
+        rated = client.post(rating_url, json={"score": 4, "comment": f"Keep {CANARY} quiet"})
+        assert rated.status_code == 201, rated.get_data(as_text=True)
         memory = client.get(memory_url, query_string={"page_size": 100}).get_json()
         yield {
             "network": network,
             "item": item.get_json(),
             "task": task,
             "task_url": task_url,
+            "rating": rated.get_json(),
+            "rating_url": rating_url,
             "memory": memory,
             "memory_url": memory_url,
         }
@@ -171,6 +177,9 @@ def test_the_api_answers_the_canary_intact(submitted: dict[str, Any]) -> None:
         (f"{CANARY} is the codename", {"n": CANARY})
     ]
     assert len(submitted["memory"]) > 1  # and what the task's steps wrote
+    assert submitted["rating"]["comment"] == f"Keep {CANARY} quiet"
+    rated = [m for m in submitted["memory"] if m["metadata"].get("source") == "rating"]
+    assert [m["content"].endswith(f"4/5: Keep {CANARY} quiet") for m in rated] == [True]
 
 
 def test_a_pg_dump_of_the_database_holds_no_trace_of_the_canary(
@@ -206,24 +215,27 @@ def test_after_a_rotation_an_api_with_only_the_new_key_reads_everything_back(
         client = client_of(app, error_schema)
         task = client.get(submitted["task_url"]).get_json()
         memory = client.get(submitted["memory_url"], query_string={"page_size": 100}).get_json()
+        rating = client.get(submitted["rating_url"]).get_json()
     finally:
         app.extensions["mesh"].close()
 
     assert first.returncode == 0, first.stderr
     tables = (
         "tasks", "subtasks", "steps", "task_events", "memory_items", "agent_types", "tool_calls",
-        "memory view",
+        "task_ratings", "memory view",
     )
     resealed = dict(re.findall(r"^(.+): (\d+) re-sealed, 0 already current$", first.stdout, re.M))
     assert sorted(resealed) == sorted(tables), first.stdout
     assert resealed["tasks"] == "1"
     assert resealed["agent_types"] == "1"
+    assert resealed["task_ratings"] == "1"
     assert resealed["memory_items"] == resealed["memory view"]  # every item, in both
     assert again.returncode == 0, again.stderr
     current = dict(re.findall(r"^(.+): 0 re-sealed, (\d+) already current$", again.stdout, re.M))
     assert current == resealed, again.stdout
     assert task == submitted["task"]
     assert memory == submitted["memory"]
+    assert rating == submitted["rating"]
     assert CANARY not in pg_dump(database_url)
 
 

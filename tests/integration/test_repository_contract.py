@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.agent_types import AgentTypeDef
+from meshcore.domain.confidence import TICK, ConfidenceChange, ConfidenceSource, reinforced
 from meshcore.domain.errors import Conflict, NotFound, TaskEnded
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import Network, NetworkConfig
@@ -988,3 +989,123 @@ def test_recording_a_delivery_the_tenant_lacks_changes_nothing(
 
     with uow(tenant) as work:
         assert work.webhooks.for_task(task.id) == [delivery]
+
+
+# --- what memory learns: confidence changes ----------------------------------------------
+
+
+def stored_item(uow: UnitOfWorkFactory, network: Network, confidence: float = 0.5) -> MemoryItem:
+    item = MemoryItem.create(
+        tenant_id=network.tenant_id,
+        network_id=network.id,
+        type=MemoryType.FACT,
+        content="Orbit ships in May",
+        confidence=confidence,
+        now=NOW,
+    )
+    with uow(network.tenant_id) as work:
+        work.memory.add(item)
+        work.commit()
+    return item
+
+
+def verdict(
+    work: UnitOfWork,
+    network: Network,
+    item: MemoryItem,
+    signal: float,
+    *,
+    source: ConfidenceSource = ConfidenceSource.CRITIC,
+    reason: str = "the critic passed it",
+    task_id: UUID | None = None,
+) -> ConfidenceChange | None:
+    return work.memory.change_confidence(
+        network.id, item.id, signal, source=source, reason=reason, task_id=task_id, at=NOW
+    )
+
+
+def test_a_confidence_change_moves_the_item_and_its_history_is_a_chain_in_order(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network = stored_network(uow, tenant)
+    item = stored_item(uow, network)
+    task_id = uuid4()
+    up = reinforced(0.5, 1.0)
+
+    with uow(tenant) as work:
+        first = verdict(work, network, item, 1.0, task_id=task_id)
+        work.commit()
+    with uow(tenant) as work:
+        # In the same instant as the first: recorded after it all the same.
+        second = verdict(work, network, item, -0.5, source=ConfidenceSource.RATING, reason="2/5")
+        work.commit()
+
+    assert first == ConfidenceChange(
+        first.id, item.id, task_id, ConfidenceSource.CRITIC, "the critic passed it", 0.5, up, NOW
+    )
+    assert second == ConfidenceChange(
+        second.id, item.id, None, ConfidenceSource.RATING, "2/5", up, reinforced(up, -0.5),
+        NOW + TICK,
+    )  # fmt: skip
+    with uow(tenant) as work:
+        assert work.memory.get(network.id, item.id).confidence == reinforced(up, -0.5)
+        assert work.memory.confidence_history(network.id, item.id) == [first, second]
+
+
+def test_no_change_is_made_to_an_item_the_network_lacks_nor_by_a_verdict_that_moves_nothing(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network, elsewhere = stored_network(uow, tenant), stored_network(uow, tenant)
+    item = stored_item(uow, network, confidence=1.0)
+    foreign = stored_network(uow, f"{tenant}-other")
+    theirs = stored_item(uow, foreign)
+
+    with uow(tenant) as work:
+        assert verdict(work, network, item, 1.0) is None  # at the ceiling or past it
+        assert verdict(work, network, item, 0.0) is None
+        assert verdict(work, elsewhere, item, -1.0) is None
+        assert work.memory.change_confidence(
+            network.id, theirs.id, -1.0, source=ConfidenceSource.MERGE, reason="r", task_id=None,
+            at=NOW,
+        ) is None  # fmt: skip
+        assert work.memory.change_confidence(
+            network.id, uuid4(), -1.0, source=ConfidenceSource.MERGE, reason="r", task_id=None,
+            at=NOW,
+        ) is None  # fmt: skip
+        work.commit()
+
+    with uow(tenant) as work:
+        assert work.memory.get(network.id, item.id).confidence == 1.0
+        assert work.memory.confidence_history(network.id, item.id) == []
+    with uow(f"{tenant}-other") as work:
+        assert work.memory.get(foreign.id, theirs.id).confidence == 0.5
+        assert work.memory.confidence_history(foreign.id, theirs.id) == []
+
+
+def test_an_items_history_is_read_only_by_its_tenant_through_its_network(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network, elsewhere = stored_network(uow, tenant), stored_network(uow, tenant)
+    item = stored_item(uow, network)
+    with uow(tenant) as work:
+        verdict(work, network, item, 1.0)
+        work.commit()
+
+    with uow(tenant) as work:
+        assert work.memory.confidence_history(elsewhere.id, item.id) == []
+    with uow(f"{tenant}-other") as work:
+        assert work.memory.confidence_history(network.id, item.id) == []
+
+
+def test_a_change_rolled_back_leaves_the_item_and_its_history_as_they_were(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network = stored_network(uow, tenant)
+    item = stored_item(uow, network)
+
+    with uow(tenant) as work:
+        assert verdict(work, network, item, 1.0) is not None  # and no commit
+
+    with uow(tenant) as work:
+        assert work.memory.get(network.id, item.id).confidence == 0.5
+        assert work.memory.confidence_history(network.id, item.id) == []

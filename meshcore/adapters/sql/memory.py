@@ -8,15 +8,15 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql.repository import Repository
+from meshcore.adapters.sql.confidence import ConfidenceRecord
 from meshcore.adapters.sql.rows import Row, aware
 from meshcore.adapters.sql.tables import memory_items
 from meshcore.domain.errors import NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 
 
-class SqlMemoryRepository(Repository):
-    """A network's memory items."""
+class SqlMemoryRepository(ConfidenceRecord):
+    """A network's memory items; what confidence learns is kept by ConfidenceRecord."""
 
     def add(self, item: MemoryItem) -> None:
         self._db.execute(memory_items.insert(), memory_row(item, self._sealer))

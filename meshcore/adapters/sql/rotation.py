@@ -21,6 +21,7 @@ from meshcore.adapters.sql.tables import (
     steps,
     subtasks,
     task_events,
+    task_ratings,
     tasks,
     tool_calls,
 )
@@ -44,6 +45,7 @@ SEALED = (
     SealedColumns(memory_items, text=("content",), json=("metadata",)),
     SealedColumns(agent_types, json=("definition",)),
     SealedColumns(tool_calls, text=("arguments", "result")),
+    SealedColumns(task_ratings, text=("comment",)),
 )
 
 

@@ -2,15 +2,15 @@
 
 Each aggregate's rows are shaped in one module, with the statements that select them:
 network_rows.py (a network and its agents), task_rows.py (a task, its event log and its
-plans' subtasks), steps.py, memory.py; keys.py, agent_types.py, tool_calls.py and
-webhooks.py shape their own.
+plans' subtasks), steps.py, memory.py; keys.py, agent_types.py, tool_calls.py,
+webhooks.py and ratings.py shape their own.
 
 Content (a task's words, context, plan, result and error; a step's output and error; a
-subtask's description; a history line's detail; a memory item's content and metadata) is
-sealed on the way in and opened on the way out; ids, statuses, times and counters stay clear
-for queries and indexes. A JSON column holds its sealed value as a JSON string (the token):
-the columns keep their types, so no migration is needed, and rows written before sealing
-(JSON objects) still read.
+subtask's description; a history line's detail; a memory item's content and metadata; a
+rating's comment) is sealed on the way in and opened on the way out; ids, statuses, times
+and counters stay clear for queries and indexes. A JSON column holds its sealed value as a
+JSON string (the token): the columns keep their types, so no migration is needed, and rows
+written before sealing (JSON objects) still read.
 
 The statements every step runs are built once, with bind parameters: building a SQLAlchemy
 statement and deriving its cache key cost more CPU than Postgres spends running one of these

@@ -22,6 +22,7 @@ from meshcore.adapters.sql.idempotency import SqlIdempotencyRepository
 from meshcore.adapters.sql.memory import SqlMemoryRepository
 from meshcore.adapters.sql.networks import SqlAgentRepository, SqlNetworkRepository
 from meshcore.adapters.sql.quotas import SqlQuotaRepository
+from meshcore.adapters.sql.ratings import SqlRatingRepository
 from meshcore.adapters.sql.steps import SqlStepRepository
 from meshcore.adapters.sql.tables import idempotency_keys, tasks, webhook_deliveries
 from meshcore.adapters.sql.tasks import SqlTaskRepository
@@ -88,6 +89,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(db, tenant)
         self.agent_types = SqlAgentTypeRepository(db, tenant, sealer)
         self.tool_calls = SqlToolCallRepository(db, tenant, sealer)
+        self.ratings = SqlRatingRepository(db, tenant, sealer)
         return self
 
     def __exit__(

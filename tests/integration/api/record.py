@@ -21,6 +21,7 @@ TABLES = (
     "idempotency_keys",
     "webhook_deliveries",
     "agent_types",
+    "task_ratings",
 )
 # The Celery queues on the broker (`coordinator`, `agent.<type>`), one list per priority.
 QUEUE_PATTERNS = ("coordinator*", "agent.*")

@@ -141,7 +141,8 @@ def tenant_b(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
 
 @pytest.fixture
 def tenant_a(client: ApiClient, app: Flask, tenant: str, api_key: str) -> TenantA:
-    """A network, an agent, a held task, a memory item and a key of A, each with the canary."""
+    """A network, an agent, a task (held, then cancelled and rated), a memory item and a key
+    of A, each with the canary."""
     canary = f"canary-{uuid4().hex}"
     network = client.post(
         NETWORKS, json={"name": f"net {canary}", "description": f"about {canary}"}
@@ -157,6 +158,11 @@ def tenant_a(client: ApiClient, app: Flask, tenant: str, api_key: str) -> Tenant
         f"{NETWORKS}/{network['id']}/memory", json={"type": "fact", "content": f"fact {canary}"}
     )
     assert memory.status_code == 201, memory.get_data(as_text=True)
+    # Ended (cancelled) and rated, so that its rating is there to read.
+    task_url = f"{NETWORKS}/{network['id']}/tasks/{task['id']}"
+    assert client.post(f"{task_url}/cancel").status_code == 202
+    rating = client.post(f"{task_url}/rating", json={"score": 4, "comment": f"rated {canary}"})
+    assert rating.status_code == 201, rating.get_data(as_text=True)
     key, _text = app.extensions["mesh"].keys.create(
         tenant_id=tenant, scopes={READ}, name=f"key {canary}"
     )
@@ -166,6 +172,7 @@ def tenant_a(client: ApiClient, app: Flask, tenant: str, api_key: str) -> Tenant
     )
     assert kind.status_code == 201, kind.get_data(as_text=True)
     ids = {"network_id": network["id"], "agent_id": agent["id"], "task_id": task["id"]}
+    ids["item_id"] = memory.get_json()["id"]
     ids |= {"name": kind.get_json()["name"], "version": "1"}
     return TenantA(tenant, {**ids, "key_id": key.id}, canary, api_key)
 
@@ -181,6 +188,7 @@ def missing_ids() -> dict[str, str]:
         "network_id": str(uuid4()),
         "agent_id": str(uuid4()),
         "task_id": str(uuid4()),
+        "item_id": str(uuid4()),
         "key_id": new_key()[0],
         "name": f"t-{uuid4().hex[:8]}",
         "version": "1",

@@ -103,8 +103,9 @@ def test_every_operation_with_a_body_documents_the_415(client: ApiClient) -> Non
         if isinstance(operation, dict) and "requestBody" in operation
     ]
 
-    # networks, agents, memory, tasks, keys, agent types (2), approve and reject a plan
-    assert len(with_body) == 9
+    # networks, agents, memory, tasks, keys, agent types (2), approve and reject a plan, and
+    # rate a task
+    assert len(with_body) == 10
     for path, method, operation in with_body:
         unsupported = operation["responses"].get("415")
         assert unsupported, f"{method} {path} does not document 415"

@@ -32,6 +32,7 @@ CHANGES = [(f"{API}/agent-types/{{name}}", 200)]
 # Each that acts on a task whose plan awaits approval, and the status it leaves the task in.
 TASK = f"{NETWORKS}/{{network_id}}/tasks/{{task_id}}"
 ON_A_WAITING_PLAN = [(f"{TASK}/approve", "running"), (f"{TASK}/reject", "cancelled")]
+ON_A_FINISHED_TASK = f"{TASK}/rating"
 
 
 @pytest.fixture
@@ -53,7 +54,10 @@ def test_every_operation_with_a_body_is_one_this_test_posts(document: dict[str, 
         if isinstance(operation, dict) and "requestBody" in operation
     }
 
-    assert with_body == {path for path, _ in IN_ORDER + CHANGES + ON_A_WAITING_PLAN}
+    assert with_body == {
+        *(path for path, _ in IN_ORDER + CHANGES + ON_A_WAITING_PLAN),
+        ON_A_FINISHED_TASK,
+    }
 
 
 def test_every_example_in_the_document_succeeds_when_posted(
@@ -120,3 +124,20 @@ def test_the_examples_of_approve_and_reject_succeed_on_a_plan_awaiting_approval(
 
     assert response.status_code == 202, response.get_data(as_text=True)
     assert response.get_json()["status"] == status
+
+
+def test_the_example_of_a_rating_succeeds_on_a_finished_task(
+    client: ApiClient, document: dict[str, Any]
+) -> None:
+    network = client.post(NETWORKS, json={"name": "raters"}).get_json()
+    task = client.post(
+        f"{NETWORKS}/{network['id']}/tasks", json={"description": "Later", "auto_process": False}
+    ).get_json()
+    ids = {"network_id": network["id"], "task_id": task["id"]}
+    assert client.post(f"{TASK.format(**ids)}/cancel").status_code == 202  # it has ended
+
+    response = client.post(
+        ON_A_FINISHED_TASK.format(**ids), json=example_of(document, ON_A_FINISHED_TASK)
+    )
+
+    assert response.status_code == 201, response.get_data(as_text=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -213,3 +214,36 @@ def test_a_query_reads_past_a_page_whose_items_are_gone(
     redis.delete(*(f"mesh:acme:mem:{NETWORK}:item:{g.id}" for g in gone))
 
     assert query(store, limit=3) == ["kept"]
+
+
+def test_a_new_confidence_replaces_the_old_and_leaves_the_rest_of_the_item(
+    store: RedisMemoryStore,
+) -> None:
+    original = item("Orbit ships in March", confidence=0.5, metadata={"tags": ["launch"]})
+    store.put(original)
+
+    store.set_confidence("acme", NETWORK, original.id, 0.59, at=START)
+
+    assert store.query("acme", NETWORK, MemoryQuery()) == [replace(original, confidence=0.59)]
+    assert query(store, min_confidence=0.55) == ["Orbit ships in March"]
+
+
+def test_of_two_confidence_updates_the_later_change_wins_whatever_order_they_arrive_in(
+    store: RedisMemoryStore,
+) -> None:
+    original = item("a fact", confidence=0.5)
+    store.put(original)
+
+    store.set_confidence("acme", NETWORK, original.id, 0.7, at=START + timedelta(seconds=2))
+    store.set_confidence("acme", NETWORK, original.id, 0.6, at=START + timedelta(seconds=1))
+
+    (found,) = store.query("acme", NETWORK, MemoryQuery())
+    assert found.confidence == 0.7
+
+
+def test_a_confidence_update_of_an_item_not_in_the_view_puts_nothing_there(
+    store: RedisMemoryStore, redis: fakeredis.FakeRedis
+) -> None:
+    store.set_confidence("acme", NETWORK, uuid4(), 0.7, at=START)
+
+    assert redis.keys("*") == []

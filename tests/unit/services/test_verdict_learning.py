@@ -1,0 +1,84 @@
+"""The critic's verdict teaches memory: the items an iteration's steps read gain confidence
+when its synthesis passes review and lose it when it fails, each change with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshcore.domain.confidence import ConfidenceSource
+from meshcore.domain.memory import MemoryItem, MemoryType
+from meshcore.domain.network import NetworkConfig
+from meshcore.domain.task import Priority, Task, TaskStatus
+from tests.fakes import FakeMesh
+
+VERDICT = "Answer format: verdict_json"
+PLAN: list[dict[str, object]] = [
+    {"key": "facts", "agent": "research", "description": "Find the facts"},
+    {"key": "copy", "agent": "content", "description": "Write it", "depends_on": ["facts"]},
+]
+
+
+@pytest.fixture
+def mesh() -> FakeMesh:
+    return FakeMesh.build("acme")
+
+
+def run(mesh: FakeMesh, config: NetworkConfig, *scores: float) -> tuple[Task, MemoryItem]:
+    """A task on a network whose memory holds one fact, reviewed with `scores` in turn."""
+    mesh.models.script(VERDICT, *(json.dumps({"score": s, "feedback": "Sharper."}) for s in scores))
+    network = mesh.create_network(config)
+    fact = mesh.memory.add(
+        network.id, type=MemoryType.FACT, content="Orbit costs $12 a month", confidence=0.8
+    )
+    task = mesh.tasks.submit(
+        network.id, description="Write the launch email", context={},
+        priority=Priority.NORMAL, plan=PLAN,
+    )  # fmt: skip
+    mesh.drain()
+    return mesh.tasks.get(network.id, task.id), fact
+
+
+def test_a_passing_verdict_raises_what_the_steps_read_and_says_why(mesh: FakeMesh) -> None:
+    task, fact = run(mesh, NetworkConfig(quality_threshold=0.8), 0.9)
+
+    history = mesh.learning.history(task.network_id, fact.id)
+    assert task.status is TaskStatus.COMPLETED
+    assert history.confidence > 0.8
+    [change] = history.changes
+    assert change.source is ConfidenceSource.CRITIC and change.task_id == task.id
+    assert (change.before, change.after) == (0.8, history.confidence)
+    assert "passed iteration 1" in change.reason and "0.90" in change.reason
+
+
+def test_a_failing_verdict_lowers_it(mesh: FakeMesh) -> None:
+    task, fact = run(mesh, NetworkConfig(quality_threshold=0.8, max_iterations=1), 0.3)
+
+    history = mesh.learning.history(task.network_id, fact.id)
+    assert history.confidence < 0.8
+    assert ["failed iteration 1" in c.reason for c in history.changes] == [True]
+
+
+def test_each_iteration_teaches_once_by_its_own_verdict(mesh: FakeMesh) -> None:
+    task, fact = run(mesh, NetworkConfig(quality_threshold=0.8, max_iterations=2), 0.3, 0.95)
+    mesh.coordination.review(task.id, 2)  # a redelivered review: the verdict was taken
+
+    changes = mesh.learning.history(task.network_id, fact.id).changes
+    assert [c.after < c.before for c in changes] == [True, False]
+    assert ["iteration 1" in changes[0].reason, "iteration 2" in changes[1].reason] == [True] * 2
+
+
+def test_what_no_step_read_is_left_alone(mesh: FakeMesh) -> None:
+    mesh.models.script(VERDICT, json.dumps({"score": 0.9, "feedback": "Fine."}))
+    network = mesh.create_network(NetworkConfig(quality_threshold=0.8))
+    read = mesh.memory.add(network.id, type=MemoryType.FACT, content="Read", confidence=0.8)
+    # Below the agents' confidence floor (0.5): no step reads it.
+    unread = mesh.memory.add(network.id, type=MemoryType.FACT, content="Unread", confidence=0.3)
+    mesh.tasks.submit(
+        network.id, description="Write it", context={}, priority=Priority.NORMAL, plan=PLAN
+    )
+    mesh.drain()
+
+    assert len(mesh.learning.history(network.id, read.id).changes) == 1
+    assert mesh.learning.history(network.id, unread.id).changes == []
