@@ -14,8 +14,8 @@ from uuid import UUID
 
 import structlog
 
-from meshcore.domain.confidence import ConfidenceSource
-from meshcore.domain.errors import Conflict, NotFound, Unavailable
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
+from meshcore.domain.errors import Conflict, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.rating import MAX_SCORE, Rating
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
@@ -68,7 +68,11 @@ class RatingService:
                 return rating, False  # the same rating again (a retry): nothing changes
             uow.ratings.put(rating)
             relied_on = _memory_read(uow, task_id)
+            # In the rating's own transaction: a rating that did not commit taught nothing, so
+            # its retry teaches once.
+            lessons = self._teach(uow, network_id, rating, relied_on, before)
             self._view.remember(uow, self._feedback(network_id, rating))
+        self._learning.tell_view(network_id, lessons)
         metrics.task_rating.observe(score)
         log.info(
             "task.rated",
@@ -77,15 +81,6 @@ class RatingService:
             previous=before.score if before else None,
             items=len(relied_on),
         )
-        signal = rating.signal - (before.signal if before is not None else 0.0)
-        if signal and relied_on:
-            try:
-                self._teach(network_id, rating, relied_on, signal)
-            except Unavailable as exc:
-                # The rating is recorded and answered: a retry of it would change nothing, so
-                # failing the request would not bring the lesson back. It is lost; the log
-                # says so.
-                log.warning("task.rating_not_learned", task_id=str(task_id), error=str(exc))
         return rating, before is None
 
     def get(self, network_id: UUID, task_id: UUID) -> Rating:
@@ -110,12 +105,24 @@ class RatingService:
             metadata={"task_id": str(rating.task_id), "source": "rating", "score": rating.score},
         )
 
-    def _teach(self, network_id: UUID, rating: Rating, item_ids: list[UUID], signal: float) -> None:
-        """Move the items by `signal`; a change of rating can differ by up to 2 (1 -> 5),
-        past what one verdict may say, so it goes as successive verdicts of at most 1."""
+    def _teach(
+        self,
+        uow: UnitOfWork,
+        network_id: UUID,
+        rating: Rating,
+        item_ids: list[UUID],
+        before: Rating | None,
+    ) -> list[ConfidenceChange]:
+        """Move the items by the rating's signal, less the one it replaces; a change of rating
+        can differ by up to 2 (1 -> 5), past what one verdict may say, so it goes as
+        successive verdicts of at most 1."""
+        signal = rating.signal - (before.signal if before is not None else 0.0)
         reason = f"client rated task {rating.task_id} {rating.score}/{MAX_SCORE}"
-        for part in _parts(signal):
-            self._learning.learn(
+        return [
+            change
+            for part in (_parts(signal) if item_ids else ())
+            for change in self._learning.record(
+                uow,
                 network_id,
                 item_ids,
                 part,
@@ -123,6 +130,7 @@ class RatingService:
                 reason=reason,
                 task_id=rating.task_id,
             )
+        ]
 
 
 def _parts(signal: float) -> Iterator[float]:

@@ -296,7 +296,7 @@ def test_each_rating_is_counted_in_the_rating_histogram_once(mesh: FakeMesh) -> 
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 2, 2]
 
 
-def test_a_rating_whose_lesson_cannot_be_recorded_is_kept_all_the_same(
+def test_a_rating_whose_lesson_cannot_be_recorded_is_not_kept_and_its_retry_teaches_once(
     mesh: FakeMesh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     task, fact = finished(mesh)
@@ -305,8 +305,16 @@ def test_a_rating_whose_lesson_cannot_be_recorded_is_kept_all_the_same(
     def unavailable(*args: object, **kwargs: object) -> None:
         raise RecordUnavailable("the record (database) is unavailable; try again shortly")
 
-    monkeypatch.setattr(mesh.ratings._learning, "learn", unavailable)
-    rating, is_first = mesh.ratings.rate(task.network_id, task.id, 1)
-
-    assert is_first and mesh.ratings.get(task.network_id, task.id) == rating
+    with monkeypatch.context() as patched:
+        patched.setattr(mesh.ratings._learning, "record", unavailable)
+        with pytest.raises(RecordUnavailable):
+            mesh.ratings.rate(task.network_id, task.id, 1)
+    with pytest.raises(NotFound):
+        mesh.ratings.get(task.network_id, task.id)
     assert confidence(mesh, fact) == before
+
+    mesh.ratings.rate(task.network_id, task.id, 1)  # the client's retry
+
+    changes = mesh.learning.history(task.network_id, fact.id).changes
+    assert [c.source for c in changes].count(ConfidenceSource.RATING) == 1
+    assert confidence(mesh, fact) < before
