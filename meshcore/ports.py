@@ -12,7 +12,7 @@ from uuid import UUID
 
 from meshcore.domain.agent_types import AgentTypeDef, McpEndpoint
 from meshcore.domain.audit import AuditEvent
-from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 from meshcore.domain.errors import MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
@@ -173,17 +173,17 @@ class MemoryRepository(Protocol):
         self,
         network_id: UUID,
         item_id: UUID,
-        signal: float,
+        move: Move,
         *,
         source: ConfidenceSource,
         reason: str,
         task_id: UUID | None,
         at: datetime,
     ) -> ConfidenceChange | None:
-        """Move the item's confidence by a verdict (`confidence.reinforced`) and record the
-        change, holding the item's row until the unit of work ends so that concurrent
-        verdicts take turns, each from where the last left it. None, recording nothing, for
-        an item the network lacks or a verdict that moves nothing."""
+        """Move the item's confidence (`Reinforce` by a verdict, or `Assess` by its source)
+        and record the change, holding the item's row until the unit of work ends so that
+        concurrent verdicts take turns, each from where the last left it. None, recording
+        nothing, for an item the network lacks or a move that moves nothing."""
         ...
 
     def confidence_history(self, network_id: UUID, item_id: UUID) -> list[ConfidenceChange]:

@@ -37,7 +37,7 @@ from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
 from meshcore.bootstrap import Adapters, Mesh
 from meshcore.domain.agent_types import AgentTypeDef, own_queue
-from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 from meshcore.domain.errors import (
     CallAbandoned,
     Conflict,
@@ -579,7 +579,7 @@ class FakeMemoryRepository(_Repository):
         self,
         network_id: UUID,
         item_id: UUID,
-        signal: float,
+        move: Move,
         *,
         source: ConfidenceSource,
         reason: str,
@@ -595,7 +595,7 @@ class FakeMemoryRepository(_Repository):
         change = ConfidenceChange.of(
             item_id,
             item.confidence,
-            signal,
+            move,
             source=source,
             reason=reason,
             task_id=task_id,

@@ -53,7 +53,7 @@ class ConfidenceChange:
         cls,
         item_id: UUID,
         before: float,
-        signal: float,
+        move: Move,
         *,
         source: ConfidenceSource,
         reason: str,
@@ -61,16 +61,48 @@ class ConfidenceChange:
         at: datetime,
         last_at: datetime | None = None,
     ) -> ConfidenceChange | None:
-        """The change a verdict makes to an item at `before`; None if it moves nothing.
+        """The change `move` makes to an item at `before`; None if it moves nothing.
 
         `last_at` is when the item's previous change was recorded: this one comes after it.
         """
-        after = reinforced(before, signal)
+        after = move.apply(before)
         if after == before:
             return None
         if last_at is not None and at <= last_at:
             at = last_at + TICK
         return cls(uuid4(), item_id, task_id, source, reason[:MAX_REASON], before, after, at)
+
+
+@dataclass(frozen=True)
+class Reinforce:
+    """A verdict on work that used the item: a damped step toward a bound (`reinforced`)."""
+
+    signal: float
+
+    def __post_init__(self) -> None:
+        check_signal(self.signal)
+
+    def apply(self, confidence: float) -> float:
+        return reinforced(confidence, self.signal)
+
+
+@dataclass(frozen=True)
+class Assess:
+    """The first judgement of an item by its source, in place of the confidence it was
+    written with: the critic's score of the step that produced it. Kept within the bounds,
+    as a verdict is, so one judgement cannot make an item certain or erase it."""
+
+    value: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.value) and 0.0 <= self.value <= 1.0):
+            raise InvalidInput("confidence", "must be between 0 and 1")
+
+    def apply(self, confidence: float) -> float:
+        return min(CEILING, max(FLOOR, self.value))
+
+
+Move = Reinforce | Assess
 
 
 def reinforced(confidence: float, signal: float) -> float:

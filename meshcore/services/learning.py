@@ -13,14 +13,18 @@ from uuid import UUID
 import structlog
 
 from meshcore.domain.confidence import (
+    Assess,
     ConfidenceChange,
     ConfidenceHistory,
     ConfidenceSource,
+    Move,
+    Reinforce,
     check_signal,
     items_read,
     verdict_signal,
 )
 from meshcore.domain.errors import MemoryViewUnavailable
+from meshcore.domain.memory import MemoryQuery
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Task
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
@@ -78,54 +82,65 @@ class MemoryLearning:
         """`learn` within the caller's unit of work, which commits it with what else it
         holds (a verdict, a rating), so the lesson is taken once with it; the caller tells
         the view after its commit (`tell_view`)."""
-        check_signal(signal)
+        return self._move(
+            uow, network_id, item_ids, Reinforce(signal),
+            source=source, reason=reason, task_id=task_id,
+        )  # fmt: skip
+
+    def record_verdict(
+        self, uow: UnitOfWork, task: Task, iteration: int, score: float, config: NetworkConfig
+    ) -> list[ConfidenceChange]:
+        """The critic's verdict on an iteration's synthesis, within the verdict's own
+        transaction (a redelivered review teaches memory nothing again):
+        - what the iteration's steps wrote takes the critic's score as its confidence, the
+          judgement of its source in place of the agent's own;
+        - what they read from before is raised by a pass and lowered by a failure."""
+        threshold = config.quality_threshold
+        verdict = "passed" if score >= threshold else "failed"
+        said = (
+            f"iteration {iteration} of task {task.id} "
+            f"(score {score:.2f}, threshold {threshold:.2f})"
+        )
+        written = written_by(uow, task, iteration)
+        steps = uow.steps.for_iteration(task.id, iteration)
+        read = [i for i in items_read(steps) if i not in written]
+        source, network_id = ConfidenceSource.CRITIC, task.network_id
+        return [
+            *self._move(uow, network_id, written, Assess(min(1.0, max(0.0, score))),
+                        source=source, reason=f"scored by the critic: {said}", task_id=task.id),
+            *self._move(uow, network_id, read, Reinforce(verdict_signal(score, threshold)),
+                        source=source, reason=f"the critic {verdict} {said}", task_id=task.id),
+        ]  # fmt: skip
+
+    def _move(
+        self,
+        uow: UnitOfWork,
+        network_id: UUID,
+        item_ids: Sequence[UUID],
+        move: Move,
+        *,
+        source: ConfidenceSource,
+        reason: str,
+        task_id: UUID | None,
+    ) -> list[ConfidenceChange]:
         given = list(dict.fromkeys(item_ids))
         made: dict[UUID, ConfidenceChange] = {}
         # One order for every learner: two verdicts on overlapping items lock their rows in
         # the same order, so neither waits on the other for ever.
         for item_id in sorted(given):
             change = uow.memory.change_confidence(
-                network_id,
-                item_id,
-                signal,
-                source=source,
-                reason=reason,
-                task_id=task_id,
-                at=self._clock.now(),
-            )
+                network_id, item_id, move,
+                source=source, reason=reason, task_id=task_id, at=self._clock.now(),
+            )  # fmt: skip
             if change is not None:
                 made[item_id] = change
         if given:
             log.info(
-                "memory.learned",
-                network_id=str(network_id),
-                source=source.value,
-                task_id=str(task_id) if task_id else None,
-                signal=signal,
-                items=len(given),
+                "memory.learned", network_id=str(network_id), source=source.value,
+                task_id=str(task_id) if task_id else None, move=str(move), items=len(given),
                 changed=len(made),
-            )
+            )  # fmt: skip
         return [made[i] for i in given if i in made]
-
-    def record_verdict(
-        self, uow: UnitOfWork, task: Task, iteration: int, score: float, config: NetworkConfig
-    ) -> list[ConfidenceChange]:
-        """`record` the critic's verdict on an iteration's synthesis for the items that
-        iteration's steps read: raised by a pass, lowered by a failure. In the verdict's own
-        transaction, so that a redelivered review teaches memory nothing again."""
-        threshold = config.quality_threshold
-        signal = verdict_signal(score, threshold)
-        verdict = "passed" if score >= threshold else "failed"
-        return self.record(
-            uow,
-            task.network_id,
-            items_read(uow.steps.for_iteration(task.id, iteration)),
-            signal,
-            source=ConfidenceSource.CRITIC,
-            reason=f"the critic {verdict} iteration {iteration} of task {task.id} "
-            f"(score {score:.2f}, threshold {threshold:.2f})",
-            task_id=task.id,
-        )
 
     def history(self, network_id: UUID, item_id: UUID) -> ConfidenceHistory:
         """The item's confidence now and every change to it, oldest first; NotFound for a
@@ -146,3 +161,14 @@ class MemoryLearning:
         except MemoryViewUnavailable as exc:
             # Recorded all the same: the view's mark expires and it is rebuilt from the record.
             log.warning("memory.view_stale", items=len(changes), error=str(exc))
+
+
+def written_by(uow: UnitOfWork, task: Task, iteration: int) -> list[UUID]:
+    """What the iteration's steps wrote to memory, but the critic's own feedback: the work
+    its verdict judges. A task writes a handful of items an iteration; the bound is loose."""
+    found = uow.memory.list(task.network_id, MemoryQuery(task_id=task.id, limit=1000))
+    return [
+        m.id
+        for m in found
+        if m.metadata.get("iteration") == iteration and m.metadata.get("source_agent") != "critic"
+    ]

@@ -19,7 +19,13 @@ from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.agent_types import AgentTypeDef
-from meshcore.domain.confidence import TICK, ConfidenceChange, ConfidenceSource, reinforced
+from meshcore.domain.confidence import (
+    TICK,
+    ConfidenceChange,
+    ConfidenceSource,
+    Reinforce,
+    reinforced,
+)
 from meshcore.domain.errors import Conflict, NotFound, TaskEnded
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import Network, NetworkConfig
@@ -1020,7 +1026,8 @@ def verdict(
     task_id: UUID | None = None,
 ) -> ConfidenceChange | None:
     return work.memory.change_confidence(
-        network.id, item.id, signal, source=source, reason=reason, task_id=task_id, at=NOW
+        network.id, item.id, Reinforce(signal),
+        source=source, reason=reason, task_id=task_id, at=NOW,
     )
 
 
@@ -1065,12 +1072,12 @@ def test_no_change_is_made_to_an_item_the_network_lacks_nor_by_a_verdict_that_mo
         assert verdict(work, network, item, 0.0) is None
         assert verdict(work, elsewhere, item, -1.0) is None
         assert work.memory.change_confidence(
-            network.id, theirs.id, -1.0, source=ConfidenceSource.MERGE, reason="r", task_id=None,
-            at=NOW,
+            network.id, theirs.id, Reinforce(-1.0), source=ConfidenceSource.MERGE, reason="r",
+            task_id=None, at=NOW,
         ) is None  # fmt: skip
         assert work.memory.change_confidence(
-            network.id, uuid4(), -1.0, source=ConfidenceSource.MERGE, reason="r", task_id=None,
-            at=NOW,
+            network.id, uuid4(), Reinforce(-1.0), source=ConfidenceSource.MERGE, reason="r",
+            task_id=None, at=NOW,
         ) is None  # fmt: skip
         work.commit()
 

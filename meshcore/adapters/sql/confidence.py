@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from meshcore.adapters.sql.repository import Repository
 from meshcore.adapters.sql.rows import Row, aware
 from meshcore.adapters.sql.tables import memory_confidence_changes, memory_items
-from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource
+from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 
 changes = memory_confidence_changes
 # The item's confidence, its row held until the transaction ends. NO KEY UPDATE (key_share),
@@ -50,7 +50,7 @@ class ConfidenceRecord(Repository):
         self,
         network_id: UUID,
         item_id: UUID,
-        signal: float,
+        move: Move,
         *,
         source: ConfidenceSource,
         reason: str,
@@ -67,7 +67,7 @@ class ConfidenceRecord(Repository):
         change = ConfidenceChange.of(
             item_id,
             before,
-            signal,
+            move,
             source=source,
             reason=reason,
             task_id=task_id,

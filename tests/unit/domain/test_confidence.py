@@ -14,6 +14,7 @@ from meshcore.domain.confidence import (
     TICK,
     ConfidenceChange,
     ConfidenceSource,
+    Reinforce,
     items_read,
     reinforced,
     verdict_signal,
@@ -91,7 +92,7 @@ def change(
     return ConfidenceChange.of(
         uuid4(),
         before,
-        signal,
+        Reinforce(signal),
         source=ConfidenceSource.CRITIC,
         reason=reason,
         task_id=None,

@@ -4,11 +4,12 @@ when its synthesis passes review and lose it when it fails, each change with its
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 import pytest
 
 from meshcore.domain.confidence import ConfidenceSource
-from meshcore.domain.memory import MemoryItem, MemoryType
+from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from tests.fakes import FakeMesh
@@ -82,3 +83,42 @@ def test_what_no_step_read_is_left_alone(mesh: FakeMesh) -> None:
 
     assert len(mesh.learning.history(network.id, read.id).changes) == 1
     assert mesh.learning.history(network.id, unread.id).changes == []
+
+
+def test_what_the_steps_wrote_takes_the_critics_score_as_its_confidence(mesh: FakeMesh) -> None:
+    task, _ = run(mesh, NetworkConfig(quality_threshold=0.8, max_iterations=1), 0.3)
+
+    written = mesh.memory.query(task.network_id, MemoryQuery(task_id=task.id, limit=100))
+    judged = {str(m.metadata["source_agent"]): m for m in written}
+    assert {"research", "content", "coordinator"} <= judged.keys()
+    for agent in ("research", "content", "coordinator"):
+        item = judged[agent]
+        assert item.confidence == 0.3, agent
+        [change] = mesh.learning.history(task.network_id, item.id).changes
+        assert change.reason.startswith("scored by the critic: iteration 1")
+    # The critic's own feedback is its judgement, not the work it judged.
+    assert mesh.learning.history(task.network_id, judged["critic"].id).changes == []
+
+
+def test_a_second_task_draws_on_what_the_first_learned_and_not_on_what_it_rejected(
+    mesh: FakeMesh,
+) -> None:
+    config = NetworkConfig(quality_threshold=0.8, max_iterations=2)
+    first, _ = run(mesh, config, 0.3, 0.95)  # the first draft rejected, the revision passed
+    mesh.models.script(VERDICT, json.dumps({"score": 0.9, "feedback": "Good."}))
+    second = mesh.tasks.submit(
+        first.network_id, description="Write the follow-up email", context={},
+        priority=Priority.NORMAL, plan=PLAN,
+    )  # fmt: skip
+    mesh.drain()
+
+    learned = mesh.memory.query(first.network_id, MemoryQuery(task_id=first.id, limit=100))
+    by_iteration = {
+        n: {m.id for m in learned if m.metadata.get("iteration") == n and m.type.value == "fact"}
+        for n in (1, 2)
+    }
+    steps = [s for s in mesh.database.committed.steps.values() if s[1].task_id == second.id]
+    read = {UUID(i) for _, step in steps for i in step.memory_read}
+    assert by_iteration[1] and by_iteration[2]
+    assert by_iteration[2] <= read  # the revision's facts, which the critic passed
+    assert not by_iteration[1] & read  # the draft's, which it rejected (scored 0.3)
