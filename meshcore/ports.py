@@ -156,6 +156,11 @@ class StepRepository(Protocol):
         """Count an attempt and lease the step for `lease_seconds`; None while it is leased."""
         ...
 
+    def renew_lease(self, task_id: UUID, iteration: int, key: str, *, now: datetime) -> None:
+        """Restart the step's lease from `now`: an attempt still at work (a tool loop's calls
+        can outlast a lease) keeps it, and no other attempt begins the step meanwhile."""
+        ...
+
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
         """Insert unless a step with the same key exists; return the stored one and if it is new."""
         ...

@@ -522,6 +522,12 @@ class FakeStepRepository(_Repository):
         self._rows.attempts[step] = (attempts + 1, now)
         return attempts + 1
 
+    def renew_lease(self, task_id: UUID, iteration: int, key: str, *, now: datetime) -> None:
+        step, task = (task_id, iteration, key), self._rows.tasks.get(task_id)
+        # As SQL's, which row-level security holds to the tenant's own attempts.
+        if step in self._rows.attempts and task is not None and task.tenant_id == self._tenant_id:
+            self._rows.attempts[step] = (self._rows.attempts[step][0], now)
+
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
         _require_task(self._rows, step.task_id)
         key = (step.task_id, step.iteration, step.key)

@@ -253,11 +253,16 @@ class ToolLoop:
         is_error: bool,
         took_ms: float,
     ) -> None:
+        now = self._clock.now()
         with self._uow(self._tenant_id) as uow:
             uow.tool_calls.finish(
                 record, status=status, result=text, is_error=is_error, latency_ms=took_ms,
-                now=self._clock.now(),
+                now=now,
             )  # fmt: skip
+            # Calls can outlast the step's lease: each one that returns renews it, or the
+            # sweeper would start the step again beside this attempt, and that attempt would
+            # find this one's next call in doubt.
+            uow.steps.renew_lease(record.task_id, record.iteration, record.key, now=now)
             uow.commit()
 
     def _note(

@@ -813,6 +813,32 @@ def test_a_step_is_leased_to_one_attempt_at_a_time_for_the_whole_lease(
     assert attempt(122) == 3
 
 
+def test_a_renewed_lease_runs_from_its_renewal(uow: UnitOfWorkFactory, tenant: str) -> None:
+    network = stored_network(uow, tenant)
+    task = new_task(network)
+    stored(uow, task)
+
+    def attempt(seconds: float) -> int | None:
+        with uow(tenant) as work:
+            begun = work.steps.begin_attempt(
+                task.id, 0, "facts", now=NOW + timedelta(seconds=seconds), lease_seconds=60
+            )
+            work.commit()
+        return begun
+
+    assert attempt(0) == 1
+    with uow(tenant) as work:
+        work.steps.renew_lease(task.id, 0, "facts", now=NOW + timedelta(seconds=50))
+        work.steps.renew_lease(task.id, 0, "other", now=NOW)  # never begun: nothing to renew
+        work.commit()
+    assert attempt(100) is None  # 50 s into the renewed lease
+    assert attempt(111) == 2
+    with uow(f"{tenant}-other") as work:
+        work.steps.renew_lease(task.id, 0, "facts", now=NOW + timedelta(seconds=500))
+        work.commit()  # another tenant's renewal reaches nothing
+    assert attempt(172) == 3
+
+
 def test_what_a_step_writes_after_its_network_was_deleted_is_not_found(
     uow: UnitOfWorkFactory, tenant: str
 ) -> None:

@@ -59,6 +59,18 @@ class SqlStepRepository(Repository):
             },
         ).scalar()
 
+    def renew_lease(self, task_id: UUID, iteration: int, key: str, *, now: datetime) -> None:
+        self._db.execute(
+            step_attempts.update()
+            .where(
+                step_attempts.c.tenant_id == self._tenant_id,
+                step_attempts.c.task_id == task_id,
+                step_attempts.c.iteration == iteration,
+                step_attempts.c.key == key,
+            )
+            .values(started_at=now)
+        )
+
     def record(self, step: StepRecord) -> tuple[StepRecord, bool]:
         inserted = self._insert_absent(steps, [step_row(self._tenant_id, step, self._sealer)])
         if inserted:

@@ -15,6 +15,7 @@ from meshcore.domain.task import Priority, StepRecord, StepStatus, Task, TaskSta
 from meshcore.ports import ToolCallRecord, ToolCallStatus, ToolInfo, ToolResult
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.networks import AgentSpec
+from meshcore.services.step_log import Skipped
 from tests.fakes import FakeMesh
 
 URL = "https://tools.example/mcp"
@@ -289,3 +290,31 @@ def test_tool_calls_stop_at_the_tasks_deadline(mesh: FakeMesh, tools: FakeTools)
     assert step.status is StepStatus.FAILED
     assert step.error == "the task's deadline passed while its tools were called"
     assert tools.calls == []
+
+
+class SlowTools(FakeTools):
+    """Tools whose every call takes longer than a step's lease."""
+
+    def __init__(self, mesh: FakeMesh, seconds: float) -> None:
+        super().__init__()
+        self.mesh, self.seconds = mesh, seconds
+
+    def call_tool(self, *args: Any, **kwargs: Any) -> ToolResult:
+        self.mesh.clock.advance(self.seconds)
+        return super().call_tool(*args, **kwargs)
+
+
+def test_a_tool_call_that_outlasts_the_lease_renews_it(mesh: FakeMesh) -> None:
+    task = planned(mesh, scout())
+    tools = SlowTools(mesh, seconds=120)  # the lease is 90 s
+    run(mesh, tools, task)
+    # As if that attempt were still at work: its step not yet recorded, 60 s after its call
+    # returned, past the lease it began with but within the one its call renewed.
+    del mesh.database.committed.steps[(task.id, 1, "facts")]
+    mesh.clock.advance(60)
+
+    again = runner(mesh, tools).run_subtask(task.id, 1, "facts")
+
+    assert again is Skipped.LEASED_ELSEWHERE
+    mesh.clock.advance(31)  # the renewed lease has run out: that attempt is presumed dead
+    assert run(mesh, tools, task).status is StepStatus.COMPLETED
