@@ -131,6 +131,14 @@ def verdict_signal(score: float, threshold: float) -> float:
     return score if score >= threshold else -(1.0 - score)
 
 
+def judged(score: float, threshold: float) -> Assess:
+    """The confidence of work the critic scored: its score if it passed; half its score if
+    it was rejected, which holds it below the agents' reading floor (0.5 by default), so
+    later work builds on the revision the critic passed and not on the draft it rejected."""
+    score = min(1.0, max(0.0, score))
+    return Assess(score if score >= threshold else score / 2)
+
+
 def items_read(steps: Iterable[StepRecord]) -> list[UUID]:
     """The memory items some steps read (as they recorded them), each once, in order."""
     return list(dict.fromkeys(UUID(i) for step in steps for i in step.memory_read))

@@ -13,7 +13,6 @@ from uuid import UUID
 import structlog
 
 from meshcore.domain.confidence import (
-    Assess,
     ConfidenceChange,
     ConfidenceHistory,
     ConfidenceSource,
@@ -21,6 +20,7 @@ from meshcore.domain.confidence import (
     Reinforce,
     check_signal,
     items_read,
+    judged,
     verdict_signal,
 )
 from meshcore.domain.errors import MemoryViewUnavailable
@@ -92,8 +92,8 @@ class MemoryLearning:
     ) -> list[ConfidenceChange]:
         """The critic's verdict on an iteration's synthesis, within the verdict's own
         transaction (a redelivered review teaches memory nothing again):
-        - what the iteration's steps wrote takes the critic's score as its confidence, the
-          judgement of its source in place of the agent's own;
+        - what the iteration's steps wrote takes the critic's judgement of it in place of
+          the agent's own (`judged`);
         - what they read from before is raised by a pass and lowered by a failure."""
         threshold = config.quality_threshold
         verdict = "passed" if score >= threshold else "failed"
@@ -106,8 +106,8 @@ class MemoryLearning:
         read = [i for i in items_read(steps) if i not in written]
         source, network_id = ConfidenceSource.CRITIC, task.network_id
         return [
-            *self._move(uow, network_id, written, Assess(min(1.0, max(0.0, score))),
-                        source=source, reason=f"scored by the critic: {said}", task_id=task.id),
+            *self._move(uow, network_id, written, judged(score, threshold),
+                        source=source, reason=f"{verdict} by the critic: {said}", task_id=task.id),
             *self._move(uow, network_id, read, Reinforce(verdict_signal(score, threshold)),
                         source=source, reason=f"the critic {verdict} {said}", task_id=task.id),
         ]  # fmt: skip

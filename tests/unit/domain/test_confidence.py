@@ -16,6 +16,7 @@ from meshcore.domain.confidence import (
     ConfidenceSource,
     Reinforce,
     items_read,
+    judged,
     reinforced,
     verdict_signal,
 )
@@ -152,3 +153,12 @@ def test_the_items_steps_read_count_once_each_in_the_order_first_read() -> None:
     ]  # fmt: skip
 
     assert items_read(steps) == [a, b, c]
+
+
+@pytest.mark.parametrize(
+    ("score", "confidence"), [(0.9, 0.9), (0.8, 0.8), (0.79, 0.395), (1.0, 0.95)]
+)
+def test_work_the_critic_passed_takes_its_score_and_rejected_work_half_of_it(
+    score: float, confidence: float
+) -> None:
+    assert judged(score, 0.8).apply(0.75) == pytest.approx(confidence)

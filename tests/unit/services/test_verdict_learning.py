@@ -85,7 +85,7 @@ def test_what_no_step_read_is_left_alone(mesh: FakeMesh) -> None:
     assert mesh.learning.history(network.id, unread.id).changes == []
 
 
-def test_what_the_steps_wrote_takes_the_critics_score_as_its_confidence(mesh: FakeMesh) -> None:
+def test_what_rejected_steps_wrote_takes_half_the_critics_score(mesh: FakeMesh) -> None:
     task, _ = run(mesh, NetworkConfig(quality_threshold=0.8, max_iterations=1), 0.3)
 
     written = mesh.memory.query(task.network_id, MemoryQuery(task_id=task.id, limit=100))
@@ -93,9 +93,9 @@ def test_what_the_steps_wrote_takes_the_critics_score_as_its_confidence(mesh: Fa
     assert {"research", "content", "coordinator"} <= judged.keys()
     for agent in ("research", "content", "coordinator"):
         item = judged[agent]
-        assert item.confidence == 0.3, agent
+        assert item.confidence == 0.15, agent  # rejected: half the critic's score
         [change] = mesh.learning.history(task.network_id, item.id).changes
-        assert change.reason.startswith("scored by the critic: iteration 1")
+        assert change.reason.startswith("failed by the critic: iteration 1")
     # The critic's own feedback is its judgement, not the work it judged.
     assert mesh.learning.history(task.network_id, judged["critic"].id).changes == []
 
