@@ -19,7 +19,7 @@ from collections.abc import Callable
 # api_load stops it (the API alone on the cores) and fanout runs a fleet of its own.
 SUITES = (
     "cost", "orchestration", "scale", "users", "footprint", "waiting", "api_load", "fanout",
-    "gateway", "sealing", "row_security",
+    "gateway", "sealing", "row_security", "retrieval", "memory_writes",
 )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ from meshcore.adapters.sql.audit import SqlAuditTrail
 from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.erasure import SqlTenantRecord
 from meshcore.adapters.sql.keys import SqlKeyStore
+from meshcore.adapters.sql.memory_expiry import SqlMemoryExpiry
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.adapters.webhook_http import HttpWebhookSender
 from meshcore.agents import BUILTINS
@@ -53,6 +54,7 @@ from meshcore.ports import (
     BrokerEpoch,
     Clock,
     Dispatcher,
+    MemoryExpiry,
     MemoryStore,
     ModelClient,
     Record,
@@ -67,6 +69,7 @@ from meshcore.services.coordination import Coordination
 from meshcore.services.erasure import ErasureService
 from meshcore.services.keys import KeyService
 from meshcore.services.learning import MemoryLearning
+from meshcore.services.lifetimes import MemoryPromotion, MemorySweep
 from meshcore.services.memory import MemoryService
 from meshcore.services.networks import NetworkService
 from meshcore.services.ratings import RatingService
@@ -98,6 +101,8 @@ class Adapters:
     tools: Callable[[], ToolClient]
     # What the admission control's cached backlog depth ages by.
     timer: Callable[[], float] = time.monotonic
+    # The sweep's deletes of memory whose lifetime is over, across tenants (None: none).
+    memory_expiry: MemoryExpiry | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,13 @@ class Services:
     @cached_property
     def steps(self) -> StepRunner:
         return self.mesh.step_runner(self.tenant_id)
+
+    @cached_property
+    def promotion(self) -> MemoryPromotion:
+        a = self.mesh.adapters
+        return MemoryPromotion(
+            tenant_id=self.tenant_id, uow=a.record, store=a.memory, clock=a.clock
+        )
 
     @cached_property
     def coordination(self) -> Coordination:
@@ -214,6 +226,7 @@ class Mesh:
                         idempotency_lifetime=self.idempotency_lifetime,
                         webhooks=a.webhook_sender,
                         revisions=a.revisions,
+                        memory_bound=self.settings.memory_bound,
                     ),
                     tasks=TaskService(
                         tenant_id=tenant_id,
@@ -233,12 +246,17 @@ class Mesh:
                         clock=a.clock,
                         quotas=self.quotas,
                         idempotency_lifetime=self.idempotency_lifetime,
+                        memory_bound=self.settings.memory_bound,
                     ),
                     learning=MemoryLearning(
                         tenant_id=tenant_id, uow=a.record, store=a.memory, clock=a.clock
                     ),
                     ratings=RatingService(
-                        tenant_id=tenant_id, uow=a.record, store=a.memory, clock=a.clock
+                        tenant_id=tenant_id,
+                        uow=a.record,
+                        store=a.memory,
+                        clock=a.clock,
+                        memory_bound=self.settings.memory_bound,
                     ),
                     agent_types=AgentTypeService(
                         tenant_id=tenant_id,
@@ -262,11 +280,13 @@ class Mesh:
             clock=a.clock,
             memory_limit=s.memory_read_limit,
             memory_min_confidence=s.memory_min_confidence,
+            memory_tokens=s.memory_token_budget,
             lease_seconds=s.stall_seconds,
             max_attempts=s.max_step_attempts,
             revisions=a.revisions,
             tools=self.tools,
             max_tool_calls=s.max_tool_calls,
+            memory_bound=s.memory_bound,
         )
 
     def coordination(self, tenant_id: str, steps: StepRunner | None = None) -> Coordination:
@@ -288,7 +308,12 @@ class Mesh:
             epoch=self.adapters.epoch,
             send_delivery=self.webhooks.send_later,
             idempotency_lifetime=self.idempotency_lifetime,
+            memory=self.memory_sweep(),
         )
+
+    def memory_sweep(self) -> MemorySweep | None:
+        expiry = self.adapters.memory_expiry
+        return None if expiry is None else MemorySweep(expiry=expiry, store=self.adapters.memory)
 
     @cached_property
     def models(self) -> ModelClient:
@@ -417,6 +442,7 @@ def adapters(settings: Settings, connections: Connections, celery_app: Celery) -
         ),
         models=models,
         tools=tools,
+        memory_expiry=SqlMemoryExpiry(connections.engine),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -16,11 +16,13 @@ from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 from meshcore.domain.errors import MeshError
 from meshcore.domain.idempotency import Created, IdempotencyKey, PriorCreate
 from meshcore.domain.keys import ApiKey
+from meshcore.domain.lifetimes import Holding, MemoryPolicy
 from meshcore.domain.memory import MemoryItem, MemoryQuery
 from meshcore.domain.network import Agent, Network
 from meshcore.domain.plan import Plan, PlannedSubtask
 from meshcore.domain.quotas import Quota
 from meshcore.domain.rating import Rating
+from meshcore.domain.relevance import Candidate
 from meshcore.domain.task import (
     HistoryEntry,
     Priority,
@@ -170,7 +172,49 @@ class StepRepository(Protocol):
 
 
 class MemoryRepository(Protocol):
-    def add(self, item: MemoryItem) -> None: ...
+    def add(self, item: MemoryItem) -> None:
+        """Insert the item as it is; one that restates an item of the network fails (the
+        record's unique fingerprint): writers that may restate use `restated` and `admit`."""
+        ...
+
+    def restated(self, item: MemoryItem) -> UUID | None:
+        """The item of the network that `item` restates (restatement.restates), if any."""
+        ...
+
+    def admit(self, item: MemoryItem) -> UUID | None:
+        """Insert the item unless it restates one of the network's: then insert nothing and
+        answer that one's id. Two writers of one text at once insert it once: the second
+        waits for the first to commit, then finds its item."""
+        ...
+
+    def same_subject(self, item: MemoryItem) -> list[MemoryItem]:
+        """The network's other items of the item's type on its subject (contradiction.stance),
+        newest first and bounded: the candidates for a contradiction. Holds the subject until
+        the unit of work ends, so two decisions on it written at once take turns."""
+        ...
+
+    def link_contradictions(
+        self, item_id: UUID, other_ids: Sequence[UUID], *, at: datetime
+    ) -> None:
+        """Record that the item contradicts each of the others (and they it)."""
+        ...
+
+    def contradictions(self, item_ids: Sequence[UUID]) -> dict[UUID, tuple[UUID, ...]]:
+        """The items each of `item_ids` contradicts, oldest link first; absent if none."""
+        ...
+
+    def note_restatement(self, output: MemoryItem, holder_id: UUID) -> None:
+        """Record that a step's output item (naming its task, subtask and iteration), which
+        was not inserted, is held by the item it restated."""
+        ...
+
+    def restatements(
+        self, network_id: UUID, task_id: UUID, keys: Sequence[str]
+    ) -> list[MemoryItem]:
+        """The items holding the outputs of the task's given subtasks that restated them,
+        each as that step's output (restatement.as_output), oldest first."""
+        ...
+
     def get(self, network_id: UUID, item_id: UUID) -> MemoryItem: ...
     def list(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]: ...
     def count(self, network_id: UUID, query: MemoryQuery) -> int: ...
@@ -193,6 +237,56 @@ class MemoryRepository(Protocol):
 
     def confidence_history(self, network_id: UUID, item_id: UUID) -> list[ConfidenceChange]:
         """The item's changes, oldest first; none for an item the network lacks."""
+        ...
+
+
+class MemoryLifetimeRepository(Protocol):
+    """What memory's lifetimes and bound need of the record (domain/lifetimes.py)."""
+
+    def policy(self, network_id: UUID) -> MemoryPolicy | None:
+        """The network's memory policy, None for a network the tenant lacks."""
+        ...
+
+    def count(self, network_id: UUID, *, adding: int = 0) -> int:
+        """Add `adding` to the network's count of items and answer it, holding the count
+        until the unit of work ends, so that writers of the network take turns at it. A
+        network without a count is counted once, as the count is first needed."""
+        ...
+
+    def set_count(self, network_id: UUID, items: int) -> None: ...
+    def holdings(self, network_id: UUID) -> list[Holding]:
+        """Every item of the network as eviction weighs it (its uses: its confidence changes)."""
+        ...
+
+    def evict(self, network_id: UUID, item_ids: Sequence[UUID]) -> list[UUID]:
+        """Delete those of the items no other unit of work holds (it never waits for one),
+        answering the ones deleted; the count is the caller's to set."""
+        ...
+
+    def promote(self, network_id: UUID, item_id: UUID, *, at: datetime) -> MemoryItem:
+        """Make the item last (lifetimes.promoted); NotFound for an item the network lacks."""
+        ...
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """An item the sweep deleted from the record, to take out of the view too."""
+
+    tenant_id: str
+    network_id: UUID
+    item_id: UUID
+
+
+class MemoryExpiry(Protocol):
+    """The sweep's deletes of memory whose lifetime is over, across tenants, a batch at a time;
+    each also takes what it deleted off its network's count."""
+
+    def forget_expired(self, now: datetime, limit: int) -> list[Forgotten]:
+        """Delete at most `limit` items whose expiry is at or before `now`, oldest first."""
+        ...
+
+    def forget_of_ended_tasks(self, limit: int) -> list[Forgotten]:
+        """Delete at most `limit` context items of tasks that have ended, unless promoted."""
         ...
 
 
@@ -328,6 +422,7 @@ class UnitOfWork(Protocol):
     tasks: TaskRepository
     steps: StepRepository
     memory: MemoryRepository
+    lifetimes: MemoryLifetimeRepository
     quotas: QuotaRepository
     idempotency: IdempotencyRepository
     webhooks: WebhookRepository
@@ -387,6 +482,31 @@ class MemoryStore(Protocol):
     def for_subtasks(
         self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
     ) -> list[MemoryItem]: ...
+    def search(
+        self,
+        tenant_id: str,
+        network_id: UUID,
+        terms: Mapping[str, float],
+        query: MemoryQuery,
+        *,
+        pool: int,
+    ) -> list[Candidate]:
+        """Items of the query's types at or above its floor that hold any of the normalised
+        `terms` (each with its weight in the query), with their BM25 score, best first: of
+        the `pool` most relevant, those that pass the floor; their content not yet opened."""
+        ...
+
+    def get_many(
+        self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]
+    ) -> list[MemoryItem]:
+        """The items, in the order asked; one not in the view is left out."""
+        ...
+
+    def forget(self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]) -> None:
+        """Take items out of the view, with their index entries: for whatever removes items
+        one by one (nothing yet; purge_network takes a network's index with it)."""
+        ...
+
     def purge_network(self, tenant_id: str, network_id: UUID) -> None: ...
     def set_confidence(
         self, tenant_id: str, network_id: UUID, item_id: UUID, confidence: float, *, at: datetime

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     memory_read_limit: int = Field(20, ge=1, le=500)
     memory_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    # The shared memory a step's prompt may hold, in estimated tokens (4 characters each);
+    # an agent type's `memory_tokens` overrides it.
+    memory_token_budget: int = Field(2000, ge=0, le=100_000)
 
     # Requests per API key, in the `limits` notation ("6000/minute", "100/second;5000/hour"),
     # counted on Redis across every API process; "none" counts nothing (a gateway in front
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     max_networks_per_tenant: int = Field(1000, ge=1)
     max_agents_per_network: int = Field(64, ge=1)
     max_memory_items_per_network: int = Field(100_000, ge=1)
+    # The items one network's memory keeps, from every writer (a network's
+    # config.memory.max_items may lower it): past it, the least valuable go (README,
+    # "Lifetimes and size"). At or below the quota above, a client is never refused by it.
+    memory_bound: int = Field(100_000, ge=1, le=10_000_000)
     max_tasks_in_flight: int = Field(1000, ge=1)
     # What the fleet may have waiting at once: past this many messages on the task queues
     # (coordinator and agents, summed), a new task is refused with 503 and Retry-After. A task

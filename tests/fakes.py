@@ -36,6 +36,7 @@ from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.redis_revisions import RedisTaskRevisions
 from meshcore.adapters.sealing import Sealer
 from meshcore.bootstrap import Adapters, Mesh
+from meshcore.domain import contradiction, restatement
 from meshcore.domain.agent_types import AgentTypeDef, own_queue
 from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 from meshcore.domain.errors import (
@@ -90,6 +91,7 @@ from meshcore.services.ratings import RatingService
 from meshcore.services.tasks import TaskService
 from meshcore.settings import Settings
 from tests.conftest import DATA_KEYS
+from tests.fake_lifetimes import FakeLifetimeRepository
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 OFFLINE_LABEL = LABEL  # what every offline answer says of itself
@@ -133,6 +135,12 @@ class Tables:
     ratings: dict[UUID, tuple[str, Rating]] = field(default_factory=dict)  # task -> (tenant, _)
     # change id -> (tenant, change); a change goes with its item, as the SQL schema cascades.
     confidence_changes: dict[UUID, tuple[str, ConfidenceChange]] = field(default_factory=dict)
+    # (item, other) -> (tenant, at): two contradicting items, one row each way.
+    memory_links: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
+    # (task, iteration, subtask) -> (tenant, holder item, the step's output item)
+    memory_restatements: dict[tuple[UUID, int, str], tuple[str, UUID, MemoryItem]] = field(
+        default_factory=dict
+    )
 
     def names(self) -> Iterator[str]:
         return (f.name for f in fields(self))
@@ -216,6 +224,8 @@ class FakeNetworkRepository(_Repository):
         _drop(rows.agents, lambda _, agent: agent.network_id == network_id)
         _drop(rows.memory, lambda _, item: item.network_id == network_id)
         _drop(rows.confidence_changes, lambda _, row: row[1].item_id not in rows.memory)
+        _drop(rows.memory_links, lambda key, _: not set(key) <= rows.memory.keys())
+        _drop(rows.memory_restatements, lambda _, row: row[1] not in rows.memory)
         _drop(rows.tasks, lambda key, _: key in tasks)
         _drop(rows.events, lambda _, event: event[1] in tasks)
         _drop(rows.subtasks, lambda key, _: key[0] in tasks)
@@ -558,6 +568,79 @@ class FakeMemoryRepository(_Repository):
     def add(self, item: MemoryItem) -> None:
         self._rows.memory[item.id] = item
 
+    def restated(self, item: MemoryItem) -> UUID | None:
+        # The fake compares normalised texts; SQL compares their keyed hashes.
+        found = [m for m in self._rows.memory.values() if restatement.restates(item, m)]
+        return min(found, key=lambda m: (m.created_at, str(m.id))).id if found else None
+
+    def admit(self, item: MemoryItem) -> UUID | None:
+        holder = self.restated(item)
+        if holder is None:
+            self.add(item)
+        return holder
+
+    def same_subject(self, item: MemoryItem) -> list[MemoryItem]:
+        subject = contradiction.stance(item.content).subject
+        if not (contradiction.may_contradict(item) and subject):
+            return []
+        found = [
+            m
+            for m in self._rows.memory.values()
+            if (m.tenant_id, m.network_id, m.type) == (self._tenant_id, item.network_id, item.type)
+            and m.id != item.id
+            and contradiction.stance(m.content).subject == subject
+        ]
+        found.sort(key=lambda m: (-m.created_at.timestamp(), str(m.id)))
+        return found[:100]
+
+    def link_contradictions(
+        self, item_id: UUID, other_ids: Sequence[UUID], *, at: datetime
+    ) -> None:
+        for other in other_ids:
+            for pair in ((item_id, other), (other, item_id)):
+                self._rows.memory_links.setdefault(pair, (self._tenant_id, at))
+
+    def contradictions(self, item_ids: Sequence[UUID]) -> dict[UUID, tuple[UUID, ...]]:
+        links = sorted(
+            (at, str(other), item, other)
+            for (item, other), (tenant, at) in self._rows.memory_links.items()
+            if tenant == self._tenant_id and item in item_ids
+        )
+        found: dict[UUID, tuple[UUID, ...]] = {}
+        for _, _, item, other in links:
+            found[item] = (*found.get(item, ()), other)
+        return found
+
+    def note_restatement(self, output: MemoryItem, holder_id: UUID) -> None:
+        iteration = output.metadata.get("iteration")
+        if output.task_id and output.subtask and isinstance(iteration, int):
+            key = (UUID(output.task_id), iteration, output.subtask)
+            self._rows.memory_restatements.setdefault(key, (self._tenant_id, holder_id, output))
+
+    def restatements(
+        self, network_id: UUID, task_id: UUID, keys: Sequence[str]
+    ) -> list[MemoryItem]:
+        found = []
+        for (task, iteration, subtask), row in self._rows.memory_restatements.items():
+            tenant, holder_id, output = row
+            holder = self._rows.memory.get(holder_id)
+            if (tenant, task) != (self._tenant_id, task_id) or subtask not in keys:
+                continue
+            if holder is None or holder.network_id != network_id:
+                continue
+            agent = output.metadata.get("source_agent")
+            agent_id = output.metadata.get("agent_id")
+            shown = restatement.as_output(
+                holder,
+                source_agent=agent if isinstance(agent, str) else None,
+                agent_id=str(agent_id) if agent_id else None,
+                task_id=str(task),
+                subtask=subtask,
+                iteration=iteration,
+            )
+            found.append((output.created_at, subtask, shown))
+        return [shown for _, _, shown in sorted(found, key=lambda f: (f[0], f[1]))]
+
     def get(self, network_id: UUID, item_id: UUID) -> MemoryItem:
         item = self._rows.memory.get(item_id)
         if item is None or (item.tenant_id, item.network_id) != (self._tenant_id, network_id):
@@ -828,6 +911,7 @@ class FakeUnitOfWork:
         self.tasks = FakeTaskRepository(*args, self._changes)
         self.steps = FakeStepRepository(*args)
         self.memory = FakeMemoryRepository(*args)
+        self.lifetimes = FakeLifetimeRepository(*args)
         self.quotas = FakeQuotaRepository(*args)
         self.idempotency = FakeIdempotencyRepository(*args)
         self.webhooks = FakeWebhookRepository(*args)

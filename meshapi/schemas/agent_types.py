@@ -13,6 +13,7 @@ from meshcore.domain.agent_types import (
     MAX_COMMAND_PART,
     MAX_COMMAND_PARTS,
     MAX_DESCRIPTION,
+    MAX_MEMORY_TOKENS,
     MAX_ROLE,
     NAME_PATTERN,
     AgentTypeDef,
@@ -114,6 +115,12 @@ class AgentTypeBodySchema(ma.Schema):
         strict=True, allow_none=True, validate=validate.Range(1, 32),
         metadata={"description": "null (the default): MESH_MAX_TOOL_CALLS"},
     )  # fmt: skip
+    memory_tokens = ma.fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(0, MAX_MEMORY_TOKENS),
+        metadata={"description": "The shared memory a step's prompt may hold, in estimated "
+                  "tokens (4 characters each), best-ranked items first; 0: none; null (the "
+                  "default): MESH_MEMORY_TOKEN_BUDGET"},
+    )  # fmt: skip
     queue = ma.fields.String(
         metadata={"description": "agent.general (the default), or agent.<name> for a pool of "
                   "its own (see `mesh deploy render`)"},
@@ -172,6 +179,7 @@ def definition_of(body: dict, name: str, base: AgentTypeDef | None = None) -> Ag
         ),
         tools=servers,
         max_tool_calls=body.get("max_tool_calls", start.max_tool_calls),
+        memory_tokens=body.get("memory_tokens", start.memory_tokens),
         queue=body.get("queue") or GENERAL_QUEUE,
         confidence=start.confidence,
     )

@@ -9,6 +9,8 @@ from meshapi.schemas.fields import Rounded, no_nul, text
 from meshapi.schemas.usage import UsageSchema
 from meshapi.schemas.webhooks import WebhookSchema
 from meshcore.domain.agent_types import NAME_PATTERN
+from meshcore.domain.lifetimes import MAX_BOUND, MAX_TTL_SECONDS, MIN_TTL_SECONDS, MemoryPolicy
+from meshcore.domain.memory import MemoryType
 from meshcore.domain.network import MAX_APPROVAL_SECONDS, Approval
 
 MODEL_NAME = validate.Length(min=1, max=200)
@@ -95,6 +97,46 @@ class ApprovalSchema(ma.Schema):
         return Approval(plan=data["plan"], timeout_seconds=data["timeout_seconds"])
 
 
+def _ttl(kind: MemoryType) -> ma.fields.Integer:
+    return ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(MIN_TTL_SECONDS, MAX_TTL_SECONDS),
+        metadata={"description": f"Seconds a {kind.value} item lasts after it is written"},
+    )
+
+
+# One field per memory type, so that an error names the type: config.memory.ttl_seconds.fact
+MemoryTtlSchema = ma.Schema.from_dict({t.value: _ttl(t) for t in MemoryType}, name="MemoryTtl")
+
+
+class MemoryPolicySchema(ma.Schema):
+    ttl_seconds = ma.fields.Nested(
+        MemoryTtlSchema,
+        load_default=dict,
+        metadata={
+            "description": "A time to live per memory type, 60 s to 365 days; a type not "
+            "named lasts (none by default). Context items of a task also end with the task "
+            "unless promoted (POST .../memory/{item_id}/promote)"
+        },
+    )
+    max_items = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_BOUND),
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The items its memory keeps: past it, the least valuable go "
+            "(confidence, use and age); null: the deployment's bound (MESH_MEMORY_BOUND), "
+            "which this may lower but not raise"
+        },
+    )
+
+    @ma.post_load
+    def _to_policy(self, data: dict, **_: object) -> MemoryPolicy:
+        ttl = {MemoryType(kind): seconds for kind, seconds in data["ttl_seconds"].items()}
+        return MemoryPolicy(ttl_seconds=ttl, max_items=data["max_items"])
+
+
 class NetworkConfigSchema(ma.Schema):
     max_iterations = ma.fields.Integer(strict=True, validate=validate.Range(1, 10))
     timeout_seconds = ma.fields.Integer(strict=True, validate=validate.Range(1, 86_400))
@@ -114,6 +156,10 @@ class NetworkConfigSchema(ma.Schema):
     approval = ma.fields.Nested(
         ApprovalSchema,
         metadata={"description": "Whether each plan awaits a person's approval; by default not"},
+    )
+    memory = ma.fields.Nested(
+        MemoryPolicySchema,
+        metadata={"description": "How long its memory lasts, and how much it keeps"},
     )
 
 
@@ -135,7 +181,12 @@ class NetworkCreateSchema(ma.Schema):
 NETWORK_EXAMPLE = {
     "name": "Launch team",
     "description": "Writes and reviews our product launch emails",
-    "config": {"max_iterations": 3, "quality_threshold": 0.8, "timeout_seconds": 600},
+    "config": {
+        "max_iterations": 3,
+        "quality_threshold": 0.8,
+        "timeout_seconds": 600,
+        "memory": {"ttl_seconds": {"feedback": 2_592_000}},
+    },
     "agents": [
         {"type": "coordinator"},
         {"type": "research", "name": "Market researcher"},

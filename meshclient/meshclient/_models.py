@@ -122,6 +122,13 @@ class Approval(TypedDict, total=False):
     timeout_seconds: int
 
 
+class MemoryPolicy(TypedDict, total=False):
+    """How long a network's memory lasts, and how many items it keeps."""
+
+    ttl_seconds: dict[str, int]  # a memory type -> seconds its items last (60 s to 365 days)
+    max_items: int | None  # None: the deployment's bound
+
+
 class NetworkConfig(TypedDict, total=False):
     max_iterations: int
     timeout_seconds: int
@@ -129,6 +136,7 @@ class NetworkConfig(TypedDict, total=False):
     model_chain: list[str] | None
     budget: Budget
     approval: Approval
+    memory: MemoryPolicy
 
 
 class Network(TypedDict):
@@ -239,6 +247,9 @@ class MemoryItem(TypedDict):
     confidence: float
     metadata: dict[str, object]
     created_at: str
+    contradicts: list[str]  # ids of the network's decisions this one contradicts
+    expires_at: str | None  # when its type's time to live ends it; None: it lasts
+    promoted_at: str | None  # when it was promoted to last; None if not
 
 
 class Rating(TypedDict):

@@ -5,6 +5,10 @@ Keys carry the tenant and the network, so a purge is one pattern and isolation i
     mesh:{tenant}:mem:{network}:type:{type}      sorted set of ids, scored by creation time
     mesh:{tenant}:mem:{network}:task:{task}      sorted set of ids a task's steps wrote
     mesh:{tenant}:mem:{network}:built            set once the view holds the whole record
+    mesh:{tenant}:mem:{network}:term:... doc:... stats   the term index (redis_terms.py)
+
+An item and its index entries (type, task, terms) are written by one Lua script, so a reader
+never sees one without the other.
 
 An item's confidence changes after it is written (what memory learns): the item's JSON then
 also carries `confidence_at`, the change's time in microseconds, so that of two updates that
@@ -23,16 +27,18 @@ import heapq
 import itertools
 import json
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 import redis
 
+from meshcore.adapters.redis_terms import TermIndex
 from meshcore.adapters.sealing import DataKeyError, Sealer
 from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+from meshcore.domain.relevance import Candidate
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +47,7 @@ T = TypeVar("T")
 # query wants (most items pass its filters), then twice as many while the filters reject.
 _MAX_PAGE = 1000
 _ITEMS = "mesh:*:mem:*:item:*"
+_STATS = "mesh:*:mem:*:stats"
 # Replaces an item only if it is still what was read: a rotation racing a write keeps the write.
 _SWAP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end
@@ -49,6 +56,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], 
 # writer; past this many the view is left to be rebuilt from the record instead.
 _SWAP_TRIES = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Items written per round trip while a view is built.
+_PUT_BATCH = 500
+# What the built mark holds: the view's layout. A view built before the term index (mark
+# "1") is built again, so its items get their postings.
+_LAYOUT = b"2"
 
 
 def _translated(method: Callable[P, T]) -> Callable[P, T]:
@@ -66,6 +78,7 @@ class RedisMemoryStore:
     def __init__(self, client: redis.Redis, sealer: Sealer) -> None:
         self._redis, self._sealer = client, sealer
         self._swap = client.register_script(_SWAP)
+        self._index = TermIndex(client, sealer.term_key)
 
     @_translated
     def put(self, item: MemoryItem) -> None:
@@ -73,25 +86,22 @@ class RedisMemoryStore:
 
     @_translated
     def put_many(self, items: Sequence[MemoryItem]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for item in items:
-            prefix = _prefix(item.tenant_id, item.network_id)
-            score = item.created_at.timestamp()
-            pipe.set(f"{prefix}:item:{item.id}", _dump(item, self._sealer))
-            pipe.zadd(f"{prefix}:type:{item.type.value}", {str(item.id): score})
-            if item.task_id:
-                pipe.zadd(f"{prefix}:task:{item.task_id}", {str(item.id): score})
-        pipe.execute()
+        for start in range(0, len(items), _PUT_BATCH):
+            pipe = self._redis.pipeline(transaction=False)
+            for item in items[start : start + _PUT_BATCH]:
+                prefix = _prefix(item.tenant_id, item.network_id)
+                self._index.put(pipe, prefix, item, _dump(item, self._sealer))
+            pipe.execute()
 
     @_translated
     def is_built(self, tenant_id: str, network_id: UUID) -> bool:
-        return bool(self._redis.exists(f"{_prefix(tenant_id, network_id)}:built"))
+        return self._redis.get(f"{_prefix(tenant_id, network_id)}:built") == _LAYOUT
 
     @_translated
     def mark_built(self, tenant_id: str, network_id: UUID, ttl_seconds: int) -> None:
         # The mark expires so that a view that missed a write (Redis down at that moment)
         # is rebuilt from the record within ttl_seconds.
-        self._redis.set(f"{_prefix(tenant_id, network_id)}:built", 1, ex=ttl_seconds)
+        self._redis.set(f"{_prefix(tenant_id, network_id)}:built", _LAYOUT, ex=ttl_seconds)
 
     @_translated
     def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
@@ -153,6 +163,47 @@ class RedisMemoryStore:
                 refill(i)
 
     @_translated
+    def search(
+        self,
+        tenant_id: str,
+        network_id: UUID,
+        terms: Mapping[str, float],
+        query: MemoryQuery,
+        *,
+        pool: int,
+    ) -> list[Candidate]:
+        """The query's items (types, confidence floor) holding any of the terms, with their
+        BM25 score, best first: of the `pool` best by relevance, those that pass the floor.
+        Their content stays sealed: a reader opens the few it chooses (get_many)."""
+        prefix = _prefix(tenant_id, network_id)
+        ranked = self._index.rank(prefix, terms, query.types, pool)
+        if not ranked:
+            return []
+        raw = self._redis.mget([f"{prefix}:item:{item_id}" for item_id, _ in ranked])
+        found = []
+        for (item_id, relevance), stored in zip(ranked, raw, strict=True):
+            if stored is None:
+                continue  # removed meanwhile
+            data = json.loads(stored)
+            kind, confidence = MemoryType(data["type"]), data["confidence"]
+            if kind in query.types and confidence >= query.min_confidence:
+                created = datetime.fromisoformat(data["created_at"])
+                found.append(Candidate(item_id, kind, confidence, created, relevance))
+        return found
+
+    @_translated
+    def get_many(
+        self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]
+    ) -> list[MemoryItem]:
+        """The items, in the order asked; one not in the view is left out."""
+        return self._load(_prefix(tenant_id, network_id), [str(i) for i in item_ids])
+
+    @_translated
+    def forget(self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]) -> None:
+        """Take items out of the view, with their index entries."""
+        self._index.forget(_prefix(tenant_id, network_id), item_ids)
+
+    @_translated
     def for_subtasks(
         self, tenant_id: str, network_id: UUID, task_id: UUID, keys: Sequence[str]
     ) -> list[MemoryItem]:
@@ -209,7 +260,9 @@ class RedisMemoryStore:
         """Seal every item of the view (of one tenant, or all) under the first data key.
 
         Answers how many items it saw, sealed anew, and found no key opens; for those, the
-        network's view is marked unbuilt, so the next read rebuilds it from the record.
+        network's view is marked unbuilt, so the next read rebuilds it from the record. So is
+        every view whose term index is under another key than the first data key's: a new
+        first key hashes terms anew, and the rebuild re-indexes every item under it.
         """
         match = f"mesh:{tenant_id}:mem:*:item:*" if tenant_id is not None else _ITEMS
         swap = self._redis.register_script(_SWAP)
@@ -233,6 +286,11 @@ class RedisMemoryStore:
                 self._redis.delete(f"{prefix}:built")
                 continue
             changed += int(swap(keys=[key], args=[raw, json.dumps(data)]) is not None)
+        match = f"mesh:{tenant_id}:mem:*:stats" if tenant_id is not None else _STATS
+        for key in self._redis.scan_iter(match=match, count=500):
+            prefix = _text(key).removesuffix(":stats")
+            if not self._index.is_current(prefix):
+                self._redis.delete(f"{prefix}:built")
         return seen, changed, unreadable
 
 
@@ -255,6 +313,8 @@ def _dump(item: MemoryItem, sealer: Sealer) -> str:
             "confidence": item.confidence,
             "created_at": item.created_at.isoformat(),
             "metadata": sealer.seal_json(item.metadata),
+            "expires_at": _when(item.expires_at),
+            "promoted_at": _when(item.promoted_at),
         }
     )
 
@@ -270,4 +330,15 @@ def _load(raw: bytes | str, sealer: Sealer) -> MemoryItem:
         confidence=data["confidence"],
         created_at=datetime.fromisoformat(data["created_at"]),
         metadata=sealer.open_json(data["metadata"]),
+        expires_at=_moment(data.get("expires_at")),
+        promoted_at=_moment(data.get("promoted_at")),
     )
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    # An item put before lifetimes existed carries neither: it lasts.
+    return datetime.fromisoformat(text) if text else None

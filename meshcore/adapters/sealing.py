@@ -7,7 +7,10 @@ token is a row written before sealing began, and reads back as it was stored.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
@@ -22,6 +25,11 @@ _SHORTEST = 100
 # memory items again, and opening costs tens of microseconds. A token is random per seal, so
 # one always opens to the same text; the cache holds what the process reads anyway.
 OPENED_CACHE = 1024
+# What the term index's key is derived under: a key for one purpose only, so a term's token
+# says nothing about anything sealed under the data key itself.
+TERM_KEY_LABEL = b"mesh term index v1"
+# Likewise for memory items' fingerprints (adapters/sql/restatements.py).
+FINGERPRINT_KEY_LABEL = b"mesh memory fingerprint v1"
 
 
 class DataKeyError(ValueError):
@@ -46,6 +54,11 @@ class Sealer:
                 ) from exc
         self._first = fernets[0]
         self._all = MultiFernet(fernets)
+        self._term_key = _derived(base64.urlsafe_b64decode(keys[0]), TERM_KEY_LABEL)
+        # One per data key, the first key's first: a text is fingerprinted under the first,
+        # and found under any, as a token is sealed under the first and opened under any.
+        derived = (_derived(base64.urlsafe_b64decode(k), FINGERPRINT_KEY_LABEL) for k in keys)
+        self._fingerprint_keys = tuple(dict.fromkeys(derived))
         self._opened = functools.lru_cache(maxsize=OPENED_CACHE)(self._decrypt)
 
     @classmethod
@@ -56,6 +69,24 @@ class Sealer:
     @staticmethod
     def generate_key() -> str:
         return Fernet.generate_key().decode()
+
+    @property
+    def term_key(self) -> bytes:
+        """The key the memory index hashes terms under (adapters/redis_terms.py), derived from
+        the first data key: it changes when the first key does, as the index must then."""
+        return self._term_key
+
+    def fingerprint(self, text: str) -> str:
+        """A keyed hash (HMAC-SHA256, hex) of `text` under a key derived from the first data
+        key: equal texts have equal fingerprints, and without the key no dictionary of likely
+        texts finds which one a fingerprint is. It follows the first key, so a rotation
+        computes the record's fingerprints again (adapters/sql/rotation.py)."""
+        return _hmac_hex(self._fingerprint_keys[0], text)
+
+    def fingerprints(self, text: str) -> tuple[str, ...]:
+        """`text`'s fingerprint under every data key, the first key's first: what a value
+        fingerprinted before the first key changed (and not yet rotated) may hold."""
+        return tuple(_hmac_hex(key, text) for key in self._fingerprint_keys)
 
     def seal(self, text: str) -> str:
         return self._first.encrypt(text.encode()).decode()
@@ -110,6 +141,14 @@ class Sealer:
         if isinstance(stored, str) and is_sealed(stored):
             return self.rotate(stored)
         return self.seal_json(stored)
+
+
+def _derived(data_key: bytes, label: bytes) -> bytes:
+    return hmac.new(data_key, label, hashlib.sha256).digest()
+
+
+def _hmac_hex(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def is_sealed(stored: str) -> bool:

@@ -24,6 +24,7 @@ BUILTIN_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 MAX_ROLE, MAX_DESCRIPTION, MAX_CAPABILITIES = 8_000, 1_000, 16
 MAX_HEADERS = 8
+MAX_MEMORY_TOKENS = 100_000
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 MAX_COMMAND_PARTS, MAX_COMMAND_PART = 64, 4096
 
@@ -137,6 +138,8 @@ class AgentTypeDef:
     model: ModelDefaults = ModelDefaults()
     tools: tuple[ToolServer, ...] = ()
     max_tool_calls: int | None = None  # None: the settings' limit
+    # The shared memory its steps' prompts may hold, in estimated tokens; None: the settings'.
+    memory_tokens: int | None = None
     queue: str = GENERAL_QUEUE
     confidence: float = 0.7  # of what it writes to memory
     version: int = BUILTIN_VERSION
@@ -158,6 +161,8 @@ class AgentTypeDef:
             )
         if self.max_tool_calls is not None and not 1 <= self.max_tool_calls <= 32:
             raise InvalidInput("max_tool_calls", "must be between 1 and 32")
+        if self.memory_tokens is not None and not 0 <= self.memory_tokens <= MAX_MEMORY_TOKENS:
+            raise InvalidInput("memory_tokens", f"must be between 0 and {MAX_MEMORY_TOKENS}")
         if self.answer is not None and self.answer.get("type") != "object":
             # The full JSON Schema check is meshcore.agents.answer_schema's (not stdlib).
             raise InvalidInput("answer", 'must describe a JSON object ("type": "object")')

@@ -29,6 +29,13 @@ class MemoryItem:
     confidence: float
     created_at: datetime
     metadata: dict[str, object] = field(default_factory=dict)
+    # The decisions this one contradicts (contradiction.py), as the record links them: filled
+    # in where a reader is shown them (the API), empty as the view holds the item.
+    contradicts: tuple[UUID, ...] = ()
+    # Its lifetime (lifetimes.py): when its type's time to live ends it, if it has one, and
+    # when it was promoted to last (its expiry cleared, a context item kept past its task).
+    expires_at: datetime | None = None
+    promoted_at: datetime | None = None
 
     @classmethod
     def create(

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from meshcore.domain.agent_types import COORDINATOR, CRITIC
 from meshcore.domain.errors import Conflict, InvalidInput, NotFound
+from meshcore.domain.lifetimes import MemoryPolicy
 from meshcore.domain.usage import Budget, Usage
 from meshcore.domain.webhooks import Webhook
 
@@ -105,6 +106,7 @@ class NetworkConfig:
     budget: Budget = Budget()
     webhook: Webhook | None = None  # where its tasks' events go, unless a task names its own
     approval: Approval = Approval()
+    memory: MemoryPolicy = MemoryPolicy()  # its memory's lifetimes and bound (lifetimes.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_iterations <= 10:
@@ -123,6 +125,7 @@ class NetworkConfig:
             raise InvalidInput(
                 "config.approval.timeout_seconds", f"must be between 1 and {MAX_APPROVAL_SECONDS}"
             )
+        self.memory.check("config.memory")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from meshcore.agents import AgentProfile, profile_for
 from meshcore.agents.answer_schema import read_answer
 from meshcore.domain.agent_types import ToolServer, own_queue
 from meshcore.domain.errors import ModelUnavailable, NotFound, Unavailable
-from meshcore.domain.memory import MemoryItem, MemoryQuery
+from meshcore.domain.memory import MemoryItem
 from meshcore.domain.network import Network
 from meshcore.domain.task import StepRecord, StepStatus, Task
 from meshcore.ports import (
@@ -34,7 +34,9 @@ from meshcore.ports import (
     UnitOfWorkFactory,
 )
 from meshcore.services.agent_types import definition_at
+from meshcore.services.lifetimes import DEFAULT_BOUND
 from meshcore.services.memory import MemoryView
+from meshcore.services.retrieval import Retrieval, StepMemory
 from meshcore.services.step_log import Skipped, StepLog, StepOutcome, metric_label
 from meshcore.services.tool_loop import StepFailed, ToolLoop
 from meshcore.telemetry import metrics
@@ -57,16 +59,22 @@ class StepRunner:
         clock: Clock,
         memory_limit: int = 20,
         memory_min_confidence: float = 0.5,
+        memory_tokens: int = 2000,
         lease_seconds: float = 90.0,
         max_attempts: int = 5,
         revisions: TaskRevisions | None = None,
         tools: ToolClient | None = None,
         max_tool_calls: int = 8,
+        memory_bound: int = DEFAULT_BOUND,
     ) -> None:
         self._tenant_id, self._uow = tenant_id, uow
-        self._memory = MemoryView(tenant_id=tenant_id, uow=uow, store=memory)
+        self._memory = MemoryView(
+            tenant_id=tenant_id, uow=uow, store=memory, clock=clock, bound=memory_bound
+        )
         self._activity, self._models, self._clock = activity, models, clock
-        self._memory_limit, self._min_confidence = memory_limit, memory_min_confidence
+        self._reader = StepMemory(
+            Retrieval(self._memory, clock), memory_min_confidence, memory_limit, memory_tokens
+        )
         self._lease_seconds, self._max_attempts = lease_seconds, max_attempts
         self._revisions = revisions
         self._log = StepLog(
@@ -109,14 +117,11 @@ class StepRunner:
         profile = profile_for(definition)
         dependencies = self._memory.for_subtasks(network.id, task_id, planned.depends_on)
         dependencies = [m for m in dependencies if m.metadata.get("iteration") == iteration]
-        seen = {m.id for m in dependencies}
-        memory = [
-            m
-            for m in self._memory.query(
-                network.id, MemoryQuery(profile.reads, self._min_confidence, self._memory_limit)
-            )
-            if m.id not in seen
-        ]
+        memory = self._reader.read(
+            network.id, agent_type=planned.agent_type, reads=profile.reads,
+            subtask=planned.description, task=task.description,
+            tokens=definition.memory_tokens, exclude={m.id for m in dependencies},
+        )  # fmt: skip
         messages = profile.step_messages(
             task=task.description,
             context=task.context,

@@ -26,7 +26,7 @@ from meshcore.domain.confidence import (
 from meshcore.domain.errors import MemoryViewUnavailable
 from meshcore.domain.memory import MemoryQuery
 from meshcore.domain.network import NetworkConfig
-from meshcore.domain.task import Task
+from meshcore.domain.task import StepRecord, Task
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -101,8 +101,8 @@ class MemoryLearning:
             f"iteration {iteration} of task {task.id} "
             f"(score {score:.2f}, threshold {threshold:.2f})"
         )
-        written = written_by(uow, task, iteration)
         steps = uow.steps.for_iteration(task.id, iteration)
+        written = written_by(uow, task, iteration, steps)
         read = [i for i in items_read(steps) if i not in written]
         source, network_id = ConfidenceSource.CRITIC, task.network_id
         return [
@@ -163,12 +163,17 @@ class MemoryLearning:
             log.warning("memory.view_stale", items=len(changes), error=str(exc))
 
 
-def written_by(uow: UnitOfWork, task: Task, iteration: int) -> list[UUID]:
+def written_by(
+    uow: UnitOfWork, task: Task, iteration: int, steps: Sequence[StepRecord]
+) -> list[UUID]:
     """What the iteration's steps wrote to memory, but the critic's own feedback: the work
-    its verdict judges. A task writes a handful of items an iteration; the bound is loose."""
-    found = uow.memory.list(task.network_id, MemoryQuery(task_id=task.id, limit=1000))
-    return [
+    its verdict judges. An output that restated an item already there is held by that item
+    (memory_writes.py), which is judged in its place. A task writes a handful of items an
+    iteration; the bound is loose."""
+    own = uow.memory.list(task.network_id, MemoryQuery(task_id=task.id, limit=1000))
+    held = uow.memory.restatements(task.network_id, task.id, [s.key for s in steps])
+    return list(dict.fromkeys(
         m.id
-        for m in found
+        for m in [*own, *held]
         if m.metadata.get("iteration") == iteration and m.metadata.get("source_agent") != "critic"
-    ]
+    ))  # fmt: skip

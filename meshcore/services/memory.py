@@ -6,40 +6,96 @@ the record when it is missing (a Redis that restarted empty) and bypassed when R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID
 
 import structlog
 
+from meshcore.domain import relevance
+from meshcore.domain.clock import SystemClock
 from meshcore.domain.errors import MemoryViewUnavailable, NotFound
 from meshcore.domain.idempotency import Created, IdempotencyKey
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.quotas import DEFAULT_QUOTAS, Quota, Quotas
+from meshcore.domain.relevance import Candidate, Ranked
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
 from meshcore.services.idempotency import DEFAULT_LIFETIME, earlier_create
+from meshcore.services.learning import MemoryLearning
+from meshcore.services.lifetimes import DEFAULT_BOUND, MemoryBound
+from meshcore.services.memory_writes import Written, shown, write
 from meshcore.services.quotas import reserve
+from meshcore.services.retrieval import Retrieval, for_client
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
 
 VIEW_TTL_SECONDS = 600
 REBUILD_LIMIT = 100_000
+# What a search scores without the index (Redis down, or a task's items): the newest items.
+SCAN_LIMIT = 1000
 
 
 class MemoryView:
     """One tenant's reads and writes of shared memory, record first, view when it can."""
 
-    def __init__(self, *, tenant_id: str, uow: UnitOfWorkFactory, store: MemoryStore) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        uow: UnitOfWorkFactory,
+        store: MemoryStore,
+        clock: Clock | None = None,
+        bound: int = DEFAULT_BOUND,
+    ) -> None:
         self._tenant_id, self._uow, self._store = tenant_id, uow, store
+        # A restatement is a verdict on the item it restates (memory_writes.py).
+        self._learning = MemoryLearning(tenant_id, uow, store, clock or SystemClock())
+        # Each write's lifetime and its network's bound (lifetimes.py).
+        self._lifetimes = MemoryBound(
+            tenant_id=tenant_id, uow=uow, store=store, clock=clock or SystemClock(), bound=bound
+        )
 
-    def remember(self, uow: UnitOfWork, *items: MemoryItem) -> None:
-        """Commit items to the record, then publish them to the view."""
-        for item in items:
-            uow.memory.add(item)
+    def remember(self, uow: UnitOfWork, *items: MemoryItem) -> list[Written]:
+        """Commit items to the record (each merged into the item it restates, if any), then
+        publish them to the view."""
+        written = [self.write(uow, item) for item in items]
         uow.commit()
-        self.publish(*items)
+        self.published(*written)
+        return written
+
+    def write(
+        self,
+        uow: UnitOfWork,
+        item: MemoryItem,
+        *,
+        by: str | None = None,
+        reserve: Callable[[], None] | None = None,
+    ) -> Written:
+        """Record an item in the caller's unit of work, or merge it into the item it
+        restates (memory_writes.write); the caller commits, then calls `published`. The
+        item expires as its network's policy says, and counts against the network's bound."""
+        policy = self._lifetimes.policy(uow, item.network_id)
+        written = write(uow, policy.stamped(item), self._learning, by=by, reserve=reserve)
+        return self._lifetimes.admitted(uow, written, policy)
+
+    def make_room(self, network_id: UUID, *, quota: int) -> None:
+        """Before a client's write, in a transaction of its own: if the client `quota` would
+        refuse it, evict as the bound allows, so that a network at its bound takes the item
+        in place of its least valuable one."""
+        self._lifetimes.make_room(network_id, quota=quota)
+
+    def published(self, *written: Written) -> None:
+        """Tell the view what committed writes did: new items go in, merged ones take their
+        new confidence."""
+        new = [w.item for w in written if w.is_new]
+        if new:
+            self.publish(*new)
+        for w in written:
+            if w.changes:
+                self._learning.tell_view(w.item.network_id, w.changes)
+            self._lifetimes.forget(w.item.network_id, w.evicted)
 
     def publish(self, *items: MemoryItem) -> None:
         metrics.memory_operations.labels("write").inc(len(items))
@@ -75,6 +131,34 @@ class MemoryView:
             with self._uow(self._tenant_id) as uow:
                 return uow.memory.list(network_id, query)
 
+    def search(
+        self, network_id: UUID, terms: Mapping[str, float], query: MemoryQuery, *, pool: int
+    ) -> list[Candidate]:
+        """The items holding any of the terms with their BM25 scores, best first, at most
+        `pool` (MemoryStore.search). A task's items, and any while Redis is down, are scored
+        here instead: the newest SCAN_LIMIT that pass the query's filters."""
+        if not terms:
+            return []
+        if query.task_id is None:
+            metrics.memory_operations.labels("read").inc()
+            try:
+                self._ensure(network_id)
+                return self._store.search(self._tenant_id, network_id, terms, query, pool=pool)
+            except MemoryViewUnavailable:
+                pass
+        scanned = self.query(network_id, replace(query, limit=SCAN_LIMIT, offset=0))
+        scores = relevance.bm25(terms, [relevance.terms(m.content) for m in scanned])
+        found = [Candidate.of(m, s) for m, s in zip(scanned, scores, strict=True) if s > 0]
+        return sorted(found, key=lambda c: c.relevance, reverse=True)[:pool]
+
+    def load(self, network_id: UUID, item_ids: Sequence[UUID]) -> list[MemoryItem]:
+        """The items, in the order asked, from the view (or the record while Redis is down)."""
+        try:
+            return self._store.get_many(self._tenant_id, network_id, item_ids)
+        except MemoryViewUnavailable:
+            with self._uow(self._tenant_id) as uow:
+                return [m for i in item_ids if (m := _found(uow, network_id, i)) is not None]
+
     def for_subtasks(
         self, network_id: UUID, task_id: UUID, keys: Sequence[str]
     ) -> list[MemoryItem]:
@@ -83,11 +167,16 @@ class MemoryView:
         metrics.memory_operations.labels("read").inc()
         try:
             self._ensure(network_id)
-            return self._store.for_subtasks(self._tenant_id, network_id, task_id, keys)
+            own = self._store.for_subtasks(self._tenant_id, network_id, task_id, keys)
         except MemoryViewUnavailable:
             with self._uow(self._tenant_id) as uow:
                 found = uow.memory.list(network_id, MemoryQuery(task_id=task_id, limit=1000))
-            return sorted((m for m in found if m.subtask in keys), key=lambda m: m.created_at)
+            own = sorted((m for m in found if m.subtask in keys), key=lambda m: m.created_at)
+        # An output that restated an item already there is held by that item, which the
+        # task's own items do not include: the record says which (memory_writes.py).
+        with self._uow(self._tenant_id) as uow:
+            restated = uow.memory.restatements(network_id, task_id, keys)
+        return [*own, *restated]
 
     def _ensure(self, network_id: UUID) -> None:
         """Rebuild the view from the record if Redis lost it (or its mark expired)."""
@@ -95,7 +184,9 @@ class MemoryView:
             return
         with self._uow(self._tenant_id) as uow:
             items = uow.memory.list(network_id, MemoryQuery(limit=REBUILD_LIMIT))
-        self._store.put_many(items)
+        # Oldest first, as they were written: the term index weighs each item against the
+        # average length when it went in, so the same order gives the same ranking again.
+        self._store.put_many(items[::-1])
         self._store.mark_built(self._tenant_id, network_id, VIEW_TTL_SECONDS)
         self._unless_deleted(network_id)
         log.info("memory.view_rebuilt", network_id=str(network_id), items=len(items))
@@ -111,9 +202,12 @@ class MemoryService:
         clock: Clock,
         quotas: Quotas = DEFAULT_QUOTAS,
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
+        memory_bound: int = DEFAULT_BOUND,
     ) -> None:
         self._tenant_id, self._uow, self._clock, self._quotas = tenant_id, uow, clock, quotas
-        self._view = MemoryView(tenant_id=tenant_id, uow=uow, store=store)
+        self._view = MemoryView(
+            tenant_id=tenant_id, uow=uow, store=store, clock=clock, bound=memory_bound
+        )
         self._idempotency_lifetime = idempotency_lifetime
 
     def add(
@@ -126,8 +220,23 @@ class MemoryService:
         metadata: dict[str, object] | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> MemoryItem:
-        """Record an item in Postgres, then publish it to the shared view. A retry under the
-        same idempotency key answers the item the first call wrote."""
+        """Record an item in Postgres, then publish it to the shared view; answers it, with
+        the decisions it contradicts. A fact or decision that restates an item of the network
+        is merged into it instead (memory_writes.py): the answer is that item, its confidence
+        raised. A retry under the same idempotency key answers the item the first call
+        wrote (or merged into), and merges nothing again. A network at its bound takes the
+        item in place of its least valuable one (lifetimes.py)."""
+        # Made first: input it refuses changes nothing, not even to make room.
+        item = MemoryItem.create(
+            tenant_id=self._tenant_id,
+            network_id=network_id,
+            type=type,
+            content=content,
+            confidence=confidence,
+            now=self._clock.now(),
+            metadata=metadata,
+        )
+        self._view.make_room(network_id, quota=self._quotas.limit(Quota.MEMORY_ITEMS))
         with self._uow(self._tenant_id) as uow:
             earlier = earlier_create(
                 uow,
@@ -137,33 +246,67 @@ class MemoryService:
                 lifetime=self._idempotency_lifetime,
             )
             if earlier is not None:
-                return uow.memory.get(network_id, earlier)
+                return shown(uow, [uow.memory.get(network_id, earlier)])[0]
             uow.networks.require(network_id)
-            item = MemoryItem.create(
-                tenant_id=self._tenant_id,
-                network_id=network_id,
-                type=type,
-                content=content,
-                confidence=confidence,
-                now=self._clock.now(),
-                metadata=metadata,
+            written = self._view.write(
+                uow,
+                item,
+                by="a client",
+                # Clients' writes only: an agent's findings count, but a step is never refused.
+                reserve=lambda: reserve(uow, self._quotas, Quota.MEMORY_ITEMS, network_id),
             )
-            # Clients' writes only: an agent's findings count, but a step is never refused.
-            reserve(uow, self._quotas, Quota.MEMORY_ITEMS, network_id)
             if idempotency is not None:
-                uow.idempotency.made(idempotency.key, item.id)
-            self._view.remember(uow, item)
-        log.info("memory.written", network_id=str(network_id), item_id=str(item.id), type=type)
-        return item
+                uow.idempotency.made(idempotency.key, written.item.id)
+            uow.commit()
+        self._view.published(written)
+        if written.is_new:
+            log.info("memory.written", network_id=str(network_id), item_id=str(item.id), type=type)
+        return written.item
 
     def query(self, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         """Items newest first, from the view (or the record while Redis is down)."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.require(network_id)
-        return self._view.query(network_id, query)
+        found = self._view.query(network_id, query)
+        if not found:
+            return found
+        with self._uow(self._tenant_id) as uow:
+            return shown(uow, found)
+
+    def ranked(
+        self,
+        network_id: UUID,
+        query: MemoryQuery,
+        *,
+        text: str | None,
+        agent: str | None,
+        types_given: bool,
+    ) -> tuple[list[Ranked], int]:
+        """The page `query` asks for of the items ranked for a text and an agent type, best
+        first, and how many were ranked (retrieval.for_client). Only the page is opened."""
+        with self._uow(self._tenant_id) as uow:
+            uow.networks.require(network_id)
+        retrieval = Retrieval(self._view, self._clock)
+        found = for_client(
+            retrieval, self._uow, self._tenant_id, network_id, query,
+            text=text, agent=agent, types_given=types_given,
+        )  # fmt: skip
+        page = list(retrieval.opened(network_id, found[query.offset : query.offset + query.limit]))
+        if page:
+            with self._uow(self._tenant_id) as uow:
+                items = shown(uow, [r.item for r in page])
+            page = [replace(r, item=i) for r, i in zip(page, items, strict=True)]
+        return page, len(found)
 
     def count(self, network_id: UUID, query: MemoryQuery) -> int:
         """How many items match, from the record (the view keeps no counts by filter)."""
         with self._uow(self._tenant_id) as uow:
             uow.networks.require(network_id)
             return uow.memory.count(network_id, replace(query, offset=0))
+
+
+def _found(uow: UnitOfWork, network_id: UUID, item_id: UUID) -> MemoryItem | None:
+    try:
+        return uow.memory.get(network_id, item_id)
+    except NotFound:
+        return None

@@ -58,8 +58,10 @@ class NetworkService:
         idempotency_lifetime: timedelta = DEFAULT_LIFETIME,
         webhooks: WebhookSender | None = None,
         revisions: TaskRevisions | None = None,
+        memory_bound: int | None = None,
     ) -> None:
         self._tenant_id, self._uow, self._memory, self._clock = tenant_id, uow, memory, clock
+        self._memory_bound = memory_bound  # what a network's own bound may be at most
         self._activity, self._quotas = activity, quotas
         self._idempotency_lifetime = idempotency_lifetime
         self._webhooks, self._revisions = webhooks, revisions
@@ -89,6 +91,7 @@ class NetworkService:
             refused := refusal_of(self._webhooks, config.webhook.url)
         ):
             raise InvalidInput("config.webhook.url", refused)
+        self._check_memory_bound(config)
         network.webhook_secret = new_secret()
         with self._uow(self._tenant_id) as uow:
             earlier = earlier_create(
@@ -103,6 +106,15 @@ class NetworkService:
             uow.commit()
         log.info("network.created", network_id=str(network.id), agents=len(network.agents))
         return network
+
+    def _check_memory_bound(self, config: NetworkConfig) -> None:
+        """A network may keep fewer items than the deployment's bound, never more."""
+        wanted, bound = config.memory.max_items, self._memory_bound
+        if wanted is not None and bound is not None and wanted > bound:
+            raise InvalidInput(
+                "config.memory.max_items",
+                f"must be at most {bound}, the bound of every network here (MESH_MEMORY_BOUND)",
+            )
 
     def rotate_webhook_secret(self, network_id: UUID) -> str:
         """A new signing secret for the network's webhooks; the old one signs no more."""

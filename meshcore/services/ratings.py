@@ -20,6 +20,7 @@ from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.rating import MAX_SCORE, Rating
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
 from meshcore.services.learning import MemoryLearning
+from meshcore.services.lifetimes import DEFAULT_BOUND
 from meshcore.services.memory import MemoryView
 from meshcore.telemetry import metrics
 
@@ -37,9 +38,12 @@ class RatingService:
         uow: UnitOfWorkFactory,
         store: MemoryStore,
         clock: Clock,
+        memory_bound: int = DEFAULT_BOUND,
     ) -> None:
         self._tenant_id, self._uow, self._clock = tenant_id, uow, clock
-        self._view = MemoryView(tenant_id=tenant_id, uow=uow, store=store)
+        self._view = MemoryView(
+            tenant_id=tenant_id, uow=uow, store=store, clock=clock, bound=memory_bound
+        )
         self._learning = MemoryLearning(tenant_id=tenant_id, uow=uow, store=store, clock=clock)
 
     def rate(

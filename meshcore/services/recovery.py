@@ -23,6 +23,7 @@ import structlog
 from meshcore.domain.errors import NotFound, Unavailable
 from meshcore.ports import BrokerEpoch, Clock, DeliveryRef, StallFinder, TaskRef
 from meshcore.services.coordination import Coordination
+from meshcore.services.lifetimes import MemorySweep
 
 log = structlog.get_logger(__name__)
 
@@ -42,12 +43,14 @@ class Sweeper:
         batch: int = 200,
         send_delivery: Callable[[DeliveryRef], None] | None = None,
         idempotency_lifetime: timedelta | None = None,
+        memory: MemorySweep | None = None,
     ) -> None:
         self._finder, self._coordination, self._clock = finder, coordination, clock
         self._stall, self._batch = timedelta(seconds=stall_seconds), batch
         self._epoch = epoch
         self._send_delivery = send_delivery
         self._idempotency_lifetime = idempotency_lifetime
+        self._memory = memory
 
     def sweep(self) -> dict[str, int]:
         """Re-drive every stalled task once; answers how many of each action were taken."""
@@ -71,6 +74,10 @@ class Sweeper:
         self._forget_idempotency_keys(now, actions)
         if actions:
             log.warning("sweep.redrove", **actions)
+        if self._memory is not None:
+            # Memory whose lifetime is over (what expired, context of tasks that ended): work
+            # of every sweep, logged as it goes (memory.swept), not a recovery to warn of.
+            actions.update(self._memory.sweep(now))
         return actions
 
     def _resend_deliveries(self, now: datetime, actions: dict[str, int]) -> None:

@@ -15,6 +15,7 @@ from meshcore.domain.network import Network
 from meshcore.domain.task import StepRecord, StepStatus, Task, TaskStatus, step_start_entry
 from meshcore.ports import Clock, UnitOfWorkFactory
 from meshcore.services.memory import MemoryView
+from meshcore.services.memory_writes import Written
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -54,16 +55,18 @@ class StepLog:
         A step that finishes after its task ended (cancelled while the model answered) is
         discarded whole, and returned as it came: the task's result takes no more work.
         """
+        written: Written | None = None
         try:
             with self._uow(self._tenant_id) as uow:
                 stored, is_new = uow.steps.record(step)
                 if is_new:
-                    if item is not None:
-                        uow.memory.add(item)
-                    # Last, the two rows other transactions update too: the task's (its other
-                    # steps) and the agent's (every task's steps of its type) stay locked for
-                    # the fewest statements, and are always locked in this order.
+                    # Last, the rows other transactions update too, always in this order: the
+                    # task's (its other steps), the memory items a restatement raises (the
+                    # critic's verdict and a rating lock them after the task's row too), and
+                    # the agent's (every task's steps of its type).
                     uow.tasks.add_step(step, now=self._clock.now())
+                    if item is not None:
+                        written = self._memory.write(uow, item)
                     # A step made a model call if it names a model or spent time failing in
                     # the chain; a client's plan, a budget refusal or a missing agent made none.
                     if step.model is not None or step.latency_ms > 0:
@@ -86,8 +89,8 @@ class StepLog:
             return step
         if is_new:
             _count_recorded(step)
-        if is_new and item is not None:
-            self._memory.publish(item)
+        if written is not None:
+            self._memory.published(written)
         log.info(
             "step.recorded" if is_new else "step.duplicate_discarded",
             task_id=str(step.task_id),

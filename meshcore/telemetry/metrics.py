@@ -55,6 +55,12 @@ memory_confidence = Histogram(
     "mesh_memory_confidence", "Confidence of each shared-memory item written, in [0, 1]",
     ["type"], buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
 )
+# Items memory let go, by why: "expired" (its type's time to live), "task_ended" (a context
+# item of a task that ended), "bound" (its network was past its bound: the least valuable).
+memory_evictions = Counter(
+    "mesh_memory_evictions", "Shared-memory items removed at the end of their lifetime or "
+    "to keep a network within its bound", ["reason"],
+)
 critic_score = Histogram(
     "mesh_critic_score", "The critic's scores, in [0, 1]",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),

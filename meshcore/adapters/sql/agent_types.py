@@ -115,6 +115,7 @@ def definition_json(d: AgentTypeDef) -> dict[str, object]:
             for t in d.tools
         ],
         "max_tool_calls": d.max_tool_calls,
+        "memory_tokens": d.memory_tokens,
         "queue": d.queue,
         "confidence": d.confidence,
     }
@@ -147,6 +148,7 @@ def definition_from_json(data: Any, *, version: int, created_at: datetime) -> Ag
             for t in data["tools"]
         ),
         max_tool_calls=data["max_tool_calls"],
+        memory_tokens=data.get("memory_tokens"),  # absent from versions made before it
         queue=data["queue"],
         confidence=data["confidence"],
         version=version,

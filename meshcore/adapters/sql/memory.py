@@ -1,5 +1,4 @@
-"""A network's memory in the record, and a memory item as a row: its content and metadata
-sealed."""
+"""A network's memory in the record (a memory item as a row: memory_rows.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +6,17 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql.confidence import ConfidenceRecord
-from meshcore.adapters.sql.rows import Row, aware
+from meshcore.adapters.sql.memory_rows import memory_from_row, memory_row
+from meshcore.adapters.sql.restatements import RestatementRecord
 from meshcore.adapters.sql.tables import memory_items
 from meshcore.domain.errors import NotFound
-from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+from meshcore.domain.memory import MemoryItem, MemoryQuery
 
 
-class SqlMemoryRepository(ConfidenceRecord):
-    """A network's memory items; what confidence learns is kept by ConfidenceRecord."""
+class SqlMemoryRepository(ConfidenceRecord, RestatementRecord):
+    """A network's memory items; what confidence learns is kept by ConfidenceRecord, and
+    restatements and contradictions by RestatementRecord."""
 
     def add(self, item: MemoryItem) -> None:
         self._db.execute(memory_items.insert(), memory_row(item, self._sealer))
@@ -65,29 +65,3 @@ class SqlMemoryRepository(ConfidenceRecord):
             where.append(memory_items.c.task_id == query.task_id)
         return where
 
-
-def memory_row(item: MemoryItem, sealer: Sealer) -> dict[str, object]:
-    return {
-        "id": item.id,
-        "tenant_id": item.tenant_id,
-        "network_id": item.network_id,
-        "task_id": UUID(item.task_id) if item.task_id else None,
-        "type": item.type.value,
-        "content": sealer.seal(item.content),
-        "confidence": item.confidence,
-        "metadata": sealer.seal_json(item.metadata),
-        "created_at": item.created_at,
-    }
-
-
-def memory_from_row(row: Row, sealer: Sealer) -> MemoryItem:
-    return MemoryItem(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        network_id=row["network_id"],
-        type=MemoryType(row["type"]),
-        content=sealer.open(row["content"]),
-        confidence=row["confidence"],
-        created_at=aware(row["created_at"]),
-        metadata=sealer.open_json(row["metadata"]),
-    )

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from meshcore.adapters.sealing import Sealer
+from meshcore.adapters.sql.lifetimes_json import policy_from_json, policy_to_json
 from meshcore.adapters.sql.rows import Row, aware, labelled, unlabelled
 from meshcore.adapters.sql.tables import agents, networks
 from meshcore.domain.network import (
@@ -88,6 +89,7 @@ def config_to_json(config: NetworkConfig) -> dict[str, object]:
             "plan": config.approval.plan,
             "timeout_seconds": config.approval.timeout_seconds,
         },
+        "memory": policy_to_json(config.memory),
     }
 
 
@@ -102,6 +104,7 @@ def config_from_json(data: Mapping[str, Any]) -> NetworkConfig:
         model_chain=tuple(chain) if chain else None,
         webhook=Webhook.from_json(data.get("webhook")),
         approval=_approval_from_json(data.get("approval")),
+        memory=policy_from_json(data.get("memory")),
     )
 
 

@@ -4,17 +4,23 @@ Each batch is one short transaction, committed, so a rotation that stops resumes
 record still holds old tokens (a value already under the first key is skipped). No row is
 locked: each UPDATE names the values it read, so a row that Mesh changed meanwhile is left
 as Mesh wrote it (under the first key already, if every process has the new key list).
+
+A memory item's fingerprints are keyed hashes under the first key too (memory_rows.py): they
+are computed again as its content is re-sealed, so that no hash under a retired key outlives
+the rotation, and restatements keep finding the item once the old key is dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
 from meshcore.adapters.sealing import DataKeyError, Sealer
 from meshcore.adapters.sql import tenancy
+from meshcore.adapters.sql.memory_rows import hashed_texts
 from meshcore.adapters.sql.tables import (
     agent_types,
     memory_items,
@@ -25,6 +31,11 @@ from meshcore.adapters.sql.tables import (
     tasks,
     tool_calls,
 )
+from meshcore.domain.memory import MemoryType
+
+# What is derived from a row's sealed values under the first key, and re-derived as they are
+# re-sealed: given the connection, the sealer and the row's values read, the columns to set.
+Derive = Callable[[sa.Connection, Sealer, Mapping[str, Any]], dict[str, object]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,39 @@ class SealedColumns:
     table: sa.Table
     text: tuple[str, ...] = ()
     json: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # the other columns `derive` needs
+    derive: Derive | None = None
+
+
+def _memory_fingerprints(
+    db: sa.Connection, sealer: Sealer, row: Mapping[str, Any]
+) -> dict[str, object]:
+    """An item's fingerprint and subject under the first key, where it has them (rows from
+    before migration 0016 have none). A fingerprint another item of the network already holds
+    under the first key (two writers on two key lists wrote one text at once) is dropped from
+    this row: that item holds the text, and the unique index allows one."""
+    if row["fingerprint"] is None and row["subject"] is None:
+        return {}
+    type = MemoryType(row["type"])
+    text, subject = hashed_texts(
+        row["tenant_id"], row["network_id"], type, sealer.open(row["content"])
+    )
+    found: dict[str, object] = {}
+    if row["subject"] is not None and subject is not None:
+        found["subject"] = sealer.fingerprint(subject)
+    if row["fingerprint"] is not None and text is not None:
+        fingerprint = sealer.fingerprint(text)
+        taken = db.execute(
+            sa.select(memory_items.c.id).where(
+                memory_items.c.tenant_id == row["tenant_id"],
+                memory_items.c.network_id == row["network_id"],
+                memory_items.c.type == type.value,
+                memory_items.c.fingerprint == fingerprint,
+                memory_items.c.id != row["id"],
+            )
+        ).first()
+        found["fingerprint"] = None if taken else fingerprint
+    return found
 
 
 SEALED = (
@@ -42,7 +86,13 @@ SEALED = (
     SealedColumns(subtasks, text=("description",)),
     SealedColumns(steps, text=("output", "error")),
     SealedColumns(task_events, json=("detail",)),
-    SealedColumns(memory_items, text=("content",), json=("metadata",)),
+    SealedColumns(
+        memory_items,
+        text=("content",),
+        json=("metadata",),
+        reads=("tenant_id", "network_id", "type", "fingerprint", "subject"),
+        derive=_memory_fingerprints,
+    ),
     SealedColumns(agent_types, json=("definition",)),
     SealedColumns(tool_calls, text=("arguments", "result")),
     SealedColumns(task_ratings, text=("comment",)),
@@ -96,7 +146,8 @@ def _batches(
     """The table's rows in primary key order, `batch` at a time, each batch read afresh."""
     table = sealed.table
     key = list(table.primary_key.columns)
-    query = sa.select(*key, *(table.c[c] for c in sealed.text + sealed.json)).order_by(*key)
+    read = dict.fromkeys(c for c in sealed.text + sealed.json + sealed.reads if c not in key)
+    query = sa.select(*key, *(table.c[c] for c in read)).order_by(*key)
     if tenant_id is not None:
         query = query.where(table.c.tenant_id == tenant_id)
     after: tuple[object, ...] | None = None
@@ -138,6 +189,12 @@ def _reseal(
     unchanged = [
         table.c[c] == sa.bindparam(f"p_read_{c}", values[c], type_=table.c[c].type) for c in changes
     ]
+    if sealed.derive is not None:
+        try:
+            changes |= sealed.derive(db, sealer, values)
+        except DataKeyError:
+            done.unreadable.append("/".join(str(values[k]) for k in key))
+            return
     updated = db.execute(
         table.update().where(*(table.c[k] == values[k] for k in key), *unchanged).values(changes)
     ).rowcount

@@ -2,7 +2,7 @@
 
 Each aggregate's rows are shaped in one module, with the statements that select them:
 network_rows.py (a network and its agents), task_rows.py (a task, its event log and its
-plans' subtasks), steps.py, memory.py; keys.py, agent_types.py, tool_calls.py,
+plans' subtasks), steps.py, memory_rows.py; keys.py, agent_types.py, tool_calls.py,
 webhooks.py and ratings.py shape their own.
 
 Content (a task's words, context, plan, result and error; a step's output and error; a

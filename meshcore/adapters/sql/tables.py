@@ -179,6 +179,9 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
+# The context items that last only as long as their task (domain/lifetimes.py).
+TASK_CONTEXT = "type = 'context' AND task_id IS NOT NULL AND promoted_at IS NULL"
+
 memory_items = sa.Table(
     "memory_items",
     metadata,
@@ -193,8 +196,77 @@ memory_items = sa.Table(
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Keyed hashes (adapters/sql/restatements.py): of the normalised content, for the types
+    # that merge, unique so that a restatement finds the item it restates; and of a
+    # decision's subject, so that a contradiction is found without reading the network.
+    # NULL for the other types, and for rows written before migration 0016.
+    sa.Column("fingerprint", sa.String(64), nullable=True),
+    sa.Column("subject", sa.String(64), nullable=True),
+    # Its lifetime (domain/lifetimes.py): when its type's time to live ends it, and when it
+    # was promoted to last. The sweep finds what expired by the index on expires_at.
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("promoted_at", Timestamp, nullable=True),
     sa.Index("ix_memory_network_created", "tenant_id", "network_id", "created_at"),
     sa.Index("ix_memory_task", "task_id"),
+    sa.Index(
+        "uq_memory_fingerprint", "tenant_id", "network_id", "type", "fingerprint", unique=True
+    ),
+    sa.Index("ix_memory_subject", "tenant_id", "network_id", "subject"),
+    sa.Index("ix_memory_expires", "expires_at"),
+    # The context items that end with their task: the sweep reads them, not the whole table.
+    sa.Index(
+        "ix_memory_task_context",
+        "task_id",
+        postgresql_where=sa.text(TASK_CONTEXT),
+        sqlite_where=sa.text(TASK_CONTEXT),
+    ),
+)
+
+# How many items each network's memory holds, kept by the writers, so that a write learns
+# whether it took the network past its bound without counting the network's items.
+memory_counts = sa.Table(
+    "memory_counts",
+    metadata,
+    sa.Column(
+        "network_id", sa.Uuid, sa.ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    ),
+    _tenant(),
+    sa.Column("item_count", sa.BigInteger, nullable=False),
+)
+
+# Links between memory items: two decisions that contradict each other, one row each way, so
+# an item's links are read by its own id.
+memory_links = sa.Table(
+    "memory_links",
+    metadata,
+    sa.Column(
+        "item_id", sa.Uuid, sa.ForeignKey("memory_items.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "other_id", sa.Uuid, sa.ForeignKey("memory_items.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    _tenant(),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_memory_links_other", "other_id"),
+)
+
+# A step's output that restated an item already in memory: the item holds it, and a later
+# subtask that depends on the step finds it here (its own task's items would not hold it).
+memory_restatements = sa.Table(
+    "memory_restatements",
+    metadata,
+    sa.Column("task_id", sa.Uuid, primary_key=True),
+    sa.Column("iteration", sa.Integer, primary_key=True),
+    sa.Column("subtask", sa.String(64), primary_key=True),
+    _tenant(),
+    sa.Column(
+        "item_id", sa.Uuid, sa.ForeignKey("memory_items.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("source_agent", sa.String(32), nullable=True),
+    sa.Column("agent_id", sa.Uuid, nullable=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_memory_restatements_item", "item_id"),
 )
 
 # How often each step was begun, and when last: a lease against concurrent duplicates and a

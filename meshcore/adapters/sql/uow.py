@@ -19,6 +19,7 @@ from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
 from meshcore.adapters.sql.agent_types import SqlAgentTypeRepository
 from meshcore.adapters.sql.idempotency import SqlIdempotencyRepository
+from meshcore.adapters.sql.lifetimes import SqlLifetimeRepository
 from meshcore.adapters.sql.memory import SqlMemoryRepository
 from meshcore.adapters.sql.networks import SqlAgentRepository, SqlNetworkRepository
 from meshcore.adapters.sql.quotas import SqlQuotaRepository
@@ -85,6 +86,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(db, tenant, sealer)
         self.steps = SqlStepRepository(db, tenant, sealer)
         self.memory = SqlMemoryRepository(db, tenant, sealer)
+        self.lifetimes = SqlLifetimeRepository(db, tenant, sealer)
         self.quotas = SqlQuotaRepository(db, tenant)
         self.idempotency = SqlIdempotencyRepository(db, tenant)
         self.agent_types = SqlAgentTypeRepository(db, tenant, sealer)

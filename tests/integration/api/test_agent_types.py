@@ -128,8 +128,11 @@ def test_a_built_in_type_cannot_be_changed_deleted_or_shadowed(
         ({"role": ""}, "role", "Length"),
         ({"tools": [{"name": "db", "url": "http://127.0.0.1:5432/"}]}, "tools.0.url", ""),
         ({"max_tool_calls": 0}, "max_tool_calls", "greater than or equal to 1"),
+        ({"memory_tokens": -1}, "memory_tokens", "greater than or equal to 0"),
+        ({"memory_tokens": 100_001}, "memory_tokens", "less than or equal to 100000"),
     ],
-    ids=["name", "schema", "not-object", "reads", "queue", "role", "tool-url", "tool-calls"],
+    ids=["name", "schema", "not-object", "reads", "queue", "role", "tool-url", "tool-calls",
+         "memory-tokens-negative", "memory-tokens-too-many"],
 )
 def test_a_bad_type_is_a_422_naming_the_field(
     client: ApiClient, record: Record, changes: dict[str, Any], field: str, problem: str
@@ -203,3 +206,13 @@ def test_a_header_that_could_split_a_request_is_a_422(client: ApiClient, record:
         client, record, "POST", TYPES, status=422, field="tools.headers",
         problem="not a header value", json=legal(tools=tools),
     )  # fmt: skip
+
+
+def test_a_types_memory_budget_is_kept_and_defaults_to_the_setting(client: ApiClient) -> None:
+    made = client.post(TYPES, json=legal(memory_tokens=500))
+    assert made.status_code == 201, made.get_json()
+
+    assert made.get_json()["memory_tokens"] == 500
+    assert client.get(f"{TYPES}/legal").get_json()["memory_tokens"] == 500
+    changed = client.put(f"{TYPES}/legal", json={k: v for k, v in legal().items() if k != "name"})
+    assert changed.get_json()["memory_tokens"] is None  # MESH_MEMORY_TOKEN_BUDGET

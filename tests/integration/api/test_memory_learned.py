@@ -126,21 +126,22 @@ def test_a_second_task_builds_on_what_the_critic_passed_and_not_on_what_it_rejec
     assert rejected and passed, scores
     memory = client.get(f"{NETWORKS}/{made['id']}/memory", query_string={"page_size": 100})
     mine = [m for m in memory.get_json() if m["metadata"].get("task_id") == first["id"]]
-    # What each iteration's specialists found, judged by the critic's verdict on it.
-    found = {
+    # Each draft of the email, judged by the critic's verdict on its iteration. (The research
+    # steps found the same facts each time: those merged into one item, judged by each.)
+    drafts = {
         n: {m["id"]: m for m in mine
-            if m["metadata"].get("iteration") == n and m["metadata"]["source_agent"] == "research"}
+            if m["metadata"].get("iteration") == n and m["metadata"]["source_agent"] == "content"}
         for n in scores
     }  # fmt: skip
-    assert all(found[n] for n in scores), found
+    assert all(drafts[n] for n in scores), drafts
     for n in rejected:
-        assert all(m["confidence"] < FLOOR for m in found[n].values()), found[n]
+        assert all(m["confidence"] < FLOOR for m in drafts[n].values()), drafts[n]
     for n in passed:
-        assert all(m["confidence"] >= 0.8 for m in found[n].values()), found[n]
+        assert all(m["confidence"] >= 0.8 for m in drafts[n].values()), drafts[n]
 
     second = finished(client, made["id"], "Write the follow-up to the spring sale")
 
     read = read_by(engine, second["id"])
     assert second["status"] == "completed"
-    assert {i for n in passed for i in found[n]} <= read
-    assert not {i for n in rejected for i in found[n]} & read
+    assert {i for n in passed for i in drafts[n]} <= read
+    assert not {i for n in rejected for i in drafts[n]} & read

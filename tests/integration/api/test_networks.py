@@ -82,6 +82,7 @@ def test_a_network_takes_its_config_defaults_from_the_settings(
         "budget": {"tokens": None, "cost_usd": None},
         "webhook": None,
         "approval": {"plan": False, "timeout_seconds": 3600},
+        "memory": {"ttl_seconds": {}, "max_items": None},
     }
 
 
@@ -111,6 +112,7 @@ def test_a_network_keeps_the_config_and_agents_it_was_given(client: ApiClient) -
         **config,
         "webhook": None,
         "approval": {"plan": False, "timeout_seconds": 3600},
+        "memory": {"ttl_seconds": {}, "max_items": None},
     }
     assert [(a["type"], a["name"]) for a in network["agents"]] == [
         ("coordinator", "coordinator"),

@@ -38,6 +38,7 @@ OPERATIONS = [
     (f"{NETWORK}/memory", "post", {404, 422}),
     (f"{NETWORK}/memory", "get", {404, 422}),
     (f"{NETWORK}/memory/{{item_id}}/history", "get", {404}),
+    (f"{NETWORK}/memory/{{item_id}}/promote", "post", {404}),
     (f"{API}/agent-types", "get", set()),
     (f"{API}/agent-types", "post", {409, 422}),
     (f"{API}/agent-types/{{name}}", "get", {404}),

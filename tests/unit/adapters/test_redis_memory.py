@@ -180,11 +180,12 @@ def test_purging_a_network_removes_only_that_networks_items(
 def test_every_key_carries_the_tenant_and_the_network(
     store: RedisMemoryStore, redis: fakeredis.FakeRedis
 ) -> None:
-    store.put(item("x", metadata={"task_id": str(uuid4())}))
+    store.put(item("Orbit", metadata={"task_id": str(uuid4())}))
 
     keys = [k.decode() for k in redis.keys("*")]
 
-    assert len(keys) == 3  # the item, its type index, its task index
+    # the item, its type and task indexes, its indexed terms, one term's postings, the stats
+    assert len(keys) == 6
     assert all(k.startswith(f"mesh:acme:mem:{NETWORK}:") for k in keys)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import stat
 import threading
 from datetime import UTC, datetime
@@ -76,6 +77,28 @@ def test_rotation_seals_clear_rows_for_the_first_time() -> None:
     assert sealer.is_current(text) and sealer.is_current(data)
     assert (sealer.open(text), sealer.open_json(data)) == ("old clear row", {"k": "old clear row"})
     assert not sealer.is_current("old clear row") and not sealer.is_current({"k": "v"})
+
+
+def test_a_fingerprint_is_a_keyed_hash_equal_for_equal_texts_only() -> None:
+    sealer = Sealer([NEW])
+
+    fingerprint = sealer.fingerprint(CANARY)
+
+    assert fingerprint == sealer.fingerprint(CANARY) != sealer.fingerprint(CANARY + ".")
+    assert len(fingerprint) == 64 and "canary" not in fingerprint
+    # Keyed: neither the text's plain hash, nor another key's fingerprint of it.
+    assert fingerprint != hashlib.sha256(CANARY.encode()).hexdigest()
+    assert fingerprint != Sealer([OLD]).fingerprint(CANARY)
+
+
+def test_fingerprints_follow_the_first_key_and_are_found_under_every_key() -> None:
+    rotated = Sealer([NEW, OLD])
+
+    assert rotated.fingerprint(CANARY) == Sealer([NEW]).fingerprint(CANARY)
+    assert rotated.fingerprints(CANARY) == (
+        Sealer([NEW]).fingerprint(CANARY),
+        Sealer([OLD]).fingerprint(CANARY),
+    )
 
 
 def test_a_value_no_key_opens_is_a_clear_error_that_names_the_setting() -> None:
