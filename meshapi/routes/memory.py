@@ -54,12 +54,14 @@ class Memory(MethodView):
     ) -> object:
         """Items newest first, filtered by type, confidence and task, paginated; with `q` or
         `agent`, ranked best first instead, each with its score and the parts of it."""
+        if "limit" in args:
+            pagination_parameters.page_size = args["limit"]
         query = MemoryQuery(
             types=tuple(args.get("type") or MemoryType),
             min_confidence=args["min_confidence"],
             limit=pagination_parameters.page_size,
             offset=pagination_parameters.first_item,
-            task_id=args.get("task_id"),
+            task_id=args.get("task_id") or args.get("task"),
         )
         memory = services().memory
         if "q" in args or "agent" in args:

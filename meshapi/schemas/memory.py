@@ -37,6 +37,11 @@ class MemoryQueryArgsSchema(ma.Schema):
     )
     min_confidence = ma.fields.Float(validate=validate.Range(0, 1), load_default=0.0)
     task_id = ma.fields.UUID()
+    task = ma.fields.UUID(metadata={"description": "The same as `task_id`"})
+    limit = ma.fields.Integer(
+        validate=validate.Range(1, 100),
+        metadata={"description": "The same as `page_size`: at most this many items"},
+    )
     q = ma.fields.String(
         validate=[validate.Length(1, MAX_QUERY_TEXT), no_nul],
         metadata={"description": "Text to rank items by (BM25 over their terms, with their "

@@ -119,3 +119,23 @@ def test_the_memory_list_paginates(client: ApiClient, network: dict[str, Any]) -
     assert response.status_code == 200
     assert [item["content"] for item in response.get_json()] == ["fact 2", "fact 1"]
     assert json.loads(response.headers["X-Pagination"])["total"] == 5
+
+
+def test_task_and_limit_read_as_task_id_and_page_size(
+    client: ApiClient, network: dict[str, Any]
+) -> None:
+    task = str(uuid4())
+    mine = [
+        add(client, network, type="fact", content=f"finding {i}", metadata={"task_id": task})
+        for i in range(3)
+    ]
+    add(client, network, type="fact", content="another task's finding")
+    url = memory_url(network)
+
+    first = client.get(f"{url}?task={task}&limit=2")
+    second = client.get(f"{url}?task={task}&limit=2&page=2")
+
+    assert [m["id"] for m in first.get_json()] == [m["id"] for m in mine[::-1][:2]]
+    assert [m["id"] for m in second.get_json()] == [mine[0]["id"]]
+    assert json.loads(first.headers["X-Pagination"])["total"] == 3
+    assert client.get(f"{url}?limit=0").status_code == 422
