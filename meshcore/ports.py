@@ -502,6 +502,10 @@ class MemoryStore(Protocol):
         """The items, in the order asked; one not in the view is left out."""
         ...
 
+    def held(self, tenant_id: str, network_id: UUID) -> set[UUID]:
+        """The ids of every item the view holds."""
+        ...
+
     def forget(self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]) -> None:
         """Take items out of the view, with their index entries: for whatever removes items
         one by one (nothing yet; purge_network takes a network's index with it)."""

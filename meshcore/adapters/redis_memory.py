@@ -199,6 +199,15 @@ class RedisMemoryStore:
         return self._load(_prefix(tenant_id, network_id), [str(i) for i in item_ids])
 
     @_translated
+    def held(self, tenant_id: str, network_id: UUID) -> set[UUID]:
+        """The ids of every item the view holds, of any type."""
+        prefix = _prefix(tenant_id, network_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for kind in MemoryType:
+            pipe.zrange(f"{prefix}:type:{kind.value}", 0, -1)
+        return {UUID(_text(i)) for ids in pipe.execute() for i in ids}
+
+    @_translated
     def forget(self, tenant_id: str, network_id: UUID, item_ids: Sequence[UUID]) -> None:
         """Take items out of the view, with their index entries."""
         self._index.forget(_prefix(tenant_id, network_id), item_ids)

@@ -187,6 +187,11 @@ class MemoryView:
         # Oldest first, as they were written: the term index weighs each item against the
         # average length when it went in, so the same order gives the same ranking again.
         self._store.put_many(items[::-1])
+        # And drop what the record no longer holds: an item deleted (expired, evicted) while
+        # Redis was down would otherwise outlive every rebuild.
+        gone = self._store.held(self._tenant_id, network_id) - {i.id for i in items}
+        if gone and len(items) < REBUILD_LIMIT:
+            self._store.forget(self._tenant_id, network_id, sorted(gone))
         self._store.mark_built(self._tenant_id, network_id, VIEW_TTL_SECONDS)
         self._unless_deleted(network_id)
         log.info("memory.view_rebuilt", network_id=str(network_id), items=len(items))

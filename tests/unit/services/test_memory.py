@@ -125,3 +125,20 @@ def test_another_tenant_cannot_read_or_write_a_networks_memory(mesh: FakeMesh) -
         rival.memory.add(network.id, type=MemoryType.FACT, content="x", confidence=1.0)
 
     assert contents(mesh.memory.query(network.id, MemoryQuery())) == ["secret plan"]
+
+
+def test_a_rebuild_drops_what_the_record_deleted_while_the_view_missed_it(
+    mesh: FakeMesh,
+) -> None:
+    network = mesh.create_network()
+    kept = add(mesh, network.id, "Orbit costs $12")
+    gone = add(mesh, network.id, "Orbit costs $15")
+    assert len(mesh.memory.query(network.id, MemoryQuery())) == 2  # the view is built
+    # Deleted from the record while Redis was down: the view never heard of it.
+    del mesh.database.committed.memory[gone.id]
+    assert gone.id in {m.id for m in mesh.memory.query(network.id, MemoryQuery())}
+
+    for key in mesh.redis.scan_iter(match="*:built"):
+        mesh.redis.delete(key)  # the view's mark expires: the next read rebuilds it
+
+    assert [m.id for m in mesh.memory.query(network.id, MemoryQuery())] == [kept.id]
