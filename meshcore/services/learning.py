@@ -82,9 +82,10 @@ class MemoryLearning:
         """`learn` within the caller's unit of work, which commits it with what else it
         holds (a verdict, a rating), so the lesson is taken once with it; the caller tells
         the view after its commit (`tell_view`)."""
+        reinforce = Reinforce(signal)
         return self._move(
-            uow, network_id, item_ids, Reinforce(signal),
-            source=source, reason=reason, task_id=task_id,
+            uow, network_id, {i: (reinforce, reason) for i in item_ids},
+            source=source, task_id=task_id,
         )  # fmt: skip
 
     def record_verdict(
@@ -104,43 +105,41 @@ class MemoryLearning:
         steps = uow.steps.for_iteration(task.id, iteration)
         written = written_by(uow, task, iteration, steps)
         read = [i for i in items_read(steps) if i not in written]
-        source, network_id = ConfidenceSource.CRITIC, task.network_id
-        return [
-            *self._move(uow, network_id, written, judged(score, threshold),
-                        source=source, reason=f"{verdict} by the critic: {said}", task_id=task.id),
-            *self._move(uow, network_id, read, Reinforce(verdict_signal(score, threshold)),
-                        source=source, reason=f"the critic {verdict} {said}", task_id=task.id),
-        ]  # fmt: skip
+        judgement, reinforce = judged(score, threshold), Reinforce(verdict_signal(score, threshold))
+        moves = {i: (judgement, f"{verdict} by the critic: {said}") for i in written}
+        moves |= {i: (reinforce, f"the critic {verdict} {said}") for i in read}
+        return self._move(
+            uow, task.network_id, moves, source=ConfidenceSource.CRITIC, task_id=task.id
+        )
 
     def _move(
         self,
         uow: UnitOfWork,
         network_id: UUID,
-        item_ids: Sequence[UUID],
-        move: Move,
+        moves: dict[UUID, tuple[Move, str]],
         *,
         source: ConfidenceSource,
-        reason: str,
         task_id: UUID | None,
     ) -> list[ConfidenceChange]:
-        given = list(dict.fromkeys(item_ids))
+        """Make each item's move, with its reason; answers the changes in `moves`' order."""
         made: dict[UUID, ConfidenceChange] = {}
-        # One order for every learner: two verdicts on overlapping items lock their rows in
-        # the same order, so neither waits on the other for ever.
-        for item_id in sorted(given):
+        # One order for every learner, across all the items of a transaction: two verdicts
+        # on overlapping items (what one task wrote another read) lock their rows in the same
+        # order, so neither waits on the other for ever.
+        for item_id in sorted(moves):
+            move, reason = moves[item_id]
             change = uow.memory.change_confidence(
                 network_id, item_id, move,
                 source=source, reason=reason, task_id=task_id, at=self._clock.now(),
             )  # fmt: skip
             if change is not None:
                 made[item_id] = change
-        if given:
+        if moves:
             log.info(
                 "memory.learned", network_id=str(network_id), source=source.value,
-                task_id=str(task_id) if task_id else None, move=str(move), items=len(given),
-                changed=len(made),
+                task_id=str(task_id) if task_id else None, items=len(moves), changed=len(made),
             )  # fmt: skip
-        return [made[i] for i in given if i in made]
+        return [made[i] for i in moves if i in made]
 
     def history(self, network_id: UUID, item_id: UUID) -> ConfidenceHistory:
         """The item's confidence now and every change to it, oldest first; NotFound for a

@@ -44,7 +44,7 @@ TIMEOUT = 240
 
 def done_calls(run: Drill, tasks: list[Task]) -> list[dict[str, object]]:
     c = tool_calls.c
-    with tenancy.across_tenants(run.mesh.engine).connect() as db:
+    with tenancy.across_tenants(run.mesh.connections.engine).connect() as db:
         rows = db.execute(
             sa.select(c.task_id, c.number, c.status).where(c.task_id.in_([t.id for t in tasks]))
         ).mappings()

@@ -37,7 +37,9 @@ from meshcore.ports import DeliveryRef, TaskRef
 log = structlog.get_logger(__name__)
 
 # What a database that went away, or a transaction it aborted, raises; worth a retry.
-UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# A pool with no connection free within its timeout is as unavailable as a server that is
+# down: the caller answers 503 or the message is retried, rather than the work failing.
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 ACTIVE = [s.value for s in TaskStatus if not s.is_terminal]
 AWAITING = TaskStatus.AWAITING_APPROVAL.value
 

@@ -3,6 +3,7 @@ when its synthesis passes review and lose it when it fails, each change with its
 
 from __future__ import annotations
 
+import itertools
 import json
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from meshcore.domain.confidence import ConfidenceSource
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
-from tests.fakes import FakeMesh
+from tests.fakes import FakeMemoryRepository, FakeMesh
 
 VERDICT = "Answer format: verdict_json"
 PLAN: list[dict[str, object]] = [
@@ -122,3 +123,28 @@ def test_a_second_task_draws_on_what_the_first_learned_and_not_on_what_it_reject
     assert by_iteration[1] and by_iteration[2]
     assert by_iteration[2] <= read  # the revision's facts, which the critic passed
     assert not by_iteration[1] & read  # the draft's, which it rejected (scored 0.3)
+
+
+def test_a_verdict_moves_its_items_in_one_order_whatever_it_judged_them_for(
+    mesh: FakeMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two verdicts that lock shared rows in different orders deadlock on Postgres: one task
+    # may read what another wrote. Ids ascend as items are made, so what the steps wrote
+    # sorts after the fact they read, and judging the writes first would break the order.
+    made = itertools.count(1)
+    monkeypatch.setattr("meshcore.domain.memory.uuid4", lambda: UUID(int=next(made)))
+    moved: list[UUID] = []
+    change = FakeMemoryRepository.change_confidence
+
+    def spy(self: FakeMemoryRepository, network_id: UUID, item_id: UUID, *a, **kw):  # type: ignore[no-untyped-def]
+        moved.append(item_id)
+        return change(self, network_id, item_id, *a, **kw)
+
+    monkeypatch.setattr(FakeMemoryRepository, "change_confidence", spy)
+    task, fact = run(mesh, NetworkConfig(quality_threshold=0.8), 0.9)
+
+    written = mesh.memory.query(task.network_id, MemoryQuery(task_id=task.id, limit=100))
+    assert fact.id in moved and {
+        m.id for m in written if m.metadata["source_agent"] != "critic"
+    } <= set(moved)
+    assert moved == sorted(moved)
