@@ -46,14 +46,14 @@ def generate() -> None:
 @click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True)
 def rotate(tenant: str | None, batch: int) -> None:
     """Re-seal every stored value under the first data key; resumable, safe while Mesh runs."""
-    from meshcore import bootstrap
+    from meshcore import process_secrets
     from meshcore.adapters.sql.engine import create_engine
     from meshcore.adapters.sql.rotation import rotate_record
     from meshcore.adapters.sql.uow import UNAVAILABLE
 
     settings = Settings()
     try:
-        sealer = bootstrap.build_sealer(settings)
+        sealer = process_secrets.build_sealer(settings)
     except ValueError as exc:  # no keys on real servers, or a malformed one
         raise click.ClickException(str(exc)) from exc
     if settings.database_url is None and not (settings.data_dir / "mesh.db").exists():

@@ -26,8 +26,8 @@ from meshcli.embedded_redis import EmbeddedRedis, RedisNotStarted
 from meshcli.forked import ForkedProcess, Zygote, can_fork
 from meshcli.keys import first_start_key
 from meshcli.lock import AlreadyRunning, DataDirLock, check_port_free
-from meshcore.bootstrap import api_key_secret, data_keys
 from meshcore.logs import configure_logging
+from meshcore.process_secrets import api_key_secret, data_keys
 from meshcore.settings import Settings
 
 # How long a stop waits for a busy API request or agent step; an idle stop takes about 1 s.

@@ -10,7 +10,7 @@ from uuid import uuid4
 import fakeredis
 import pytest
 
-from meshcore import bootstrap
+from meshcore import process_secrets
 from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sealing import DataKeyError, Sealer, is_sealed
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
@@ -129,7 +129,7 @@ def test_real_servers_without_data_keys_refuse_to_start() -> None:
     settings = Settings(database_url="postgresql://db/mesh", redis_url="redis://r/0")
 
     with pytest.raises(ValueError, match="MESH_DATA_KEYS is not set"):
-        bootstrap.build_sealer(settings)
+        process_secrets.build_sealer(settings)
 
 
 def test_the_embedded_default_makes_one_private_key_file_that_every_process_shares(
@@ -138,7 +138,7 @@ def test_the_embedded_default_makes_one_private_key_file_that_every_process_shar
     settings = Settings(data_dir=tmp_path)
     sealers: list[Sealer] = []
     starts = [
-        threading.Thread(target=lambda: sealers.append(bootstrap.build_sealer(settings)))
+        threading.Thread(target=lambda: sealers.append(process_secrets.build_sealer(settings)))
         for _ in range(8)
     ]
     for start in starts:
@@ -150,14 +150,14 @@ def test_the_embedded_default_makes_one_private_key_file_that_every_process_shar
     token = sealers[0].seal(CANARY)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert all(s.open(token) == CANARY for s in sealers)
-    assert bootstrap.build_sealer(settings).open(token) == CANARY  # the next start, too
+    assert process_secrets.build_sealer(settings).open(token) == CANARY  # the next start, too
     assert [p.name for p in tmp_path.iterdir()] == ["data-keys"]  # no draft left behind
 
 
 def test_data_keys_set_win_over_the_embedded_file(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, data_keys=NEW)
 
-    assert Sealer([NEW]).open(bootstrap.build_sealer(settings).seal(CANARY)) == CANARY
+    assert Sealer([NEW]).open(process_secrets.build_sealer(settings).seal(CANARY)) == CANARY
     assert not (tmp_path / "data-keys").exists()
 
 
