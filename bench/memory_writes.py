@@ -40,7 +40,8 @@ from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.clock import SystemClock
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import Network, NetworkConfig
-from meshcore.services.memory import MemoryService, MemoryView
+from meshcore.services.memory import MemoryService
+from meshcore.services.memory_view import MemoryView
 
 TENANT = "bench-merging"
 WRITERS = 8

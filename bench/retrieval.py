@@ -33,7 +33,7 @@ from meshcore.adapters.redis_memory import RedisMemoryStore
 from meshcore.adapters.sealing import Sealer
 from meshcore.domain import relevance
 from meshcore.domain.memory import MemoryItem, MemoryType
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from meshcore.services.retrieval import Retrieval, StepMemory
 
 TENANT = "bench-retrieval"

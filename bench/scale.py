@@ -27,7 +27,7 @@ from bench.session import Session
 from meshcore.agents import profile_for
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import AgentType
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 
 
 def in_flight(session: Session) -> list[Figure]:

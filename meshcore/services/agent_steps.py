@@ -35,7 +35,7 @@ from meshcore.ports import (
 )
 from meshcore.services.agent_types import definition_at
 from meshcore.services.lifetimes import DEFAULT_BOUND
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from meshcore.services.retrieval import Retrieval, StepMemory
 from meshcore.services.step_log import Skipped, StepLog, StepOutcome, metric_label
 from meshcore.services.tool_loop import StepFailed, ToolLoop

@@ -21,7 +21,7 @@ from meshcore.domain.rating import MAX_SCORE, Rating
 from meshcore.ports import Clock, MemoryStore, UnitOfWork, UnitOfWorkFactory
 from meshcore.services.learning import MemoryLearning
 from meshcore.services.lifetimes import DEFAULT_BOUND
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from meshcore.telemetry import metrics
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from meshcore.domain import relevance
@@ -22,9 +21,7 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.relevance import Candidate, Ranked, Scored
 from meshcore.ports import Clock, UnitOfWorkFactory
 from meshcore.services.agent_types import catalog_of
-
-if TYPE_CHECKING:  # memory.py serves the API's ranking from here
-    from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 
 # How many of the most relevant items are ranked: a client pages through these; a step keeps
 # a few dozen at most, and ranks fewer (reading and scoring candidates is most of its cost).

@@ -14,7 +14,7 @@ from meshcore.domain.memory import MemoryItem
 from meshcore.domain.network import Network
 from meshcore.domain.task import StepRecord, StepStatus, Task, TaskStatus, step_start_entry
 from meshcore.ports import Clock, UnitOfWorkFactory
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from meshcore.services.memory_writes import Written
 from meshcore.telemetry import metrics
 

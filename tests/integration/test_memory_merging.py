@@ -26,7 +26,8 @@ from meshcore.domain.confidence import ConfidenceSource, reinforced
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.domain.network import Network, NetworkConfig
 from meshcore.services.learning import MemoryLearning
-from meshcore.services.memory import MemoryService, MemoryView
+from meshcore.services.memory import MemoryService
+from meshcore.services.memory_view import MemoryView
 from tests.conftest import DATA_KEYS
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshcore.bootstrap import Mesh
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from meshcore.settings import Settings
 from meshcore.telemetry import exposition
 from tests.conftest import API_KEY_SECRET, DATA_KEYS

@@ -13,7 +13,7 @@ from meshcore.domain.keys import ALL_SCOPES
 from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.services.erasure import ErasureService
 from meshcore.services.keys import KeyService
-from meshcore.services.memory import MemoryView
+from meshcore.services.memory_view import MemoryView
 from tests.fakes import FakeClock, FakeKeyStore, FakeMesh
 
 
