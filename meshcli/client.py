@@ -183,6 +183,14 @@ def network_for(mesh: Mesh, network_id: str | None) -> str:
 @contextmanager
 def task_in(network_id: str | None, task_id: str) -> Iterator[None]:
     """Say that --network is needed when a task is not in the default network."""
+    with found_in(network_id, f"Task {task_id}", "the network it was submitted to"):
+        yield
+
+
+@contextmanager
+def found_in(network_id: str | None, what: str, which: str) -> Iterator[None]:
+    """Say that --network (`which` network) is needed when `what` is not in the default
+    network; with --network given, NotFound is the API's own answer."""
     from meshclient import NotFound
 
     try:
@@ -191,6 +199,5 @@ def task_in(network_id: str | None, task_id: str) -> Iterator[None]:
         if network_id is not None:
             raise
         raise click.ClickException(
-            f"Task {task_id} is not in the network {CLI_NETWORK}: pass --network ID, the "
-            "network it was submitted to."
+            f"{what} is not in the network {CLI_NETWORK}: pass --network ID, {which}."
         ) from exc

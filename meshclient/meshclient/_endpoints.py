@@ -47,7 +47,7 @@ class Call(Generic[T]):
     headers: Mapping[str, str] = field(default_factory=dict)
     # A POST is repeated only when a second one cannot do the work twice: a create carrying
     # an idempotency key, a cancel, process, approve or reject (the second answers 409 at
-    # worst), or a rating (the same rating again changes nothing).
+    # worst), a rating (the same rating again changes nothing) or a promotion (likewise).
     is_retryable: bool = True
     long_poll: float = 0.0
     # The status that, answered to a repeated attempt, means an earlier attempt took effect
@@ -229,6 +229,8 @@ def list_memory(
     type: MemoryType | Sequence[MemoryType] | None,
     min_confidence: float | None,
     task_id: Id | None,
+    q: str | None,
+    agent: str | None,
     page: int | None,
     page_size: int | None,
 ) -> Call[Page[Any]]:
@@ -237,10 +239,20 @@ def list_memory(
         type=types,
         min_confidence=min_confidence,
         task_id=str(task_id) if task_id is not None else None,
+        q=q,
+        agent=agent,
         page=page,
         page_size=page_size,
     )
     return Call("GET", _path("networks", network_id, "memory"), _page, query)
+
+
+def memory_history(network_id: Id, item_id: Id) -> Call[Any]:
+    return Call("GET", _path("networks", network_id, "memory", item_id, "history"), _object)
+
+
+def promote_memory(network_id: Id, item_id: Id) -> Call[Any]:
+    return Call("POST", _path("networks", network_id, "memory", item_id, "promote"), _object)
 
 
 def providers() -> Call[list[Any]]:

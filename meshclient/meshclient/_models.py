@@ -29,6 +29,8 @@ FINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", 
 
 Priority = Literal["low", "normal", "high"]
 MemoryType = Literal["fact", "context", "decision", "feedback"]
+# Whose verdict moved an item's confidence: the critic's, a client's rating, a merge.
+ConfidenceSource = Literal["critic", "rating", "merge"]
 # A name in the tenant's catalog (GET /api/mesh/agent-types): the seven built-in ones are
 # coordinator, content, design, analytics, personalization, research and critic.
 AgentType = str
@@ -239,6 +241,15 @@ class TaskSummary(TypedDict):
     score: float | None
 
 
+class ScoreParts(TypedDict):
+    """What a ranked item's score is made of: each part 0 to 1, the type weight aside."""
+
+    relevance: float  # BM25 relevance to `q`, over the best item's
+    confidence: float
+    recency: float  # 1 new, halving every 7 days of age
+    type_weight: float  # the ranking agent type's weight for the item's memory type
+
+
 class MemoryItem(TypedDict):
     id: str
     network_id: str
@@ -250,6 +261,27 @@ class MemoryItem(TypedDict):
     contradicts: list[str]  # ids of the network's decisions this one contradicts
     expires_at: str | None  # when its type's time to live ends it; None: it lasts
     promoted_at: str | None  # when it was promoted to last; None if not
+    # Only in a ranked list (`q` or `agent`): type_weight x (0.6 relevance + 0.25
+    # confidence + 0.15 recency), and those parts.
+    score: NotRequired[float]
+    score_parts: NotRequired[ScoreParts]
+
+
+class ConfidenceChange(TypedDict):
+    before: float
+    after: float
+    source: ConfidenceSource
+    reason: str
+    task_id: str | None  # the task whose verdict it was, if any
+    at: str
+
+
+class ConfidenceHistory(TypedDict):
+    """An item's confidence now, and every change that made it, oldest first."""
+
+    item_id: str
+    confidence: float
+    changes: list[ConfidenceChange]
 
 
 class Rating(TypedDict):

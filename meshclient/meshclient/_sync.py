@@ -21,6 +21,7 @@ from meshclient._models import (
     AgentTypeDefinition,
     ApiKey,
     AuditEvent,
+    ConfidenceHistory,
     CreatedKey,
     MemoryItem,
     MemoryType,
@@ -381,19 +382,35 @@ class Mesh:
         type: MemoryType | Sequence[MemoryType] | None = None,
         min_confidence: float | None = None,
         task_id: Id | None = None,
+        q: str | None = None,
+        agent: str | None = None,
         page: int | None = None,
         page_size: int | None = None,
     ) -> Page[MemoryItem]:
-        """One page of a network's memory items, newest first."""
+        """One page of a network's memory items, newest first; with `q` (text) or `agent`
+        (an agent type, whose weights rank), best first instead, each with its `score` and
+        `score_parts`."""
         call = endpoints.list_memory(
             network_id,
             type=type,
             min_confidence=min_confidence,
             task_id=task_id,
+            q=q,
+            agent=agent,
             page=page,
             page_size=page_size,
         )
         return self._send(call)
+
+    def memory_history(self, network_id: Id, item_id: Id) -> ConfidenceHistory:
+        """An item's confidence and every change to it, oldest first, each with its source
+        and reason; NotFound for an item the network lacks."""
+        return self._send(endpoints.memory_history(network_id, item_id))
+
+    def promote_memory(self, network_id: Id, item_id: Id) -> MemoryItem:
+        """Make an item last: its expiry cleared and, a context item, kept past its task.
+        Promoting it again changes nothing. The item after, with `promoted_at`."""
+        return self._send(endpoints.promote_memory(network_id, item_id))
 
     def providers(self) -> list[Provider]:
         """Each model of the chain with its circuit breaker."""
