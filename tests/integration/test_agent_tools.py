@@ -17,31 +17,25 @@ import redis
 import sqlalchemy as sa
 import structlog
 
-from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.litellm_models import ModelGateway, configure, is_breaker_failure
 from meshcore.adapters.mcp_tools import McpTools
-from meshcore.adapters.redis_activity import RedisAgentActivity
-from meshcore.adapters.redis_memory import RedisMemoryStore
-from meshcore.adapters.sealing import Sealer
 from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.tables import step_attempts, steps
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
-from meshcore.domain.agent_types import AgentTypeDef, ToolServer
+from meshcore.domain.agent_types import ToolServer
 from meshcore.domain.clock import SystemClock
-from meshcore.domain.network import Network, NetworkConfig
-from meshcore.domain.plan import Plan, PlannedSubtask
-from meshcore.domain.task import Priority, StepRecord, StepStatus, Task
+from meshcore.domain.task import StepStatus, Task
 from meshcore.ports import ToolCallRecord, ToolCallStatus
 from meshcore.services.agent_steps import StepRunner
-from meshcore.settings import OFFLINE_MODEL, Settings
-from tests.conftest import DATA_KEYS
+from tests.integration.agent_tool_runs import SUBTASK, planned, run, step_runner
+from tests.integration.agent_tool_runs import client as client
+from tests.integration.agent_tool_runs import engine as engine
+from tests.integration.agent_tool_runs import uow as uow
 from tests.mcp_fixtures import McpTestServer, mcp_server
 
 pytestmark = pytest.mark.integration
 
 TENANT = f"tools-test-{uuid4().hex[:8]}"
-SUBTASK = "Find the facts about Orbit"
+REDIS_DB = 13
 log = structlog.get_logger(__name__)
 
 
@@ -52,77 +46,9 @@ def server() -> Iterator[McpTestServer]:
 
 
 @pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(database_url)
-    yield engine
-    with tenancy.across_tenants(engine).begin() as db:
-        db.execute(sa.text("DELETE FROM networks WHERE tenant_id = :t"), {"t": TENANT})
-        db.execute(sa.text("DELETE FROM agent_types WHERE tenant_id = :t"), {"t": TENANT})
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def uow(engine: sa.Engine) -> SqlUnitOfWorkFactory:
-    return SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-
-
-@pytest.fixture(scope="module")
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    url = redis_url.rsplit("/", 1)[0] + "/13"
-    connection = redis.Redis.from_url(url)
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
-
-
-@pytest.fixture(scope="module")
 def runner(uow: SqlUnitOfWorkFactory, client: redis.Redis) -> StepRunner:
-    settings = Settings(model_chain=(OFFLINE_MODEL,), allow_offline_model=True)
-    policy = BreakerPolicy(
-        failure_threshold=5, window_seconds=60, recovery_seconds=30, probe_lease_seconds=60
-    )
-    configure(settings)
-    return StepRunner(
-        tenant_id=TENANT,
-        uow=uow,
-        memory=RedisMemoryStore(client, Sealer.from_text(DATA_KEYS)),
-        activity=RedisAgentActivity(client),
-        models=ModelGateway(settings, BreakerBoard(client, policy, is_breaker_failure)),
-        clock=SystemClock(),
-        lease_seconds=0.2,  # a redelivery below waits this out, as a dead attempt's lease
-        tools=McpTools(timeout=5),
-    )
-
-
-def planned(uow: SqlUnitOfWorkFactory, server: ToolServer) -> Task:
-    """A task of a new network whose one subtask is for a new type calling `server`."""
-    now = SystemClock().now()
-    name = f"t{uuid4().hex[:8]}"
-    definition = AgentTypeDef(
-        name=name,
-        description="Finds facts with its tools.",
-        role="You are the research scout of a marketing team.",
-        tools=(server,),
-        created_at=now,
-    )
-    network = Network.create(
-        tenant_id=TENANT, name="tools", description="",
-        config=NetworkConfig(model_chain=(OFFLINE_MODEL,)), now=now,
-    )  # fmt: skip
-    network.new_agent(name="scout", type=name, now=now)
-    task = Task.create(
-        tenant_id=TENANT, network_id=network.id, description="Launch Orbit", context={},
-        priority=Priority.NORMAL, timeout_seconds=300, now=now,
-    )  # fmt: skip
-    subtask = PlannedSubtask("facts", name, SUBTASK, queue="agent.general")
-    with uow(TENANT) as work:
-        work.agent_types.add(definition)
-        work.networks.add(network)
-        work.tasks.add(task)
-        work.tasks.add_plan(task.id, 1, Plan(((subtask,),)), now=now)
-        work.commit()
-    return task
+    # lease_seconds: a redelivery below waits this out, as a dead attempt's lease.
+    return step_runner(TENANT, uow, client, McpTools(timeout=5), lease_seconds=0.2)
 
 
 def redeliver(engine: sa.Engine, task_id: UUID) -> None:
@@ -142,12 +68,6 @@ def attempts(engine: sa.Engine, task_id: UUID) -> int:
         ).scalar_one()
 
 
-def run(runner: StepRunner, task: Task) -> StepRecord:
-    step = runner.run_subtask(task.id, 1, "facts")
-    assert step is not None
-    return step
-
-
 def recorded(uow: SqlUnitOfWorkFactory, task: Task) -> list[ToolCallRecord]:
     with uow(TENANT) as work:
         return work.tool_calls.for_step(task.id, 1, "facts")
@@ -163,7 +83,7 @@ def test_a_step_calls_the_tool_once_and_a_redelivery_calls_it_no_more(
     server: McpTestServer, runner: StepRunner, uow: SqlUnitOfWorkFactory, engine: sa.Engine
 ) -> None:
     server.reset()
-    task = planned(uow, ToolServer("kb", server.url, ("lookup",)))
+    task = planned(uow, TENANT, ToolServer("kb", server.url, ("lookup",)))
 
     step = run(runner, task)
 
@@ -193,7 +113,7 @@ def test_a_call_left_in_doubt_of_a_tool_that_is_not_idempotent_fails_the_step(
     server: McpTestServer, runner: StepRunner, uow: SqlUnitOfWorkFactory
 ) -> None:
     server.reset()
-    task = planned(uow, ToolServer("mail", server.url, ("send_email",)))
+    task = planned(uow, TENANT, ToolServer("mail", server.url, ("send_email",)))
     planted = ToolCallRecord(
         task_id=task.id, iteration=1, key="facts", number=1, server="mail", tool="send_email",
         arguments_hash="planted", arguments={"to": SUBTASK, "subject": SUBTASK},
@@ -218,7 +138,7 @@ def test_an_idempotent_call_left_in_doubt_is_made_again_once(
     server: McpTestServer, runner: StepRunner, uow: SqlUnitOfWorkFactory
 ) -> None:
     server.reset()
-    task = planned(uow, ToolServer("kb", server.url, ("lookup",)))
+    task = planned(uow, TENANT, ToolServer("kb", server.url, ("lookup",)))
     planted = ToolCallRecord(
         task_id=task.id, iteration=1, key="facts", number=1, server="kb", tool="lookup",
         arguments_hash="planted", arguments={"query": SUBTASK},
@@ -244,7 +164,9 @@ def test_a_servers_credentials_go_with_its_requests_and_stay_sealed_in_the_recor
     server.reset()
     secret = f"Bearer canary-{uuid4().hex}"
     task = planned(
-        uow, ToolServer("kb", server.url, ("lookup",), headers=(("Authorization", secret),))
+        uow,
+        TENANT,
+        ToolServer("kb", server.url, ("lookup",), headers=(("Authorization", secret),)),
     )
 
     step = run(runner, task)

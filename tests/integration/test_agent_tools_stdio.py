@@ -9,42 +9,28 @@ with none of the worker's environment: the step's refusal and the server's own l
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import redis
-import sqlalchemy as sa
 
-from meshcore.adapters.breaker import BreakerBoard, BreakerPolicy
-from meshcore.adapters.litellm_models import (
-    ModelGateway,
-    configure,
-    is_breaker_failure,
-)
 from meshcore.adapters.mcp_tools import McpTools, ToolUnavailable
-from meshcore.adapters.redis_activity import RedisAgentActivity
-from meshcore.adapters.redis_memory import RedisMemoryStore
-from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.engine import create_engine
 from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
-from meshcore.domain.agent_types import AgentTypeDef, ToolServer
-from meshcore.domain.clock import SystemClock
-from meshcore.domain.network import Network, NetworkConfig
-from meshcore.domain.plan import Plan, PlannedSubtask
-from meshcore.domain.task import Priority, StepRecord, StepStatus, Task
+from meshcore.domain.agent_types import ToolServer
+from meshcore.domain.task import StepStatus
 from meshcore.ports import ToolCallStatus
 from meshcore.services.agent_steps import StepRunner
-from meshcore.settings import OFFLINE_MODEL, Settings
-from tests.conftest import DATA_KEYS
+from tests.integration.agent_tool_runs import SUBTASK, planned, run, step_runner
+from tests.integration.agent_tool_runs import client as client
+from tests.integration.agent_tool_runs import engine as engine
+from tests.integration.agent_tool_runs import uow as uow
 from tests.mcp_fixtures import StdioTestServer, stdio_server
 
 pytestmark = pytest.mark.integration
 
 TENANT = f"stdio-test-{uuid4().hex[:8]}"
-SUBTASK = "Find the facts about Orbit"
+REDIS_DB = 5
 # A worker's secret, in the environment of the process that runs the MCP client.
 CANARY = f"canary-{uuid4().hex}"
 
@@ -54,84 +40,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> StdioTestServer:
     return stdio_server(Path(tmp_path_factory.mktemp("stdio-mcp")))
 
 
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(database_url)
-    yield engine
-    with tenancy.across_tenants(engine).begin() as db:
-        db.execute(sa.text("DELETE FROM networks WHERE tenant_id = :t"), {"t": TENANT})
-        db.execute(sa.text("DELETE FROM agent_types WHERE tenant_id = :t"), {"t": TENANT})
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def uow(engine: sa.Engine) -> SqlUnitOfWorkFactory:
-    return SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-
-
-@pytest.fixture(scope="module")
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/5")
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
-
-
 def runner(uow: SqlUnitOfWorkFactory, client: redis.Redis, allowed: tuple[str, ...]) -> StepRunner:
     """A worker's step runner whose MCP client may run the programs `allowed`."""
-    settings = Settings(model_chain=(OFFLINE_MODEL,), allow_offline_model=True)
-    configure(settings)
-    policy = BreakerPolicy(
-        failure_threshold=5, window_seconds=60, recovery_seconds=30, probe_lease_seconds=60
-    )
-    return StepRunner(
-        tenant_id=TENANT,
-        uow=uow,
-        memory=RedisMemoryStore(client, Sealer.from_text(DATA_KEYS)),
-        activity=RedisAgentActivity(client),
-        models=ModelGateway(settings, BreakerBoard(client, policy, is_breaker_failure)),
-        clock=SystemClock(),
-        # A Python server starts in about a second a session; a loaded box may need more.
-        tools=McpTools(timeout=20, stdio_commands=allowed),
-    )
-
-
-def planned(uow: SqlUnitOfWorkFactory, server: ToolServer) -> Task:
-    """A task of a new network whose one subtask is for a new type calling `server`."""
-    now = SystemClock().now()
-    name = f"t{uuid4().hex[:8]}"
-    definition = AgentTypeDef(
-        name=name,
-        description="Finds facts with its tools.",
-        role="You are the research scout of a marketing team.",
-        tools=(server,),
-        created_at=now,
-    )
-    network = Network.create(
-        tenant_id=TENANT, name="stdio tools", description="",
-        config=NetworkConfig(model_chain=(OFFLINE_MODEL,)), now=now,
-    )  # fmt: skip
-    network.new_agent(name="scout", type=name, now=now)
-    task = Task.create(
-        tenant_id=TENANT, network_id=network.id, description="Launch Orbit", context={},
-        priority=Priority.NORMAL, timeout_seconds=300, now=now,
-    )  # fmt: skip
-    subtask = PlannedSubtask("facts", name, SUBTASK, queue="agent.general")
-    with uow(TENANT) as work:
-        # Stored sealed and read back by the step: the command goes through the record.
-        work.agent_types.add(definition)
-        work.networks.add(network)
-        work.tasks.add(task)
-        work.tasks.add_plan(task.id, 1, Plan(((subtask,),)), now=now)
-        work.commit()
-    return task
-
-
-def run(steps: StepRunner, task: Task) -> StepRecord:
-    step = steps.run_subtask(task.id, 1, "facts")
-    assert step is not None
-    return step
+    # A Python server starts in about a second a session; a loaded box may need more.
+    return step_runner(TENANT, uow, client, McpTools(timeout=20, stdio_commands=allowed))
 
 
 def test_a_step_calls_a_stdio_tool_once_and_quotes_it_and_the_server_gets_no_secrets(
@@ -142,7 +54,7 @@ def test_a_step_calls_a_stdio_tool_once_and_quotes_it_and_the_server_gets_no_sec
 ) -> None:
     server.reset()
     monkeypatch.setenv("MESH_DATA_KEYS", CANARY)
-    task = planned(uow, ToolServer("kb", command=server.command, tools=("lookup",)))
+    task = planned(uow, TENANT, ToolServer("kb", command=server.command, tools=("lookup",)))
 
     step = run(runner(uow, client, (server.program,)), task)
 
@@ -170,7 +82,7 @@ def test_a_program_the_worker_does_not_allow_fails_the_step_and_never_runs(
 ) -> None:
     # Saved when the program was allowed; the operator has taken it off the list since.
     server.reset()
-    task = planned(uow, ToolServer("kb", command=server.command, tools=("lookup",)))
+    task = planned(uow, TENANT, ToolServer("kb", command=server.command, tools=("lookup",)))
 
     step = run(runner(uow, client, allowed), task)
 

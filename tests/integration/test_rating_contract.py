@@ -4,9 +4,7 @@ and the tenant's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -18,40 +16,13 @@ from meshcore.domain.errors import NotFound
 from meshcore.domain.rating import Rating
 from meshcore.ports import UnitOfWorkFactory
 from tests.conftest import DATA_KEYS
-from tests.fakes import FakeUnitOfWorkFactory
-from tests.integration.test_repository_contract import (
-    CONTRACT_TABLES,
-    NOW,
-    Record,
-    new_task,
-    stored,
-    stored_network,
-)
+from tests.integration.contract import NOW, engine_clearing, new_task, stored, stored_network
+from tests.integration.contract import tenant as tenant
+from tests.integration.contract import uow as uow
 
 pytestmark = pytest.mark.integration
 
 LATER = NOW + timedelta(minutes=5)
-
-
-@pytest.fixture
-def tenant() -> str:
-    return f"contract-{uuid4().hex[:8]}"
-
-
-@pytest.fixture(params=["fake", "sql"])
-def uow(request: pytest.FixtureRequest, database_url: str, tenant: str) -> Iterator[Record]:
-    if request.param == "fake":
-        yield FakeUnitOfWorkFactory()
-        return
-    engine = sa.create_engine(database_url)
-    yield SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-    with tenancy.across_tenants(engine).begin() as db:
-        for table in ("task_ratings", *CONTRACT_TABLES):
-            db.execute(
-                sa.text(f"DELETE FROM {table} WHERE tenant_id IN (:mine, :other)"),
-                {"mine": tenant, "other": f"{tenant}-other"},
-            )
-    engine.dispose()
 
 
 def rated(uow: UnitOfWorkFactory, tenant: str) -> Rating:
@@ -138,20 +109,13 @@ def test_a_deleted_network_takes_its_tasks_ratings_with_it(
 
 
 def test_the_comment_is_sealed_in_the_record(database_url: str, tenant: str) -> None:
-    engine = sa.create_engine(database_url)
-    factory = SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-    try:
-        rating = rated(factory, tenant)
+    with engine_clearing(database_url, tenant) as engine:
+        rating = rated(SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS)), tenant)
         with tenancy.across_tenants(engine).connect() as db:
             stored_comment = db.execute(
                 sa.text("SELECT comment FROM task_ratings WHERE task_id = :t"),
                 {"t": rating.task_id},
             ).scalar_one()
-    finally:
-        with tenancy.across_tenants(engine).begin() as db:
-            for table in ("task_ratings", *CONTRACT_TABLES):
-                db.execute(sa.text(f"DELETE FROM {table} WHERE tenant_id = :t"), {"t": tenant})
-        engine.dispose()
 
     assert "price" not in stored_comment
     assert Sealer.from_text(DATA_KEYS).open(stored_comment) == "The price is wrong"

@@ -6,18 +6,13 @@ hold it to what Postgres does, so a unit test cannot pass on behaviour the recor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 from uuid import UUID, uuid4
 
 import pytest
-import sqlalchemy as sa
 
-from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.agent_types import AgentTypeDef
 from meshcore.domain.confidence import (
     TICK,
@@ -34,7 +29,6 @@ from meshcore.domain.result import TaskResult
 from meshcore.domain.task import (
     EventKind,
     HistoryEntry,
-    Priority,
     Revision,
     StepRecord,
     StepStatus,
@@ -49,64 +43,22 @@ from meshcore.domain.webhooks import Delivery, DeliveryStatus, Webhook
 from meshcore.ports import (
     DeliveryRef,
     Page,
-    StallFinder,
     TaskRef,
     ToolCallRecord,
     ToolCallStatus,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from tests.conftest import DATA_KEYS
-from tests.fakes import FakeUnitOfWorkFactory
+from tests.integration.contract import NOW, Record, new_task, stored, stored_network
+from tests.integration.contract import tenant as tenant
+from tests.integration.contract import uow as uow
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 # The sweeper's queries cross tenants, so they also see other tests' rows in the shared
 # database: their tests date their rows to an era other tests leave alone, and read their own
 # rows out of a result (an enqueue that failed dates a heartbeat to 1970, older still).
 ERA = datetime(1975, 1, 1, tzinfo=UTC)
-# Children before their parents, so the cleanup leans on no ON DELETE CASCADE.
-CONTRACT_TABLES = (
-    "tool_calls",
-    "step_attempts",
-    "steps",
-    "subtasks",
-    "webhook_deliveries",
-    "task_events",
-    "tasks",
-    "networks",
-    "agent_types",
-)
-
-
-class Record(UnitOfWorkFactory, StallFinder, Protocol):
-    """What both factories are: units of work, and the sweeper's queries across tenants."""
-
-
-@pytest.fixture
-def tenant() -> str:
-    """The test's tenant; `{tenant}-other` is the one it keeps apart from it."""
-    return f"contract-{uuid4().hex[:8]}"
-
-
-@pytest.fixture(params=["fake", "sql"])
-def uow(request: pytest.FixtureRequest, database_url: str, tenant: str) -> Iterator[Record]:
-    if request.param == "fake":
-        yield FakeUnitOfWorkFactory()
-        return
-    engine = sa.create_engine(database_url)
-    yield SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-    # Across tenants: on a role row-level security binds, a connection with no tenant would
-    # see, and so delete, none of these rows. Only this test's tenants: another run of these
-    # tests on the same database may be midway through its own.
-    with tenancy.across_tenants(engine).begin() as db:
-        for table in CONTRACT_TABLES:
-            db.execute(
-                sa.text(f"DELETE FROM {table} WHERE tenant_id IN (:mine, :other)"),
-                {"mine": tenant, "other": f"{tenant}-other"},
-            )
-    engine.dispose()
 
 
 def kind(version: int, **changes: object) -> AgentTypeDef:
@@ -270,45 +222,6 @@ def test_memory_lists_newest_first_then_by_id_filtered_and_counted(
 
 
 # --- tasks, steps, tool calls and webhook deliveries -------------------------------------
-
-
-def stored_network(uow: UnitOfWorkFactory, tenant: str) -> Network:
-    network = Network.create(
-        tenant_id=tenant, name="n", description="", config=NetworkConfig(), now=NOW
-    )
-    with uow(tenant) as work:
-        work.networks.add(network)
-        work.commit()
-    return network
-
-
-def new_task(
-    network: Network,
-    *,
-    at: datetime = NOW,
-    webhook: Webhook | None = None,
-    is_held: bool = False,
-    plan: list[PlannedSubtask] | None = None,
-) -> Task:
-    return Task.create(
-        tenant_id=network.tenant_id,
-        network_id=network.id,
-        description="Write the launch email.",
-        context={"audience": "developers", "tags": ["launch"]},
-        priority=Priority.HIGH,
-        timeout_seconds=600,
-        now=at,
-        webhook=webhook,
-        is_held=is_held,
-        plan=plan,
-    )
-
-
-def stored(uow: UnitOfWorkFactory, *tasks: Task) -> None:
-    with uow(tasks[0].tenant_id) as work:
-        for task in tasks:
-            work.tasks.add(task)
-        work.commit()
 
 
 def plan_of(*keys: str, words: str = "Find out about") -> Plan:

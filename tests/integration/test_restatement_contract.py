@@ -3,65 +3,27 @@ embedded default's record) and on the fakes the unit tests run on: one contract 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
-import sqlalchemy as sa
 
-from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.engine import create_engine
-from meshcore.adapters.sql.migrate import upgrade
-from meshcore.adapters.sql.uow import SqlUnitOfWorkFactory
 from meshcore.domain.errors import NotFound
 from meshcore.domain.memory import MemoryItem, MemoryType
-from meshcore.domain.network import Network, NetworkConfig
+from meshcore.domain.network import Network
 from meshcore.ports import UnitOfWorkFactory
-from tests.conftest import DATA_KEYS
-from tests.fakes import FakeUnitOfWorkFactory
+from tests.integration.contract import NOW, stored_network
+from tests.integration.contract import tenant as tenant
+from tests.integration.contract import uow as uow
 
-pytestmark = pytest.mark.integration
+# Each test on the fakes, on Postgres and on a SQLite file: the records `uow` knows by name.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("uow", ["fake", "postgres", "sqlite"], indirect=True),
+]
 
-NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 FACT, DECISION, CONTEXT = MemoryType.FACT, MemoryType.DECISION, MemoryType.CONTEXT
-
-
-@pytest.fixture
-def tenant() -> str:
-    return f"restate-{uuid4().hex[:8]}"
-
-
-@pytest.fixture(params=["fake", "postgres", "sqlite"])
-def uow(
-    request: pytest.FixtureRequest, tmp_path: Path, tenant: str
-) -> Iterator[UnitOfWorkFactory]:
-    if request.param == "fake":
-        yield FakeUnitOfWorkFactory()
-        return
-    if request.param == "postgres":
-        url = request.getfixturevalue("database_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'mesh.db'}"
-        upgrade(url)
-    engine = create_engine(url)
-    yield SqlUnitOfWorkFactory(engine, Sealer.from_text(DATA_KEYS))
-    with tenancy.across_tenants(engine).begin() as db:  # items and links go by cascade
-        db.execute(sa.text("DELETE FROM networks WHERE tenant_id LIKE :t"), {"t": f"{tenant}%"})
-    engine.dispose()
-
-
-def network_of(uow: UnitOfWorkFactory, tenant: str) -> Network:
-    network = Network.create(
-        tenant_id=tenant, name="n", description="", config=NetworkConfig(), now=NOW
-    )
-    with uow(tenant) as work:
-        work.networks.add(network)
-        work.commit()
-    return network
 
 
 def item(
@@ -88,7 +50,7 @@ def admitted(uow: UnitOfWorkFactory, tenant: str, *items: MemoryItem) -> list[UU
 def test_an_item_goes_in_unless_it_restates_one_then_that_ones_id_comes_back(
     uow: UnitOfWorkFactory, tenant: str
 ) -> None:
-    network = network_of(uow, tenant)
+    network = stored_network(uow, tenant)
     first = item(network, "Orbit ships on 12 May.")
 
     assert admitted(uow, tenant, first) == [None]
@@ -106,7 +68,7 @@ def test_an_item_goes_in_unless_it_restates_one_then_that_ones_id_comes_back(
 def test_other_types_networks_and_words_are_new_items(
     uow: UnitOfWorkFactory, tenant: str
 ) -> None:
-    network, other = network_of(uow, tenant), network_of(uow, tenant)
+    network, other = stored_network(uow, tenant), stored_network(uow, tenant)
     admitted(uow, tenant, item(network, "Lead with the price"))
 
     found = admitted(
@@ -125,7 +87,7 @@ def test_other_types_networks_and_words_are_new_items(
 
 
 def test_another_tenants_item_is_never_restated(uow: UnitOfWorkFactory, tenant: str) -> None:
-    network = network_of(uow, tenant)
+    network = stored_network(uow, tenant)
     admitted(uow, tenant, item(network, "Orbit ships in May"))
     rival = f"{tenant}-rival"
 
@@ -137,7 +99,7 @@ def test_another_tenants_item_is_never_restated(uow: UnitOfWorkFactory, tenant: 
 def test_decisions_on_one_subject_are_candidates_and_links_read_both_ways(
     uow: UnitOfWorkFactory, tenant: str
 ) -> None:
-    network = network_of(uow, tenant)
+    network = stored_network(uow, tenant)
     send = item(network, "Send on Tuesday", DECISION)
     thursday = item(network, "Send on Thursday", DECISION, seconds=1)
     fact = item(network, "Never send on Tuesday", seconds=2)
@@ -163,7 +125,7 @@ def test_decisions_on_one_subject_are_candidates_and_links_read_both_ways(
 def test_a_step_output_that_restated_an_item_is_read_as_that_steps_output(
     uow: UnitOfWorkFactory, tenant: str
 ) -> None:
-    network = network_of(uow, tenant)
+    network = stored_network(uow, tenant)
     holder = item(network, "Orbit ships in May", metadata={"source": "brief"})
     task_id, agent_id = uuid4(), uuid4()
     step = {"source_agent": "research", "agent_id": str(agent_id), "task_id": str(task_id)}

@@ -1,5 +1,6 @@
 """The API of a test module on a Redis of its own, beside that module's workers: what those
-modules (offline runs, agent types, tools, approval) share of their set-up."""
+modules (tests/integration/api/fleets: offline runs, agent types, tools, approval, learning)
+share of their set-up."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from typing import Any
 
 from flask import Flask
 
+from meshcore.domain.agent_types import own_queue
+from meshcore.domain.network import SPECIALISTS, AgentType
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import ApiClient, new_key
+
+# The queues of the built-in types: the specialists' and the critic's.
+BUILTIN_QUEUES = tuple(own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC))
 
 
 @contextmanager

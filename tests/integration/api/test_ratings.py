@@ -2,12 +2,11 @@
 task, memory learns from it, and the scrape carries the seed's three quality figures.
 
 Tasks run in this process: the dispatcher is a fake that delivers the messages here, to the
-offline model, when a test drains it (as test_task_json.py does).
+offline model, when a test drains it (in_process.py, as test_task_json.py has it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,8 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshcore.bootstrap import Services
 from meshcore.domain.keys import Scope
-from meshcore.settings import OFFLINE_MODEL, Settings
-from tests.fakes import FakeDispatcher
 from tests.integration.api.client import (
     NETWORKS,
     ApiClient,
@@ -25,34 +22,16 @@ from tests.integration.api.client import (
     bearer,
     new_key,
 )
+from tests.integration.api.in_process import app as app
+from tests.integration.api.in_process import run
+from tests.integration.api.in_process import services as services
+from tests.integration.api.in_process import settings as settings
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
 
 Json = dict[str, Any]
 ONE_STEP = [{"key": "facts", "agent": "research", "description": "Find Orbit's facts"}]
-
-
-@pytest.fixture(scope="module")
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"model_chain": (OFFLINE_MODEL,), "allow_offline_model": True}
-    )
-
-
-@pytest.fixture(scope="module")
-def app(app: Flask) -> Flask:
-    app.extensions["mesh"].substitute(dispatcher=FakeDispatcher())
-    return app
-
-
-@pytest.fixture
-def services(app: Flask, tenant: str) -> Iterator[Services]:
-    """The services the routes use; messages left by another test are dropped."""
-    mesh = app.extensions["mesh"]
-    mesh.dispatcher.pending.clear()
-    yield mesh.tenant(tenant)
-    mesh.dispatcher.pending.clear()
 
 
 def rating_url(task: Json) -> str:
@@ -82,7 +61,7 @@ def finished(app: Flask, client: ApiClient, network: Json, fact: Json, services:
         json={"description": "Write the launch email for Orbit", "plan": ONE_STEP},
     )
     assert response.status_code == 202, response.get_data(as_text=True)
-    app.extensions["mesh"].dispatcher.drain(services.coordination)
+    run(app, services)
     task = client.get(response.headers["Location"]).get_json()
     assert task["status"] in ("completed", "failed"), task["status"]
     read = {i for s in task["subtasks"] if s["step"] for i in s["step"]["memory_read"]}

@@ -11,7 +11,6 @@ offline model, when the test drains it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -22,9 +21,11 @@ from flask import Flask
 from meshapi.schemas.tasks import TaskProgressSchema, TaskSchema
 from meshapi.task_json import progress_body, task_body
 from meshcore.bootstrap import Services
-from meshcore.settings import OFFLINE_MODEL, Settings
-from tests.fakes import FakeDispatcher
 from tests.integration.api.client import API, NETWORKS, ApiClient
+from tests.integration.api.in_process import app as app
+from tests.integration.api.in_process import run
+from tests.integration.api.in_process import services as services
+from tests.integration.api.in_process import settings as settings
 
 pytestmark = pytest.mark.integration
 
@@ -37,33 +38,6 @@ CONTEXT = {
     "ratio": 0.1,
     "big": 10**15,
 }
-
-
-@pytest.fixture(scope="module")
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"model_chain": (OFFLINE_MODEL,), "allow_offline_model": True}
-    )
-
-
-@pytest.fixture(scope="module")
-def app(app: Flask) -> Flask:
-    app.extensions["mesh"].substitute(dispatcher=FakeDispatcher())
-    return app
-
-
-@pytest.fixture
-def services(app: Flask, tenant: str) -> Iterator[Services]:
-    """The services the route reads with; messages left by another test are dropped."""
-    mesh = app.extensions["mesh"]
-    mesh.dispatcher.pending.clear()
-    yield mesh.tenant(tenant)
-    mesh.dispatcher.pending.clear()
-
-
-def run(app: Flask, services: Services) -> None:
-    """Deliver every message sent, as the workers would: the tasks submitted run to their end."""
-    app.extensions["mesh"].dispatcher.drain(services.coordination)
 
 
 def submit(client: ApiClient, network: dict[str, Any], **body: Any) -> TaskJson:

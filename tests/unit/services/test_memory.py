@@ -1,30 +1,18 @@
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
 from meshcore.domain.errors import InvalidInput, NotFound
 from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from tests.fakes import FakeMesh
+from tests.unit.services.memory_items import add
 
 
 @pytest.fixture
 def mesh() -> FakeMesh:
     return FakeMesh.build("acme")
-
-
-def add(
-    mesh: FakeMesh,
-    network_id: UUID,
-    content: str,
-    *,
-    type: MemoryType = MemoryType.FACT,
-    confidence: float = 0.9,
-) -> MemoryItem:
-    """Add an item a minute after the last one, so newest-first has an answer."""
-    mesh.clock.advance(60)
-    return mesh.memory.add(network_id, type=type, content=content, confidence=confidence)
 
 
 def contents(items: list[MemoryItem]) -> list[str]:

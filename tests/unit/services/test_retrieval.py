@@ -9,12 +9,13 @@ import pytest
 from meshcore.adapters.redis_activity import RedisAgentActivity
 from meshcore.domain.agent_types import AgentTypeDef
 from meshcore.domain.errors import InvalidInput
-from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
+from meshcore.domain.memory import MemoryQuery, MemoryType
 from meshcore.domain.network import NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.agent_steps import StepRunner
 from meshcore.services.networks import AgentSpec
 from tests.fakes import FakeMesh
+from tests.unit.services.memory_items import add
 
 PRICE = "Orbit costs $9 a month for teachers; schools pay $6 per seat"
 SUBTASK = "Find what teachers pay for Orbit"
@@ -23,18 +24,6 @@ SUBTASK = "Find what teachers pay for Orbit"
 @pytest.fixture
 def mesh() -> FakeMesh:
     return FakeMesh.build("acme")
-
-
-def add(
-    mesh: FakeMesh,
-    network_id: UUID,
-    content: str,
-    *,
-    type: MemoryType = MemoryType.FACT,
-    confidence: float = 0.9,
-) -> MemoryItem:
-    mesh.clock.advance(60)
-    return mesh.memory.add(network_id, type=type, content=content, confidence=confidence)
 
 
 def planned(mesh: FakeMesh, network_id: UUID, agent: str = "research") -> Task:

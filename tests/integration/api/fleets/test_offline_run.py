@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +20,11 @@ from flask import Flask
 
 from meshcore.domain.agent_types import own_queue
 from meshcore.domain.network import SPECIALISTS, AgentType
-from meshcore.settings import Settings
 from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient
-from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
+from tests.integration.api.private_api import keyed_client
 from tests.integration.api.record import Record
-from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.integration.fleet import Fleet, WorkerSpec
 from tests.task_descriptions import TASK_DESCRIPTIONS
 
 pytestmark = pytest.mark.integration
@@ -36,30 +34,11 @@ AGENTS = "agents@offline-run"
 CRITIC = "critic@offline-run"
 TASKS = TASK_DESCRIPTIONS[:8]
 DREW_ON = re.compile(r"Drew on (\d+) shared memory item\(s\)")
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    with private_redis_in(Path(tmp_path_factory.mktemp("offline-run-redis"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    agent_queues = [own_queue(t) for t in SPECIALISTS]
-    specs = [
-        WorkerSpec(COORDINATOR, ["coordinator"], concurrency=4),
-        WorkerSpec(AGENTS, agent_queues, concurrency=8),
-        WorkerSpec(CRITIC, [own_queue(AgentType.CRITIC)], concurrency=4),
-    ]
-    with fleet(database_url, private_redis.url, specs) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    """The API of this module talks to the workers' private Redis."""
-    return settings_on(database_url, private_redis.url, tenant)
+WORKERS = [
+    WorkerSpec(COORDINATOR, ["coordinator"], concurrency=4),
+    WorkerSpec(AGENTS, [own_queue(t) for t in SPECIALISTS], concurrency=8),
+    WorkerSpec(CRITIC, [own_queue(AgentType.CRITIC)], concurrency=4),
+]
 
 
 @pytest.fixture(scope="module")

@@ -6,30 +6,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 import redis
-import sqlalchemy as sa
 from flask import Flask
 
 from meshapi.schemas.tasks import TaskSchema
 from meshapi.task_json import task_body
-from meshcore.domain.agent_types import own_queue
-from meshcore.domain.network import SPECIALISTS, AgentType
-from meshcore.settings import Settings
-from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error
-from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
-from tests.integration.api.record import Record, queued_messages
-from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.integration.api.private_api import BUILTIN_QUEUES
+from tests.integration.api.record import queued_messages
+from tests.integration.fleet import WorkerSpec
 
 pytestmark = pytest.mark.integration
 
+WORKERS = [
+    WorkerSpec("coordinator@approval", ["coordinator"], concurrency=2),
+    WorkerSpec("builtin@approval", BUILTIN_QUEUES, concurrency=2),
+]
 ENDED = ("completed", "failed", "timed_out", "cancelled")
 PLAN = [
     {"key": "facts", "agent": "research", "description": "Find Orbit's facts"},
@@ -50,48 +47,6 @@ EDITED = [
         "depends_on": ["numbers", "look"],
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    with private_redis_in(Path(tmp_path_factory.mktemp("approval-redis"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    builtin = [own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC)]
-    specs = [
-        WorkerSpec("coordinator@approval", ["coordinator"], concurrency=2),
-        WorkerSpec("builtin@approval", builtin, concurrency=2),
-    ]
-    with fleet(database_url, private_redis.url, specs) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return settings_on(database_url, private_redis.url, tenant)
-
-
-@pytest.fixture
-def broker(private_redis: PrivateRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(private_redis.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def client(
-    workers: Fleet,
-    app: Flask,
-    error_schema: dict[str, Any],
-    engine: sa.Engine,
-    broker: redis.Redis,
-    tenant: str,
-) -> Iterator[ApiClient]:
-    yield keyed_client(app, error_schema, tenant)
-    Record(engine, broker, tenant).purge()
 
 
 def network(client: ApiClient, timeout_seconds: int = 600) -> dict[str, Any]:

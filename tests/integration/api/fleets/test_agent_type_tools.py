@@ -6,71 +6,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-import sqlalchemy as sa
-from flask import Flask
 
-from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
-from meshcore.domain.network import SPECIALISTS, AgentType
-from meshcore.settings import Settings
-from tests.drills.harness import PrivateRedis
+from meshcore.domain.agent_types import GENERAL_QUEUE
 from tests.integration.api.client import API, NETWORKS, ApiClient
-from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
-from tests.integration.api.record import Record
-from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.integration.api.private_api import BUILTIN_QUEUES
+from tests.integration.fleet import WorkerSpec
 from tests.mcp_fixtures import McpTestServer, mcp_server
 
 pytestmark = pytest.mark.integration
 
 TEAM = [{"type": t} for t in ("coordinator", "critic", "scout")]
+WORKERS = [
+    WorkerSpec("coordinator@tools", ["coordinator"], concurrency=4),
+    WorkerSpec("agents@tools", [*BUILTIN_QUEUES, GENERAL_QUEUE], concurrency=4),
+]
+SETTINGS = {"webhook_allow_private": True}  # the MCP test server is on loopback
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[McpTestServer]:
     with mcp_server() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    with private_redis_in(Path(tmp_path_factory.mktemp("agent-tools-redis"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    builtin = [own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC)]
-    specs = [
-        WorkerSpec("coordinator@tools", ["coordinator"], concurrency=4),
-        WorkerSpec("agents@tools", [*builtin, GENERAL_QUEUE], concurrency=4),
-    ]
-    with fleet(database_url, private_redis.url, specs) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return settings_on(
-        database_url, private_redis.url, tenant,
-        webhook_allow_private=True,  # the MCP test server is on loopback
-    )  # fmt: skip
-
-
-@pytest.fixture
-def client(
-    workers: Fleet,
-    app: Flask,
-    error_schema: dict[str, Any],
-    engine: sa.Engine,
-    private_redis: PrivateRedis,
-    tenant: str,
-) -> Iterator[ApiClient]:
-    yield keyed_client(app, error_schema, tenant)
-    Record(engine, redis.Redis.from_url(private_redis.url), tenant).purge()
 
 
 def scout(url: str) -> dict[str, Any]:

@@ -5,72 +5,33 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import redis
-import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
-from flask import Flask
 
 from meshcli.main import main
-from meshcore.domain.agent_types import GENERAL_QUEUE, own_queue
-from meshcore.domain.network import SPECIALISTS, AgentType
-from meshcore.settings import Settings
-from tests.drills.harness import PrivateRedis
+from meshcore.domain.agent_types import GENERAL_QUEUE
 from tests.integration.api.client import API, NETWORKS, ApiClient
-from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
-from tests.integration.api.record import Record
+from tests.integration.api.private_api import BUILTIN_QUEUES
 from tests.integration.api.test_agent_types import VERDICT, legal
-from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.integration.fleet import WorkerSpec
 
 pytestmark = pytest.mark.integration
 
 GENERAL = "general@types"
 LEGAL = "legal@types"
 TEAM = [{"type": t} for t in ("coordinator", "critic", "research", "legal")]
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    with private_redis_in(Path(tmp_path_factory.mktemp("agent-types-redis"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    # agent.general has a worker of its own, so the test sees where the legal step ran.
-    builtin = [own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC)]
-    specs = [
-        WorkerSpec("coordinator@types", ["coordinator"], concurrency=4),
-        WorkerSpec("builtin@types", builtin, concurrency=4),
-        WorkerSpec(GENERAL, [GENERAL_QUEUE], concurrency=4),
-        WorkerSpec(LEGAL, ["agent.legal"], concurrency=2),  # the pool an operator adds
-    ]
-    with fleet(database_url, private_redis.url, specs) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return settings_on(database_url, private_redis.url, tenant)
-
-
-@pytest.fixture
-def client(
-    workers: Fleet,
-    app: Flask,
-    error_schema: dict[str, Any],
-    engine: sa.Engine,
-    private_redis: PrivateRedis,
-    tenant: str,
-) -> Iterator[ApiClient]:
-    yield keyed_client(app, error_schema, tenant)
-    Record(engine, redis.Redis.from_url(private_redis.url), tenant).purge()
+# agent.general has a worker of its own, so the test sees where the legal step ran.
+WORKERS = [
+    WorkerSpec("coordinator@types", ["coordinator"], concurrency=4),
+    WorkerSpec("builtin@types", BUILTIN_QUEUES, concurrency=4),
+    WorkerSpec(GENERAL, [GENERAL_QUEUE], concurrency=4),
+    WorkerSpec(LEGAL, ["agent.legal"], concurrency=2),  # the pool an operator adds
+]
 
 
 def run(client: ApiClient, network_id: str, description: str) -> dict[str, Any]:
@@ -149,7 +110,7 @@ def test_a_type_given_its_own_queue_runs_there_and_its_pool_renders_into_the_dep
         ("agent.legal", LEGAL)
     }
     # The operator's part: the type's queue gets a pool in the one list, then a render.
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     pools = yaml.safe_load((root / "deploy" / "pools.yaml").read_text())
     pools["pools"].append({"name": made["name"], "queue": made["queue"]})
     (tmp_path / "pools.yaml").write_text(yaml.safe_dump(pools, sort_keys=False))

@@ -10,26 +10,21 @@ a threshold of 0.8 and four iterations to reach it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
-from flask import Flask
 
-from meshcore.domain.agent_types import own_queue
-from meshcore.domain.network import SPECIALISTS, AgentType
-from meshcore.settings import Settings
-from tests.drills.harness import PrivateRedis
 from tests.integration.api.client import NETWORKS, ApiClient
-from tests.integration.api.private_api import keyed_client, private_redis_in, settings_on
-from tests.integration.api.record import Record
-from tests.integration.fleet import Fleet, WorkerSpec, fleet
+from tests.integration.api.private_api import BUILTIN_QUEUES
+from tests.integration.fleet import WorkerSpec
 
 pytestmark = pytest.mark.integration
 
+WORKERS = [
+    WorkerSpec("coordinator@learned", ["coordinator"], concurrency=2),
+    WorkerSpec("builtin@learned", BUILTIN_QUEUES, concurrency=2),
+]
 ENDED = ("completed", "failed", "timed_out", "cancelled")
 FLOOR = 0.5  # the agents' reading floor: MESH_MEMORY_MIN_CONFIDENCE's default
 PLAN = [
@@ -41,39 +36,6 @@ PLAN = [
         "depends_on": ["facts"],
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    with private_redis_in(Path(tmp_path_factory.mktemp("learned-redis"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def workers(database_url: str, private_redis: PrivateRedis) -> Iterator[Fleet]:
-    builtin = [own_queue(t) for t in (*SPECIALISTS, AgentType.CRITIC)]
-    specs = [
-        WorkerSpec("coordinator@learned", ["coordinator"], concurrency=2),
-        WorkerSpec("builtin@learned", builtin, concurrency=2),
-    ]
-    with fleet(database_url, private_redis.url, specs) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def settings(database_url: str, private_redis: PrivateRedis, tenant: str) -> Settings:
-    return settings_on(database_url, private_redis.url, tenant)
-
-
-@pytest.fixture
-def client(
-    workers: Fleet, app: Flask, error_schema: dict[str, Any], engine: sa.Engine,
-    private_redis: PrivateRedis, tenant: str,
-) -> Iterator[ApiClient]:  # fmt: skip
-    yield keyed_client(app, error_schema, tenant)
-    broker = redis.Redis.from_url(private_redis.url)
-    Record(engine, broker, tenant).purge()
-    broker.close()
 
 
 def finished(client: ApiClient, network_id: str, description: str) -> dict[str, Any]:
