@@ -158,10 +158,12 @@ class TaskApprove(MethodView):
     @blp.alt_response(404, schema=ErrorSchema)
     @blp.alt_response(409, schema=ErrorSchema)
     @blp.alt_response(422, schema=ErrorSchema)
+    @blp.alt_response(503, schema=ErrorSchema, description=OVERLOADED)
     def post(self, body: dict, network_id: UUID, task_id: UUID) -> object:
         """Approve the plan a task awaits approval of (`{}`), or run `plan` in its place,
         checked as a submitted plan is (422 naming the field, changing nothing): the task
-        runs its first wave. 409 unless the task is awaiting_approval."""
+        runs its first wave. 409 unless the task is awaiting_approval; 503 while the fleet
+        is overloaded, the task still waiting."""
         task = services().tasks.approve(network_id, task_id, body.get("plan"))
         return task, _validators(task.revision)
 

@@ -358,7 +358,10 @@ class TaskService:
         """Approve the plan a task awaits approval of, or `plan` in its place: the task runs
         its first wave, with the network's timeout from now. Conflict unless it awaits
         approval; InvalidPlan, changing nothing, for a plan the network cannot run (checked
-        as a submitted plan is)."""
+        as a submitted plan is); Overloaded, the task left waiting, while the fleet's
+        backlog is past its bound: an approval sets a whole plan going, as a submit does."""
+        if (overloaded := self._refusal()) is not None:
+            raise overloaded
         with self._uow(self._tenant_id) as uow:
             with _missing_network_named(uow, network_id):
                 task = uow.tasks.locked_in_network(task_id, network_id=network_id)

@@ -143,6 +143,28 @@ def test_processing_a_held_task_past_the_bound_is_503_and_it_stays_held(
     assert client.post(process).status_code == 202
 
 
+def test_approving_a_plan_past_the_bound_is_503_and_the_task_keeps_waiting(
+    client: ApiClient,
+    network: dict[str, Any],
+    queued_task: dict[str, Any],
+    record: Record,
+    backlog: Callable[[int], None],
+) -> None:
+    record.set_task_status(queued_task["id"], "awaiting_approval")  # as its planner left it
+    approve = f"{tasks_of(network)}/{queued_task['id']}/approve"
+    plan = [{"key": "facts", "agent": "research", "description": "Find the facts"}]
+    backlog(BOUND + 1)
+    before = record.snapshot()
+
+    assert_overloaded(client.post(approve, json={"plan": plan}))
+    assert record.snapshot() == before
+
+    backlog(0)
+    approved = client.post(approve, json={"plan": plan})
+    assert approved.status_code == 202, approved.get_data(as_text=True)
+    assert approved.get_json()["status"] == "running"
+
+
 def test_a_retry_of_an_accepted_submit_is_answered_past_the_bound_and_a_new_one_refused(
     client: ApiClient,
     network: dict[str, Any],

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from meshcore.domain.errors import Overloaded, Unavailable
 from meshcore.domain.idempotency import IdempotencyKey
+from meshcore.domain.network import Approval, NetworkConfig
 from meshcore.domain.task import Priority, Task, TaskStatus
 from meshcore.services.admission import CACHE_SECONDS, Admission
 from tests.fakes import FakeBacklog, FakeMesh, FakeTimer
@@ -246,3 +247,25 @@ def test_the_bound_is_the_fleets_every_tenant_is_refused(mesh: FakeMesh) -> None
 
     with pytest.raises(Overloaded):
         submit(other, network.id)
+
+
+def test_approving_a_plan_past_the_bound_is_refused_and_the_task_keeps_waiting(
+    mesh: FakeMesh,
+) -> None:
+    approving = NetworkConfig(approval=Approval(plan=True, timeout_seconds=600))
+    network = mesh.create_network(approving)
+    task = mesh.tasks.submit(
+        network.id, description="Write it", context={}, priority=Priority.NORMAL,
+        plan=[{"key": "facts", "agent": "research", "description": "Find the facts"}],
+    )  # fmt: skip
+    mesh.drain()
+    sent = len(mesh.dispatcher.calls)
+    overload(mesh)
+
+    with pytest.raises(Overloaded):
+        mesh.tasks.approve(network.id, task.id)
+
+    assert mesh.tasks.get(network.id, task.id).status is TaskStatus.AWAITING_APPROVAL
+    assert len(mesh.dispatcher.calls) == sent
+    relieve(mesh)
+    assert mesh.tasks.approve(network.id, task.id).status is TaskStatus.RUNNING
