@@ -267,6 +267,11 @@ class MemoryLifetimeRepository(Protocol):
         """Make the item last (lifetimes.promoted); NotFound for an item the network lacks."""
         ...
 
+    def renew(self, network_id: UUID, item_id: UUID, *, until: datetime) -> None:
+        """Put the item's expiry off to `until` if it would expire sooner (lifetimes.renewed);
+        an item that lasts, or one the network lacks, is left alone."""
+        ...
+
 
 @dataclass(frozen=True)
 class Forgotten:

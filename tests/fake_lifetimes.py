@@ -4,12 +4,19 @@ counting, as the SQL count is kept to mean, and deletes as the SQL schema cascad
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from meshcore.domain.errors import NotFound
-from meshcore.domain.lifetimes import Holding, MemoryPolicy, ends_with_its_task, promoted
+from meshcore.domain.lifetimes import (
+    Holding,
+    MemoryPolicy,
+    ends_with_its_task,
+    promoted,
+    renewed,
+)
 from meshcore.domain.memory import MemoryItem
 from meshcore.ports import Forgotten
 
@@ -66,6 +73,11 @@ class FakeLifetimeRepository:
             raise NotFound("memory item", item_id)
         self._rows.memory[item_id] = promoted(item, at)
         return self._rows.memory[item_id]
+
+    def renew(self, network_id: UUID, item_id: UUID, *, until: datetime) -> None:
+        item = self._rows.memory.get(item_id)
+        if item is not None and (item.tenant_id, item.network_id) == (self._tenant_id, network_id):
+            self._rows.memory[item_id] = replace(item, expires_at=renewed(item.expires_at, until))
 
     def _mine(self, network_id: UUID) -> list[MemoryItem]:
         return [

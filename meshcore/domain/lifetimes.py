@@ -93,6 +93,12 @@ def promoted(item: MemoryItem, now: datetime) -> MemoryItem:
     return replace(item, expires_at=None, promoted_at=item.promoted_at or now)
 
 
+def renewed(expires_at: datetime | None, until: datetime) -> datetime | None:
+    """An expiry put off by a restatement that would last until `until`: what is said again
+    is live again. It is never brought forward, and what lasts still lasts."""
+    return None if expires_at is None else max(expires_at, until)
+
+
 def ends_with_its_task(item: MemoryItem) -> bool:
     """Whether the item goes once its task has ended: an unpromoted context item of a task."""
     return item.type is MemoryType.CONTEXT and item.task_id is not None and item.promoted_at is None

@@ -85,6 +85,11 @@ class MemoryView:
         new = [w.item for w in written if w.is_new]
         if new:
             self.publish(*new)
+        renewed = [w.item for w in written if not w.is_new and w.item.expires_at is not None]
+        if renewed:
+            # The copies take their put-off expiry; putting an item again leaves its index
+            # entries as they were. Before the confidences, whose versions then apply.
+            self._put_again(renewed)
         for w in written:
             if w.changes:
                 self._learning.tell_view(w.item.network_id, w.changes)
@@ -100,6 +105,12 @@ class MemoryView:
                 self._unless_deleted(network_id)
         except MemoryViewUnavailable as exc:
             # Recorded all the same: the view's mark expires and it is rebuilt from the record.
+            log.warning("memory.view_stale", items=len(items), error=str(exc))
+
+    def _put_again(self, items: list[MemoryItem]) -> None:
+        try:
+            self._store.put_many([replace(i, contradicts=()) for i in items])
+        except MemoryViewUnavailable as exc:
             log.warning("memory.view_stale", items=len(items), error=str(exc))
 
     def _unless_deleted(self, network_id: UUID) -> None:

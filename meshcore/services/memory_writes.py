@@ -6,7 +6,8 @@ idempotency key), so that a write that did not commit merged and linked nothing:
   item that holds it takes a MERGE verdict as strong as the restater's confidence, kept in
   its history ("restated by the research agent in task ..."), and is the write's answer. A
   step's output that merged is noted with the item that holds it, so the subtasks that
-  depend on the step still read it (MemoryView.for_subtasks);
+  depend on the step still read it (MemoryView.for_subtasks). Where its type has a lifetime,
+  the item's expiry is put off as if it had been written now;
 - a new decision is linked to the decisions of its network it contradicts (contradiction.py).
 """
 
@@ -82,6 +83,8 @@ def _merged(
         task_id=_uuid(item.task_id),
     )
     uow.memory.note_restatement(item, holder)
+    if item.expires_at is not None:  # its type has a lifetime: said again, it is live again
+        uow.lifetimes.renew(item.network_id, holder, until=item.expires_at)
     held = shown(uow, [uow.memory.get(item.network_id, holder)])[0]
     log.info(
         "memory.merged",

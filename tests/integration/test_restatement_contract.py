@@ -146,3 +146,28 @@ def test_a_step_output_that_restated_an_item_is_read_as_that_steps_output(
         assert work.memory.restatements(network.id, uuid4(), ["facts"]) == []
     assert (shown.id, shown.content, shown.confidence) == (holder.id, holder.content, 0.7)
     assert shown.metadata == {"source": "brief", **step, "subtask": "facts", "iteration": 2}
+
+
+def test_a_renewal_only_puts_an_expiry_off_and_leaves_what_lasts_and_others_alone(
+    uow: UnitOfWorkFactory, tenant: str
+) -> None:
+    network = stored_network(uow, tenant)
+    hour, later = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    expiring = replace(item(network, "The sale ends Friday"), expires_at=hour)
+    lasting = item(network, "Orbit ships in May")
+    admitted(uow, tenant, expiring, lasting)
+
+    with uow(tenant) as work:
+        work.lifetimes.renew(network.id, expiring.id, until=later)
+        work.lifetimes.renew(network.id, lasting.id, until=later)
+        work.commit()
+    with uow(f"{tenant}-rival") as work:  # another tenant's renewal reaches nothing
+        work.lifetimes.renew(network.id, expiring.id, until=later + timedelta(hours=1))
+        work.commit()
+    with uow(tenant) as work:
+        work.lifetimes.renew(network.id, expiring.id, until=hour)  # never brought forward
+        work.commit()
+
+    with uow(tenant) as work:
+        assert work.memory.get(network.id, expiring.id).expires_at == later
+        assert work.memory.get(network.id, lasting.id).expires_at is None

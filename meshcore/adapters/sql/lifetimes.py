@@ -112,6 +112,20 @@ class SqlLifetimeRepository(Repository):
             raise NotFound("memory item", item_id)
         return memory_from_row(row, self._sealer)
 
+    def renew(self, network_id: UUID, item_id: UUID, *, until: datetime) -> None:
+        # One statement, so it needs no lock of its own: the row's is taken and held to the
+        # commit, after the merge's (an item's row, then its count: the writers' order).
+        self._db.execute(
+            memory_items.update()
+            .where(
+                m.tenant_id == self._tenant_id,
+                m.network_id == network_id,
+                m.id == item_id,
+                m.expires_at < until,
+            )
+            .values(expires_at=until)
+        )
+
 
 def counts_of(tenant_id: str, network_id: UUID) -> sa.Update:
     return memory_counts.update().where(

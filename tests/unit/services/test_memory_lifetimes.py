@@ -4,6 +4,7 @@ with its task, a type's time to live, promotion, a network held to its bound, th
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
@@ -114,6 +115,31 @@ def test_an_agents_fact_takes_its_types_time_to_live_and_expires_after_it(
     assert late["memory_expired"] == 1
     assert of_type(mesh, MemoryType.FACT) == []
     assert fact.id not in in_view(mesh, network)
+
+
+def test_a_fact_said_again_lives_its_time_to_live_from_the_restatement(mesh: FakeMesh) -> None:
+    config = NetworkConfig(memory=MemoryPolicy(ttl_seconds={MemoryType.FACT: 3600}))
+    network = mesh.create_network(config)
+    service = memory(mesh, bound=1000)
+    fact = service.add(
+        network.id, type=MemoryType.FACT, content="Orbit ships in May", confidence=0.8
+    )
+    mesh.clock.advance(3000)
+    again = service.add(
+        network.id, type=MemoryType.FACT, content="Orbit ships in May.", confidence=0.8
+    )
+
+    mesh.clock.advance(601)  # past the first lifetime, within the second
+    kept = sweep(mesh).sweep(mesh.clock.now())
+    in_record = of_type(mesh, MemoryType.FACT)
+    seen = {m.id: m for m in mesh.store.query("acme", network.id, MemoryQuery(limit=100))}
+    mesh.clock.advance(3000)
+    gone = sweep(mesh).sweep(mesh.clock.now())
+
+    assert again.id == fact.id and again.expires_at == again.created_at + timedelta(seconds=6600)
+    assert "memory_expired" not in kept and [m.id for m in in_record] == [fact.id]
+    assert seen[fact.id].expires_at == again.expires_at  # the view agrees with the record
+    assert gone == {"memory_expired": 1} and of_type(mesh, MemoryType.FACT) == []
 
 
 def memory(mesh: FakeMesh, *, bound: int, quota: int = 100_000) -> MemoryService:
