@@ -19,58 +19,22 @@ from meshclient import (
     Unprocessable,
 )
 from tests.client.fakes import API_KEY, BASE_URL, NETWORK_ID, TASK_ID, ScriptedApi, error
+from tests.client.memory_answers import (
+    CRITIC,
+    ITEM_ID,
+    MEMORY_PATH,
+    RATING,
+    history,
+    item,
+    scored,
+)
 
-ITEM_ID = "3f1d2c4b-0000-4000-8000-0000000000c1"
-MEMORY_PATH = f"/api/mesh/networks/{NETWORK_ID}/memory"
 HISTORY_PATH = f"{MEMORY_PATH}/{ITEM_ID}/history"
 PROMOTE_PATH = f"{MEMORY_PATH}/{ITEM_ID}/promote"
-PRICE = "Orbit's price is $9 a month for teachers"
-
-
-def item(**fields: object) -> MemoryItem:
-    return {  # type: ignore[return-value]
-        "id": ITEM_ID,
-        "network_id": NETWORK_ID,
-        "type": "fact",
-        "content": PRICE,
-        "confidence": 0.9,
-        "metadata": {},
-        "created_at": "2026-12-07T10:00:00+00:00",
-        "contradicts": [],
-        "expires_at": None,
-        "promoted_at": None,
-        **fields,
-    }
 
 
 def ranked(score: float, relevance: float) -> MemoryItem:
-    parts = {"relevance": relevance, "confidence": 0.9, "recency": 1.0, "type_weight": 1.0}
-    return item(score=score, score_parts=parts)
-
-
-def history() -> ConfidenceHistory:
-    return {
-        "item_id": ITEM_ID,
-        "confidence": 0.58,
-        "changes": [
-            {
-                "before": 0.5,
-                "after": 0.6,
-                "source": "critic",
-                "reason": "the critic passed the answer that used it",
-                "task_id": TASK_ID,
-                "at": "2026-12-07T10:00:01+00:00",
-            },
-            {
-                "before": 0.6,
-                "after": 0.58,
-                "source": "rating",
-                "reason": "client rated task 2/5",
-                "task_id": None,
-                "at": "2026-12-07T10:00:02+00:00",
-            },
-        ],
-    }
+    return scored(ITEM_ID, score, relevance)
 
 
 def mesh_for(api: ScriptedApi) -> Mesh:
@@ -130,7 +94,7 @@ def test_a_refused_search_raises_the_apis_error() -> None:
 
 
 def test_memory_history_reads_the_changes_oldest_first() -> None:
-    api = ScriptedApi(httpx.Response(200, json=history()))
+    api = ScriptedApi(httpx.Response(200, json=history(CRITIC, RATING)))
 
     with mesh_for(api) as mesh:
         answer = mesh.memory_history(NETWORK_ID, ITEM_ID)
@@ -193,7 +157,7 @@ def test_the_async_client_searches_reads_history_and_promotes_alike() -> None:
     promoted = item(promoted_at="2026-12-07T10:05:00+00:00")
     api = ScriptedApi(
         httpx.Response(200, json=[ranked(0.87, 1.0)]),
-        httpx.Response(200, json=history()),
+        httpx.Response(200, json=history(CRITIC, RATING)),
         httpx.Response(200, json=promoted),
     )
 
@@ -216,5 +180,5 @@ def test_the_async_client_searches_reads_history_and_promotes_alike() -> None:
     ]
     assert dict(api.requests[0].url.params) == {"q": "teachers", "task_id": TASK_ID}
     assert found.items[0]["score"] == 0.87
-    assert changes == history()
+    assert changes == history(CRITIC, RATING)
     assert kept == promoted
