@@ -69,6 +69,10 @@ class MemoryItem:
         value = self.metadata.get("subtask")
         return str(value) if value else None
 
+    def has_expired(self, now: datetime) -> bool:
+        """Whether its lifetime is over: the sweep deletes it at its next run."""
+        return self.expires_at is not None and self.expires_at <= now
+
 
 @dataclass(frozen=True)
 class MemoryQuery:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID
 
 from meshcore.domain import relevance
@@ -54,6 +55,9 @@ class Retrieval:
                 found.setdefault(item.id, Candidate.of(item))
         now = self._clock.now().timestamp()
         return relevance.scored(list(found.values()), now_seconds=now, weights=weights)
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def opened(self, network_id: UUID, ranked: Sequence[Scored]) -> Iterator[Ranked]:
         """The ranked items in order, opened a batch at a time as the caller goes on; one
@@ -101,7 +105,13 @@ class StepMemory:
             pool=STEP_POOL,
         )
         ranked = [s for s in ranked if s.candidate.id not in exclude]
-        opened = (r.item for r in self.retrieval.opened(network_id, ranked))
+        # What outlived its lifetime is not read, though the sweep has yet to delete it.
+        now = self.retrieval.now()
+        opened = (
+            r.item
+            for r in self.retrieval.opened(network_id, ranked)
+            if not r.item.has_expired(now)
+        )
         return relevance.within_budget(opened, budget, self.limit)
 
 

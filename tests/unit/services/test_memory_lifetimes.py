@@ -142,6 +142,25 @@ def test_a_fact_said_again_lives_its_time_to_live_from_the_restatement(mesh: Fak
     assert gone == {"memory_expired": 1} and of_type(mesh, MemoryType.FACT) == []
 
 
+def test_a_fact_past_its_time_to_live_is_not_read_though_not_yet_swept(mesh: FakeMesh) -> None:
+    config = NetworkConfig(memory=MemoryPolicy(ttl_seconds={MemoryType.FACT: 3600}))
+    network = mesh.create_network(config)
+    fact = memory(mesh, bound=1000).add(
+        network.id, type=MemoryType.FACT, content="Orbit costs $12 a month", confidence=0.9
+    )
+
+    def read_by(task: Task) -> set[str]:
+        return {i for s in task.subtasks if s.step is not None for i in s.step.memory_read}
+
+    within = run(mesh, network)
+    mesh.clock.advance(3601)  # past its lifetime; no sweep has run
+    past = run(mesh, network)
+
+    assert str(fact.id) in read_by(within)
+    assert str(fact.id) not in read_by(past)
+    assert fact.id in mesh.database.committed.memory  # still in the record until the sweep
+
+
 def memory(mesh: FakeMesh, *, bound: int, quota: int = 100_000) -> MemoryService:
     return MemoryService(
         tenant_id="acme", uow=mesh.uow, store=mesh.store, clock=mesh.clock,
