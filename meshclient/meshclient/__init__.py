@@ -64,6 +64,7 @@ from meshclient._models import (
     TaskSummary,
     ToolServer,
     Usage,
+    Webhook,
 )
 from meshclient._sync import Mesh
 
@@ -126,5 +127,6 @@ __all__ = [
     "Unprocessable",
     "Usage",
     "WaitTimeout",
+    "Webhook",
     "__version__",
 ]

@@ -83,6 +83,7 @@ class AgentTypeDefinition(TypedDict, total=False):
     model: ModelConfig | None
     tools: list[ToolServer]
     max_tool_calls: int | None
+    memory_tokens: int | None  # its steps' memory budget (MESH_MEMORY_TOKEN_BUDGET by default)
     queue: str
     version: int
     builtin: bool
@@ -131,6 +132,13 @@ class MemoryPolicy(TypedDict, total=False):
     max_items: int | None  # None: the deployment's bound
 
 
+class Webhook(TypedDict, total=False):
+    """Where a network's (or a task's) events are POSTed, signed with its webhook secret."""
+
+    url: str
+    events: list[str]  # by default the four endings
+
+
 class NetworkConfig(TypedDict, total=False):
     max_iterations: int
     timeout_seconds: int
@@ -139,6 +147,7 @@ class NetworkConfig(TypedDict, total=False):
     budget: Budget
     approval: Approval
     memory: MemoryPolicy
+    webhook: Webhook | None
 
 
 class Network(TypedDict):
@@ -187,6 +196,7 @@ class Subtask(TypedDict):
 
 
 class HistoryEntry(TypedDict):
+    seq: int  # the event's number in the task's log (its SSE id), from 1
     at: str
     kind: str
     status: str
