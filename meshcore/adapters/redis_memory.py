@@ -104,6 +104,16 @@ class RedisMemoryStore:
         self._redis.set(f"{_prefix(tenant_id, network_id)}:built", _LAYOUT, ex=ttl_seconds)
 
     @_translated
+    def claim_rebuild(self, tenant_id: str, network_id: UUID, lease_seconds: int) -> bool:
+        # The lease ends by itself, so a rebuilder that died holds no one up for longer.
+        key = f"{_prefix(tenant_id, network_id)}:rebuilding"
+        return bool(self._redis.set(key, b"1", nx=True, ex=lease_seconds))
+
+    @_translated
+    def release_rebuild(self, tenant_id: str, network_id: UUID) -> None:
+        self._redis.delete(f"{_prefix(tenant_id, network_id)}:rebuilding")
+
+    @_translated
     def query(self, tenant_id: str, network_id: UUID, query: MemoryQuery) -> list[MemoryItem]:
         """Newest first, at or above the confidence floor, `limit` items after `offset`."""
         prefix = _prefix(tenant_id, network_id)

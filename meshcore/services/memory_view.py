@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 VIEW_TTL_SECONDS = 600
 REBUILD_LIMIT = 100_000
+# Longer than a rebuild of REBUILD_LIMIT items takes; a rebuilder that died frees it then.
+REBUILD_LEASE_SECONDS = 60
 # What a search scores without the index (Redis down, or a task's items): the newest items.
 SCAN_LIMIT = 1000
 
@@ -186,6 +188,16 @@ class MemoryView:
         """Rebuild the view from the record if Redis lost it (or its mark expired)."""
         if self._store.is_built(self._tenant_id, network_id):
             return
+        if not self._store.claim_rebuild(self._tenant_id, network_id, REBUILD_LEASE_SECONDS):
+            # Another reader rebuilds it: this one reads the record meanwhile, rather than all
+            # the steps that found it missing each reading and opening every item at once.
+            raise MemoryViewUnavailable("the memory view is being rebuilt")
+        try:
+            self._rebuild(network_id)
+        finally:
+            self._store.release_rebuild(self._tenant_id, network_id)
+
+    def _rebuild(self, network_id: UUID) -> None:
         with self._uow(self._tenant_id) as uow:
             items = uow.memory.list(network_id, MemoryQuery(limit=REBUILD_LIMIT))
         # Oldest first, as they were written: the term index weighs each item against the

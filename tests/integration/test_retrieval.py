@@ -10,13 +10,16 @@ does one indexed anew under a new first data key after a rotation.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 
 from meshcli.embedded_redis import EmbeddedRedis
 from meshcore.adapters.redis_memory import RedisMemoryStore
@@ -142,6 +145,26 @@ def test_a_view_rebuilt_from_the_record_ranks_the_same(world: World, client: red
 
     assert world.mesh.store.is_built(world.mesh.tenant_id, world.network_id)
     assert after == before
+
+
+def test_readers_that_find_the_view_lost_at_once_rebuild_it_once(
+    world: World, client: redis.Redis
+) -> None:
+    query, readers = MemoryQuery(limit=20), 8
+    expected = [i.id for i in world.mesh.memory.query(world.network_id, query)]
+    client.flushall()  # Redis lost everything: each reader finds the view missing
+    start = threading.Barrier(readers)
+
+    def read(_: int) -> list[UUID]:
+        start.wait()
+        return [i.id for i in world.mesh.memory.query(world.network_id, query)]
+
+    with capture_logs() as logs, ThreadPoolExecutor(readers) as pool:
+        answers = list(pool.map(read, range(readers)))
+
+    assert answers == [expected] * readers  # the rebuilder's view and the record agree
+    assert [e["event"] for e in logs].count("memory.view_rebuilt") == 1
+    assert world.mesh.store.is_built(world.mesh.tenant_id, world.network_id)
 
 
 def test_after_a_key_rotation_the_view_is_indexed_anew_and_ranks_the_same(

@@ -130,3 +130,23 @@ def test_a_rebuild_drops_what_the_record_deleted_while_the_view_missed_it(
         mesh.redis.delete(key)  # the view's mark expires: the next read rebuilds it
 
     assert [m.id for m in mesh.memory.query(network.id, MemoryQuery())] == [kept.id]
+
+
+def test_while_another_reader_rebuilds_the_view_a_read_is_answered_from_the_record(
+    mesh: FakeMesh,
+) -> None:
+    network = mesh.create_network()
+    first = add(mesh, network.id, "Orbit costs $12")
+    second = add(mesh, network.id, "Orbit ships in May")
+    mesh.redis.flushall()  # Redis restarted empty: every reader finds the view missing
+    assert mesh.store.claim_rebuild("acme", network.id, 60)  # another reader is at it
+
+    meanwhile = mesh.memory.query(network.id, MemoryQuery())
+    not_built = mesh.store.is_built("acme", network.id)
+    mesh.store.release_rebuild("acme", network.id)
+    after = mesh.memory.query(network.id, MemoryQuery())
+
+    assert [m.id for m in meanwhile] == [second.id, first.id]  # from the record, newest first
+    assert not not_built  # this reader left the rebuild to the one that claimed it
+    assert [m.id for m in after] == [second.id, first.id]
+    assert mesh.store.is_built("acme", network.id)
