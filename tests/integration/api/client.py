@@ -50,6 +50,17 @@ def new_key(app: Flask, tenant: str, scopes: frozenset[Scope] = ALL_SCOPES) -> s
     return text
 
 
+def memory_url(network: dict[str, Any]) -> str:
+    return f"{NETWORKS}/{network['id']}/memory"
+
+
+def add_memory(client: ApiClient, network: dict[str, Any], **body: Any) -> dict[str, Any]:
+    """POST an item (`body`) to the network's memory; the item answered with 201."""
+    response = client.post(memory_url(network), json=body)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.get_json()
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

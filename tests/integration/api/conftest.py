@@ -23,6 +23,7 @@ from meshapi.app import create_app
 from meshcore.settings import Settings
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import API, NETWORKS, ApiClient, new_key
+from tests.integration.api.private_api import settings_on
 from tests.integration.api.record import Record, purge_queued
 
 # Every tenant of this session starts so, which lets the session's end find its leftovers.
@@ -51,13 +52,7 @@ def tenant() -> str:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
-    )
+    return settings_on(database_url, redis_url, tenant)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +102,14 @@ def client(app: Flask, error_schema: dict[str, Any], api_key: str) -> ApiClient:
     assert isinstance(client, ApiClient)
     client.error_schema = error_schema
     return client.use_key(api_key)
+
+
+@pytest.fixture
+def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
+    """A second tenant, for what another tenant's key may not reach; removed after the test."""
+    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
+    yield tenant
+    Record(engine, redis_client, tenant).purge()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from uuid import uuid4
 
 import pytest
 import redis
-import sqlalchemy as sa
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -25,7 +24,6 @@ from meshcore.adapters.redis_gauges import priority_lists
 from meshcore.services.admission import CACHE_SECONDS
 from meshcore.settings import Settings
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
-from tests.integration.api.conftest import SESSION_TENANTS
 from tests.integration.api.record import Record, purge_queued
 
 pytestmark = pytest.mark.integration
@@ -59,13 +57,6 @@ def backlog(redis_client: redis.Redis, tenant: str) -> Iterator[Callable[[int], 
 
     yield fill
     purge_queued(redis_client, marker)
-
-
-@pytest.fixture
-def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
-    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
-    yield tenant
-    Record(engine, redis_client, tenant).purge()
 
 
 def tasks_of(network: dict[str, Any]) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from meshcore.settings import Settings
-from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import API, ApiClient
+from tests.integration.api.private_api import settings_on
 from tests.integration.api.record import Record
 from tests.integration.api.test_errors import rejected
 
@@ -21,14 +21,10 @@ PROGRAM = "/usr/local/bin/kb-mcp"
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
+    return settings_on(
+        database_url, redis_url, tenant,
         mcp_stdio_commands=(PROGRAM,),
-    )
+    )  # fmt: skip
 
 
 def scout(*servers: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-from uuid import uuid4
 
 import pytest
 import redis
@@ -13,19 +11,11 @@ from flask import Flask
 
 from meshcore.domain.keys import Scope, parse_key
 from tests.integration.api.client import API, NETWORKS, ApiClient, assert_error, bearer, new_key
-from tests.integration.api.conftest import SESSION_TENANTS
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
 
 KEYS = f"{API}/keys"
-
-
-@pytest.fixture
-def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
-    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
-    yield tenant
-    Record(engine, redis_client, tenant).purge()
 
 
 def create(client: ApiClient, **body: object) -> dict[str, Any]:

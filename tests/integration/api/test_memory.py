@@ -8,20 +8,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.integration.api.client import NETWORKS, ApiClient
+from tests.integration.api.client import NETWORKS, ApiClient, add_memory, memory_url
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
-
-
-def memory_url(network: dict[str, Any]) -> str:
-    return f"{NETWORKS}/{network['id']}/memory"
-
-
-def add(client: ApiClient, network: dict[str, Any], **body: Any) -> dict[str, Any]:
-    response = client.post(memory_url(network), json=body)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def test_adding_an_item_answers_201_and_records_it_in_postgres_and_redis(
@@ -54,14 +44,14 @@ def test_adding_an_item_answers_201_and_records_it_in_postgres_and_redis(
 def test_an_item_defaults_to_full_confidence_and_no_metadata(
     client: ApiClient, network: dict[str, Any]
 ) -> None:
-    item = add(client, network, type="fact", content="Mesh has seven agent types")
+    item = add_memory(client, network, type="fact", content="Mesh has seven agent types")
 
     assert item["confidence"] == 1.0
     assert item["metadata"] == {}
 
 
 def test_items_read_back_newest_first(client: ApiClient, network: dict[str, Any]) -> None:
-    added = [add(client, network, type="fact", content=f"fact {i}") for i in range(3)]
+    added = [add_memory(client, network, type="fact", content=f"fact {i}") for i in range(3)]
 
     response = client.get(memory_url(network))
 
@@ -70,10 +60,10 @@ def test_items_read_back_newest_first(client: ApiClient, network: dict[str, Any]
 
 
 def test_items_filter_by_type_and_confidence(client: ApiClient, network: dict[str, Any]) -> None:
-    fact = add(client, network, type="fact", content="a fact", confidence=0.9)
-    unsure = add(client, network, type="fact", content="a guess", confidence=0.2)
-    decision = add(client, network, type="decision", content="a decision")
-    add(client, network, type="feedback", content="some feedback")
+    fact = add_memory(client, network, type="fact", content="a fact", confidence=0.9)
+    unsure = add_memory(client, network, type="fact", content="a guess", confidence=0.2)
+    decision = add_memory(client, network, type="decision", content="a decision")
+    add_memory(client, network, type="feedback", content="some feedback")
     url = memory_url(network)
 
     def ids(query: str) -> list[str]:
@@ -91,10 +81,10 @@ def test_items_filter_by_the_task_named_in_their_metadata(
     client: ApiClient, network: dict[str, Any]
 ) -> None:
     task_id = str(uuid4())
-    mine = add(
+    mine = add_memory(
         client, network, type="context", content="for the task", metadata={"task_id": task_id}
     )
-    add(client, network, type="context", content="for no task")
+    add_memory(client, network, type="context", content="for no task")
 
     response = client.get(f"{memory_url(network)}?task_id={task_id}")
 
@@ -105,14 +95,14 @@ def test_items_of_one_network_are_not_read_from_another(client: ApiClient) -> No
     first, second = (
         client.post(NETWORKS, json={"name": name}).get_json() for name in ("first", "second")
     )
-    add(client, first, type="fact", content="only in the first")
+    add_memory(client, first, type="fact", content="only in the first")
 
     assert client.get(memory_url(second)).get_json() == []
 
 
 def test_the_memory_list_paginates(client: ApiClient, network: dict[str, Any]) -> None:
     for i in range(5):
-        add(client, network, type="fact", content=f"fact {i}")
+        add_memory(client, network, type="fact", content=f"fact {i}")
 
     response = client.get(f"{memory_url(network)}?page=2&page_size=2")
 
@@ -126,10 +116,10 @@ def test_task_and_limit_read_as_task_id_and_page_size(
 ) -> None:
     task = str(uuid4())
     mine = [
-        add(client, network, type="fact", content=f"finding {i}", metadata={"task_id": task})
+        add_memory(client, network, type="fact", content=f"finding {i}", metadata={"task_id": task})
         for i in range(3)
     ]
-    add(client, network, type="fact", content="another task's finding")
+    add_memory(client, network, type="fact", content="another task's finding")
     url = memory_url(network)
 
     first = client.get(f"{url}?task={task}&limit=2")

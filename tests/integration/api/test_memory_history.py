@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import redis
-import sqlalchemy as sa
 from flask import Flask
 
 from meshcore.domain.confidence import ConfidenceSource, reinforced
 from meshcore.services.learning import MemoryLearning
-from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
-from tests.integration.api.conftest import SESSION_TENANTS
-from tests.integration.api.record import Record
+from tests.integration.api.client import (
+    NETWORKS,
+    ApiClient,
+    assert_error,
+    bearer,
+    memory_url,
+    new_key,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def memory_url(network: dict[str, Any]) -> str:
-    return f"{NETWORKS}/{network['id']}/memory"
 
 
 def history_url(network: dict[str, Any], item_id: object) -> str:
@@ -43,13 +41,6 @@ def item(client: ApiClient, network: dict[str, Any]) -> dict[str, Any]:
 def learning(app: Flask, tenant: str) -> MemoryLearning:
     """The module tenant's MemoryLearning, as the app's composition root built it."""
     return app.extensions["mesh"].tenant(tenant).learning
-
-
-@pytest.fixture
-def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
-    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
-    yield tenant
-    Record(engine, redis_client, tenant).purge()
 
 
 def test_an_item_that_learned_nothing_has_its_confidence_and_no_changes(

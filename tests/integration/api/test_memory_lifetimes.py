@@ -7,13 +7,11 @@ chooses; the agents' view is MemoryView over the app's Redis, as a step reads it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,9 +21,8 @@ from meshcore.domain.memory import MemoryItem, MemoryQuery, MemoryType
 from meshcore.services.memory_view import MemoryView
 from meshcore.settings import Settings
 from meshcore.telemetry import exposition
-from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
-from tests.integration.api.conftest import SESSION_TENANTS
+from tests.integration.api.private_api import settings_on
 from tests.integration.api.race import race
 from tests.integration.api.record import Record
 
@@ -37,15 +34,11 @@ BOUND = 1000  # the deployment's bound (MESH_MEMORY_BOUND)
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
+    return settings_on(
+        database_url, redis_url, tenant,
         max_memory_items_per_network=QUOTA,
         memory_bound=BOUND,
-    )
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -57,13 +50,6 @@ def mesh(app: Flask) -> Mesh:
 def view(mesh: Mesh, tenant: str) -> MemoryView:
     """What agents read: the shared view in Redis, rebuilt from the record if it is missing."""
     return MemoryView(tenant_id=tenant, uow=mesh.uow, store=mesh.adapters.memory)
-
-
-@pytest.fixture
-def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
-    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
-    yield tenant
-    Record(engine, redis_client, tenant).purge()
 
 
 def create_network(client: ApiClient, memory: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,26 +8,16 @@ from typing import Any
 import pytest
 
 from meshcore.domain.confidence import reinforced
-from tests.integration.api.client import NETWORKS, ApiClient
+from tests.integration.api.client import ApiClient, add_memory, memory_url
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
 
 
-def memory_url(network: dict[str, Any]) -> str:
-    return f"{NETWORKS}/{network['id']}/memory"
-
-
-def post(client: ApiClient, network: dict[str, Any], **body: Any) -> dict[str, Any]:
-    response = client.post(memory_url(network), json=body)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.get_json()
-
-
 def test_an_item_says_it_contradicts_nothing_by_default(
     client: ApiClient, network: dict[str, Any]
 ) -> None:
-    item = post(client, network, type="fact", content="Orbit ships in May")
+    item = add_memory(client, network, type="fact", content="Orbit ships in May")
 
     assert item["contradicts"] == []
     assert client.get(memory_url(network)).get_json() == [item]
@@ -36,9 +26,11 @@ def test_an_item_says_it_contradicts_nothing_by_default(
 def test_a_restated_fact_answers_the_item_that_holds_it_with_its_confidence_raised(
     client: ApiClient, network: dict[str, Any], record: Record
 ) -> None:
-    first = post(client, network, type="fact", content="Orbit ships on 12 May.", confidence=0.5)
+    first = add_memory(
+        client, network, type="fact", content="Orbit ships on 12 May.", confidence=0.5
+    )
 
-    again = post(
+    again = add_memory(
         client, network, type="fact", content="orbit ships on 12 MAY", confidence=0.9,
         metadata={"source": "another client"},
     )  # fmt: skip
@@ -55,7 +47,7 @@ def test_a_restated_fact_answers_the_item_that_holds_it_with_its_confidence_rais
 def test_a_restatement_retried_under_its_key_merges_once(
     client: ApiClient, network: dict[str, Any]
 ) -> None:
-    first = post(client, network, type="fact", content="Orbit ships in May", confidence=0.5)
+    first = add_memory(client, network, type="fact", content="Orbit ships in May", confidence=0.5)
     url, headers = memory_url(network), {"Idempotency-Key": "restated-once"}
     body = {"type": "fact", "content": "orbit ships in may", "confidence": 0.9}
 
@@ -71,10 +63,10 @@ def test_a_restatement_retried_under_its_key_merges_once(
 def test_contradicting_decisions_name_each_other(
     client: ApiClient, network: dict[str, Any]
 ) -> None:
-    send = post(client, network, type="decision", content="Send on Tuesday")
-    other = post(client, network, type="decision", content="Send on Thursday")
+    send = add_memory(client, network, type="decision", content="Send on Tuesday")
+    other = add_memory(client, network, type="decision", content="Send on Thursday")
 
-    dont = post(client, network, type="decision", content="Don't send on Tuesday")
+    dont = add_memory(client, network, type="decision", content="Don't send on Tuesday")
 
     assert dont["contradicts"] == [send["id"]]
     shown = {i["id"]: i["contradicts"] for i in client.get(memory_url(network)).get_json()}

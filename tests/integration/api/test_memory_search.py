@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-from uuid import uuid4
 
 import pytest
-import redis
-import sqlalchemy as sa
 from flask import Flask
 
-from tests.integration.api.client import NETWORKS, ApiClient, assert_error, bearer, new_key
-from tests.integration.api.conftest import SESSION_TENANTS
+from tests.integration.api.client import (
+    ApiClient,
+    add_memory,
+    assert_error,
+    bearer,
+    memory_url,
+    new_key,
+)
 from tests.integration.api.record import Record
 
 pytestmark = pytest.mark.integration
@@ -21,23 +23,15 @@ pytestmark = pytest.mark.integration
 PRICE = "Orbit's price is $9 a month for teachers"
 
 
-def memory_url(network: dict[str, Any]) -> str:
-    return f"{NETWORKS}/{network['id']}/memory"
-
-
-def add(client: ApiClient, network: dict[str, Any], **body: Any) -> dict[str, Any]:
-    response = client.post(memory_url(network), json=body)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.get_json()
-
-
 @pytest.fixture
 def items(client: ApiClient, network: dict[str, Any], record: Record) -> dict[str, dict]:
     return {
-        "price": add(client, network, type="fact", content=PRICE, confidence=0.9),
-        "launch": add(client, network, type="fact", content="Orbit launches in March"),
-        "colours": add(client, network, type="context", content="Spring colours are blue"),
-        "tone": add(client, network, type="feedback", content="The price line reads too long"),
+        "price": add_memory(client, network, type="fact", content=PRICE, confidence=0.9),
+        "launch": add_memory(client, network, type="fact", content="Orbit launches in March"),
+        "colours": add_memory(client, network, type="context", content="Spring colours are blue"),
+        "tone": add_memory(
+            client, network, type="feedback", content="The price line reads too long"
+        ),
     }
 
 
@@ -136,13 +130,6 @@ def test_bad_values_are_422_naming_the_field(
     response = client.get(f"{memory_url(network)}?{query}")
 
     assert_error(response, 422, field=field, problem=problem)
-
-
-@pytest.fixture
-def other_tenant(engine: sa.Engine, redis_client: redis.Redis) -> Iterator[str]:
-    tenant = f"{SESSION_TENANTS}other-{uuid4().hex[:8]}"
-    yield tenant
-    Record(engine, redis_client, tenant).purge()
 
 
 def test_another_tenants_key_gets_404_and_nothing_of_the_network(

@@ -28,6 +28,7 @@ from meshcore.settings import Settings
 from meshworkers.app import create_celery
 from tests.conftest import API_KEY_SECRET, DATA_KEYS
 from tests.integration.api.client import NETWORKS, ApiClient, new_key
+from tests.integration.api.private_api import settings_on
 from tests.integration.api.record import Record
 from tests.integration.fleet import WorkerSpec, fleet
 
@@ -77,16 +78,10 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def settings(database_url: str, redis_url: str, tenant: str) -> Settings:
     """This module's API lets webhooks reach loopback, and retries them at once."""
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        tenant=tenant,
-        api_key_secret=API_KEY_SECRET,
-        data_keys=DATA_KEYS,
-        webhook_allow_private=True,
-        webhook_retry_base_seconds=0.05,
-        webhook_retry_max_seconds=0.1,
-    )
+    return settings_on(
+        database_url, redis_url, tenant,
+        webhook_allow_private=True, webhook_retry_base_seconds=0.05, webhook_retry_max_seconds=0.1,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
