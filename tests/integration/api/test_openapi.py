@@ -27,7 +27,7 @@ OPERATIONS = [
     (TASK, "get", {404, 422}),
     (f"{TASK}/process", "post", {404, 409}),
     (f"{TASK}/cancel", "post", {404, 409}),
-    (f"{TASK}/approve", "post", {404, 409, 422}),
+    (f"{TASK}/approve", "post", {404, 409, 422, 503}),
     (f"{TASK}/reject", "post", {404, 409, 422}),
     (f"{TASK}/rating", "post", {404, 409, 422}),
     (f"{TASK}/rating", "get", {404}),
