@@ -14,7 +14,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from meshcore.adapters.sql.repository import Repository
-from meshcore.adapters.sql.rows import Row, aware
+from meshcore.adapters.sql.rows import Row, aware, maybe_aware
 from meshcore.adapters.sql.tables import memory_confidence_changes, memory_items
 from meshcore.domain.confidence import ConfidenceChange, ConfidenceSource, Move
 
@@ -72,7 +72,7 @@ class ConfidenceRecord(Repository):
             reason=reason,
             task_id=task_id,
             at=at,
-            last_at=aware(last_at) if last_at is not None else None,
+            last_at=maybe_aware(last_at),
         )
         if change is None:
             return None

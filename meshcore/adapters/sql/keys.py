@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from meshcore.adapters.sql import tenancy
-from meshcore.adapters.sql.rows import Row, aware
+from meshcore.adapters.sql.rows import Row, aware, maybe_aware
 from meshcore.adapters.sql.tables import api_keys
 from meshcore.adapters.sql.uow import UNAVAILABLE, unavailable
 from meshcore.domain.errors import NotFound
@@ -84,5 +84,5 @@ def key_from_row(row: Row) -> ApiKey:
         name=row["name"],
         scopes=parse_scopes(row["scopes"]),
         created_at=aware(row["created_at"]),
-        revoked_at=aware(row["revoked_at"]) if row["revoked_at"] is not None else None,
+        revoked_at=maybe_aware(row["revoked_at"]),
     )

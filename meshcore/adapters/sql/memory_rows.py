@@ -11,11 +11,10 @@ tested against a guess.
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql.rows import Row, aware
+from meshcore.adapters.sql.rows import Row, aware, maybe_aware
 from meshcore.domain.contradiction import CONTRADICTING, stance
 from meshcore.domain.memory import MemoryItem, MemoryType
 from meshcore.domain.restatement import MERGING, normalised
@@ -50,8 +49,8 @@ def memory_from_row(row: Row, sealer: Sealer) -> MemoryItem:
         confidence=row["confidence"],
         created_at=aware(row["created_at"]),
         metadata=sealer.open_json(row["metadata"]),
-        expires_at=_maybe_aware(row.get("expires_at")),
-        promoted_at=_maybe_aware(row.get("promoted_at")),
+        expires_at=maybe_aware(row.get("expires_at")),
+        promoted_at=maybe_aware(row.get("promoted_at")),
     )
 
 
@@ -69,6 +68,3 @@ def hashed_texts(
 def _scoped(kind: str, *parts: str) -> str:
     return "\x1f".join((kind, *parts))
 
-
-def _maybe_aware(value: object) -> datetime | None:
-    return aware(value) if isinstance(value, datetime) else None

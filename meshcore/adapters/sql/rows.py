@@ -35,6 +35,11 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def maybe_aware(value: datetime | None) -> datetime | None:
+    """`aware` for a column that may be NULL."""
+    return aware(value) if value is not None else None
+
+
 def labelled(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
     """The table's columns, each named `prefix` + its name: the second table of a join,
     whose column names would clash with the first's."""

@@ -10,7 +10,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from meshcore.adapters.sealing import Sealer
-from meshcore.adapters.sql.rows import Row, aware
+from meshcore.adapters.sql.rows import Row, aware, maybe_aware
 from meshcore.adapters.sql.steps import STEP_COLUMNS, joined_step
 from meshcore.adapters.sql.tables import steps, subtasks, task_events, tasks
 from meshcore.domain.plan import Plan, PlannedSubtask, parse_plan, plan_to_json
@@ -138,7 +138,7 @@ def task_from_row(row: Row, sealer: Sealer) -> Task:
         plan=parse_plan(plan) if plan is not None else None,
         iteration=row["iteration"],
         wave=row["wave"],
-        heartbeat_at=aware(row["heartbeat_at"]) if row["heartbeat_at"] else None,
+        heartbeat_at=maybe_aware(row["heartbeat_at"]),
         is_held=row["held"],
         revision=row["revision"],
         result=result,
